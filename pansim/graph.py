@@ -1,0 +1,177 @@
+"""Atoms -> graph dictionaries in the model contract of :mod:`pansim.backbones`.
+
+Neighbour lists come from vesin (a fast cell-list implementation that handles
+periodic, mixed and open boundaries and cells smaller than the cutoff); the
+edge convention is MACE's: ``vector = positions[receiver] - positions[sender] + shifts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+#: two atoms closer than this (Angstrom) are rejected as overlapping
+MIN_DISTANCE = 0.1
+
+
+class InvalidStructureError(ValueError):
+    """A structure that no model can evaluate (the message names the problem)."""
+
+
+def validate_atoms(atoms: Atoms, atomic_numbers: Sequence[int]) -> None:
+    """Raise :class:`InvalidStructureError` for structures no model can evaluate.
+
+    Checks: empty structure, elements outside ``atomic_numbers``, NaN/inf
+    positions or cell, and a zero-volume cell along periodic directions.
+    Overlapping atoms are detected during graph construction.
+    """
+    if len(atoms) == 0:
+        raise InvalidStructureError("empty Atoms: the structure has no atoms")
+    known = {int(z) for z in atomic_numbers}
+    unknown = sorted({int(z) for z in atoms.numbers} - known)
+    if unknown:
+        from ase.data import chemical_symbols
+
+        names = [chemical_symbols[z] for z in unknown]
+        supported = [chemical_symbols[z] for z in sorted(known)]
+        raise InvalidStructureError(
+            f"element(s) {names} not supported by this model; supported: {supported}"
+        )
+    if not np.all(np.isfinite(atoms.positions)):
+        bad = np.where(~np.isfinite(atoms.positions).all(axis=1))[0].tolist()
+        raise InvalidStructureError(f"NaN or inf in positions of atom(s) {bad[:10]}")
+    cell = np.asarray(atoms.cell)
+    if not np.all(np.isfinite(cell)):
+        raise InvalidStructureError("NaN or inf in the cell")
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.any():
+        rows = cell[pbc]
+        if pbc.all():
+            singular = abs(np.linalg.det(cell)) < 1e-8
+        else:
+            singular = np.linalg.matrix_rank(rows, tol=1e-8) < len(rows)
+        if singular:
+            raise InvalidStructureError(
+                f"cell has zero volume along periodic directions (pbc={pbc.tolist()})"
+            )
+
+
+def neighbor_list(atoms: Atoms, r_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges within ``r_max``.
+
+    Returns
+    -------
+    edge_index : np.ndarray
+        [2, n_edges] int64, (sender, receiver).
+    shifts : np.ndarray
+        [n_edges, 3] Cartesian shift vectors, Angstrom.
+    unit_shifts : np.ndarray
+        [n_edges, 3] integer cell shifts.
+    """
+    import vesin
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    positions = np.asarray(atoms.positions, dtype=np.float64)
+    box = _padded_box(np.asarray(atoms.cell, dtype=np.float64), pbc, positions, r_max)
+    nl = vesin.NeighborList(cutoff=float(r_max), full_list=True)
+    i, j, S = nl.compute(positions, box, pbc.tolist(), quantities="ijS")
+    i, j, S = i.astype(np.int64), j.astype(np.int64), S.astype(np.int64)
+    keep = ~((i == j) & np.all(S == 0, axis=1))
+    i, j, S = i[keep], j[keep], S[keep]
+    shifts = S @ box
+    return np.stack((i, j)), shifts, S
+
+
+def _padded_box(cell: np.ndarray, pbc: np.ndarray, positions: np.ndarray, r_max: float):
+    """Replace the cell rows of open directions by long orthogonal vectors."""
+    box = cell.copy()
+    if pbc.all():
+        return box
+    span = np.ptp(positions, axis=0).max() if len(positions) else 0.0
+    length = 2.0 * (span + np.abs(positions).max() + r_max) + 1.0
+    for axis in np.where(~pbc)[0]:
+        # a vector orthogonal to the periodic rows keeps open directions open
+        box[axis] = _orthogonal_vector(box, pbc, axis) * length
+    return box
+
+
+def _orthogonal_vector(box: np.ndarray, pbc: np.ndarray, axis: int) -> np.ndarray:
+    periodic = box[pbc]
+    if len(periodic) == 0:
+        return np.eye(3)[axis]
+    if len(periodic) == 2:
+        v = np.cross(periodic[0], periodic[1])
+        return v / np.linalg.norm(v)
+    # one periodic direction: build an orthonormal complement, pick by open axis order
+    a = periodic[0] / np.linalg.norm(periodic[0])
+    trial = np.eye(3)[np.argmin(np.abs(a))]
+    b = np.cross(a, trial)
+    b /= np.linalg.norm(b)
+    c = np.cross(a, b)
+    open_axes = list(np.where(~pbc)[0])
+    return (b, c)[open_axes.index(axis)]
+
+
+def atoms_to_graph(
+    atoms: Atoms, atomic_numbers: Sequence[int], r_max: float
+) -> dict[str, np.ndarray]:
+    """One structure as a float64 numpy graph (keys of the model contract, no batch keys).
+
+    Raises
+    ------
+    InvalidStructureError
+        For any problem named by :func:`validate_atoms`, or two atoms closer than
+        :data:`MIN_DISTANCE`.
+    """
+    validate_atoms(atoms, atomic_numbers)
+    edge_index, shifts, unit_shifts = neighbor_list(atoms, r_max)
+    positions = np.asarray(atoms.positions, dtype=np.float64)
+    if edge_index.shape[1]:
+        vec = positions[edge_index[1]] - positions[edge_index[0]] + shifts
+        dist = np.linalg.norm(vec, axis=1)
+        k = int(np.argmin(dist))
+        if dist[k] < MIN_DISTANCE:
+            a, b = int(edge_index[0, k]), int(edge_index[1, k])
+            raise InvalidStructureError(
+                f"atoms {a} and {b} overlap: distance {dist[k]:.4f} A < {MIN_DISTANCE} A"
+            )
+    z_index = {int(z): n for n, z in enumerate(atomic_numbers)}
+    node_attrs = np.zeros((len(atoms), len(atomic_numbers)))
+    node_attrs[np.arange(len(atoms)), [z_index[int(z)] for z in atoms.numbers]] = 1.0
+    cell = np.asarray(atoms.cell, dtype=np.float64) * np.asarray(atoms.pbc)[:, None]
+    return {
+        "positions": positions,
+        "node_attrs": node_attrs,
+        "edge_index": edge_index,
+        "shifts": shifts,
+        "unit_shifts": unit_shifts.astype(np.float64),
+        "cell": cell,
+    }
+
+
+def collate(
+    graphs: Sequence[dict[str, np.ndarray]],
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Batch graphs into one disconnected graph (edge indices offset, ``batch``/``ptr`` built).
+
+    Any extra per-graph array keys (e.g. reference labels) are concatenated too.
+    """
+    counts = [len(g["positions"]) for g in graphs]
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    out: dict[str, torch.Tensor] = {}
+    for key in graphs[0]:
+        if key == "edge_index":
+            arr = np.concatenate([g[key] + offsets[n] for n, g in enumerate(graphs)], axis=1)
+            out[key] = torch.as_tensor(arr, dtype=torch.int64, device=device)
+        else:
+            arr = np.concatenate([np.atleast_1d(g[key]) for g in graphs])
+            out[key] = torch.as_tensor(arr, dtype=dtype, device=device)
+    out["batch"] = torch.as_tensor(np.repeat(np.arange(len(graphs)), counts), device=device)
+    out["ptr"] = torch.as_tensor(offsets, dtype=torch.int64, device=device)
+    out["head"] = torch.zeros(len(graphs), dtype=torch.int64, device=device)
+    return out
