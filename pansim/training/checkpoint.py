@@ -1,0 +1,73 @@
+"""Checkpoints: state dicts only, written atomically, read with ``weights_only=True``.
+
+A checkpoint holds everything a run needs to continue bit for bit: model,
+optimizer, scheduler and EMA state dicts, the random states of Python, NumPy
+and torch, the position (epoch, step, batch within the epoch), the early
+stopping state, the metric history and the config fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed (other config, missing or damaged file)."""
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint (tensors and plain Python containers only)."""
+    if not Path(path).exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """The random states of Python, NumPy and torch as weights-only-loadable objects."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+
+
+def check_fingerprint(state: dict[str, Any], fingerprint: str, path: str | Path) -> None:
+    """Refuse to resume a checkpoint written by a run with other settings."""
+    if state.get("fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a run with a different config or data "
+            "(fingerprint mismatch); resume only with the same settings (run-control keys "
+            "such as max_steps, out_dir, checkpoint_every may change) or start a new out_dir"
+        )

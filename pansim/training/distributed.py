@@ -1,0 +1,110 @@
+"""torch.distributed set-up for ``torchrun`` launches (gloo on CPU, nccl on GPU).
+
+Each optimizer step uses one *global* batch; process ``r`` of ``W`` evaluates
+structures ``r, r + W, r + 2W, ...`` of it (the sharding of
+``torch.utils.data.DistributedSampler``). Losses are normalised by counts of the
+global batch, so summing gradients over processes gives exactly the gradient
+of the global batch on one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    """Rank, world size and device of this process."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when more than one process takes part."""
+        return self.world_size > 1
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA (this process's local GPU) when available, else CPU."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(requested)
+
+
+def setup(requested_device: str = "auto") -> DistInfo:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(requested_device, local_rank)
+    if world == 1:
+        return DistInfo(device=device)
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
+
+
+def teardown(info: DistInfo) -> None:
+    """Leave the process group if this process joined one."""
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(items: Sequence[T], info: DistInfo) -> list[T]:
+    """Part of a global batch for this process (strided, like DistributedSampler)."""
+    return list(items[info.rank :: info.world_size])
+
+
+def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum of ``tensor`` over processes (a copy; identity on one process)."""
+    out = tensor.detach().clone()
+    if info.enabled:
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def all_reduce_gradients(parameters, info: DistInfo) -> None:
+    """Sum every parameter gradient over processes, in place."""
+    if not info.enabled:
+        return
+    params = [p for p in parameters if p.requires_grad]
+    for p in params:  # every process must send the same shapes
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_flag(flag: bool, info: DistInfo) -> bool:
+    """True if ``flag`` is true on any process."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)

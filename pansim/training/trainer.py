@@ -1,0 +1,507 @@
+"""The training loop: data, model, optimizer, EMA, checkpoints, early stopping.
+
+:func:`train` is the library entry point behind ``pansim train``. One process
+or many (``torchrun``): each optimizer step uses one global batch of
+``batch_size`` structures, sharded over processes; see
+:mod:`pansim.training.distributed` and :mod:`pansim.training.loss`.
+
+Files written to ``out_dir`` (by the main process): ``checkpoint.pt`` (latest
+state, for ``--resume``), ``best_model.*`` (via :func:`pansim.save_model`,
+EMA weights of the best validation epoch), ``metrics.csv`` and
+``metrics.json`` (one row per epoch), ``config.yaml`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from ase.data import chemical_symbols
+
+from pansim.training import checkpoint as ckpt
+from pansim.training import distributed as ddp
+from pansim.training.config import TrainConfig
+from pansim.training.data import (
+    Sample,
+    batch_to_tensors,
+    file_sha256,
+    fit_atomic_energies,
+    given_atomic_energies,
+    load_dataset,
+    resolve_elements,
+    statistics,
+)
+from pansim.training.evaluate import (
+    error_sums,
+    forward,
+    metrics,
+    metrics_from_sums,
+    predict,
+    wants_stress,
+)
+from pansim.training.loss import global_counts, squared_errors, weighted_loss
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+BEST_MODEL = "best_model.pt"
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient became NaN/inf; the message names the batch."""
+
+
+@dataclasses.dataclass
+class Datasets:
+    """Training, validation and (optional) test samples with provenance."""
+
+    train: list[Sample]
+    valid: list[Sample]
+    test: list[Sample] | None
+    atomic_numbers: list[int]
+    hashes: dict[str, str]
+
+
+@dataclasses.dataclass
+class State:
+    """Position and bookkeeping of a run (all of it goes into the checkpoint)."""
+
+    epoch: int = 0
+    step: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float = math.inf
+    best_epoch: int = -1
+    epochs_since_best: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_batches: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    stop_reason: str = ""
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Set torch's default dtype inside the block and restore it after."""
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_data(config: TrainConfig) -> Datasets:
+    """Read and check the train / valid / test files of ``config``."""
+    files = {"train_file": config.train_file, "valid_file": config.valid_file}
+    if config.test_file:
+        files["test_file"] = config.test_file
+    others = {k: v for k, v in files.items() if k != "train_file"}
+    numbers = resolve_elements(config.train_file, others, config.elements)
+    keys = (config.energy_key, config.forces_key, config.stress_key)
+    sets = {k: load_dataset(v, keys, numbers, config.r_max) for k, v in files.items()}
+    hashes = {k: file_sha256(v) for k, v in files.items()}
+    return Datasets(sets["train_file"], sets["valid_file"], sets.get("test_file"), numbers, hashes)
+
+
+def model_kwargs(config: TrainConfig, data: Datasets) -> dict[str, Any]:
+    """Keyword arguments of :func:`pansim.build_model`, data-derived ones filled in.
+
+    Set from the training data unless given in ``hyperparameters``:
+    ``atomic_energies`` (per-element E0s, eV, fitted or from the config),
+    ``avg_num_neighbors``, ``atomic_inter_shift`` (eV/atom), ``atomic_inter_scale``
+    (eV/A) and, for variants with PAN, ``c_max``.
+    """
+    if config.atomic_energies == "fit":
+        e0 = fit_atomic_energies(data.train, data.atomic_numbers)
+    else:
+        e0 = given_atomic_energies(config.atomic_energies, data.atomic_numbers)
+    p = int(config.hyperparameters.get("num_polynomial_cutoff", 5))
+    stats = statistics(data.train, e0, config.r_max, config.c_max_percentile, p)
+    derived: dict[str, Any] = {
+        "atomic_energies": [float(x) for x in e0],
+        "avg_num_neighbors": stats["avg_num_neighbors"],
+        "atomic_inter_shift": stats["mean_interaction_energy"],
+        "atomic_inter_scale": stats["rms_forces"],
+    }
+    if "pan" in config.variant.split("+"):
+        derived["c_max"] = stats["c_max"]
+    return {
+        "backbone": config.backbone,
+        "variant": config.variant,
+        "elements": [chemical_symbols[z] for z in data.atomic_numbers],
+        "r_max": config.r_max,
+        "seed": config.seed,
+        **derived,
+        **config.hyperparameters,
+    }
+
+
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
+    """Global batches of one epoch: a seeded permutation of ``range(n)``, cut in batches.
+
+    A trailing batch with fewer structures than processes is dropped (every
+    process needs at least one structure).
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    return [b for b in batches if len(b) >= world]
+
+
+class Trainer:
+    """One training run; build with a config, then call :meth:`fit`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        All settings.
+    info : DistInfo, optional
+        Process group information (default: from the environment).
+    builder : callable, optional
+        Model builder with the signature of :func:`pansim.build_model`.
+    """
+
+    def __init__(self, config: TrainConfig, info=None, builder: Callable | None = None):
+        self.config = config
+        self.info = info or ddp.setup(config.device)
+        self.dtype = DTYPES[config.dtype]
+        self.out = Path(config.out_dir)
+        seed_everything(config.seed)
+        self.data = load_data(config)
+        self.kwargs = model_kwargs(config, self.data)
+        self.model = self._build(builder)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        self.ema = self._make_ema()
+        self.state = State()
+        self.fingerprint = _fingerprint(config, self.data.hashes)
+        self.weights = {
+            "energy": config.energy_weight,
+            "forces": config.forces_weight,
+            "stress": config.stress_weight,
+        }
+
+    # -- construction -------------------------------------------------------------
+    def _build(self, builder: Callable | None) -> torch.nn.Module:
+        if builder is None:
+            from pansim.backbones import build_model as builder
+        with default_dtype(self.dtype):
+            model = builder(**self.kwargs)
+        return model.to(device=self.info.device, dtype=self.dtype)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.config.optimizer]
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return cls(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def _make_scheduler(self):
+        c = self.config
+        if c.scheduler == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=c.scheduler_factor, patience=c.scheduler_patience,
+                min_lr=c.min_lr,
+            )  # fmt: skip
+        if c.scheduler == "cosine":
+            steps = c.max_epochs * max(1, len(self._batches(0)))
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=steps, eta_min=c.min_lr
+            )
+        return None
+
+    def _make_ema(self):
+        if self.config.ema_decay is None:
+            return None
+        from torch_ema import ExponentialMovingAverage
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return ExponentialMovingAverage(params, decay=self.config.ema_decay)
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        c = self.config
+        return epoch_order(len(self.data.train), c.batch_size, c.seed, epoch, self.info.world_size)
+
+    # -- one step -----------------------------------------------------------------
+    def train_step(self, indices: list[int]) -> float:
+        """One optimizer step on the global batch ``indices``; returns its loss."""
+        global_batch = [self.data.train[i] for i in indices]
+        local = ddp.shard(global_batch, self.info)
+        batch = batch_to_tensors(local, self.dtype, self.info.device)
+        stress = self.weights["stress"] != 0.0 and wants_stress(local)
+        pred = forward(self.model, batch, training=True, stress=stress)
+        loss = weighted_loss(squared_errors(pred, batch), global_counts(global_batch), self.weights)
+        total = float(ddp.all_reduce_sum(loss, self.info))
+        self._check_finite(total, indices, "loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        ddp.all_reduce_gradients(self.model.parameters(), self.info)
+        self._clip(indices)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update()
+        if self.config.scheduler == "cosine":
+            self.scheduler.step()
+        return total
+
+    def _clip(self, indices: list[int]) -> None:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.config.clip_grad_norm
+        if max_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        self._check_finite(float(norm), indices, "gradient norm")
+
+    def _check_finite(self, value: float, indices: list[int], what: str) -> None:
+        if math.isfinite(value):
+            return
+        s = self.state
+        saved = self.out / CHECKPOINT
+        where = f"the last good checkpoint is {saved}" if saved.exists() else "no checkpoint yet"
+        raise TrainingDiverged(
+            f"{what} is {value} at epoch {s.epoch}, step {s.step + 1} (batch {s.batch_in_epoch} "
+            f"of the epoch; structures {sorted(indices)} of {self.config.train_file}); "
+            f"training stopped, {where}"
+        )
+
+    # -- validation ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Use the EMA weights inside the block (plain weights without EMA)."""
+        if self.ema is None:
+            yield
+        else:
+            with self.ema.average_parameters():
+                yield
+
+    def evaluate(self, samples: list[Sample]) -> dict[str, float | None]:
+        """Loss and MAE/RMSE (meV/atom, meV/A, GPa) of the current (EMA) weights."""
+        local = ddp.shard(samples, self.info)
+        size = self.config.valid_batch_size
+        sums = torch.zeros(9, dtype=self.dtype, device=self.info.device)
+        with self.averaged():
+            for start in range(0, len(local), size):
+                batch = batch_to_tensors(local[start : start + size], self.dtype, self.info.device)
+                stress = wants_stress(local[start : start + size])
+                pred = forward(self.model, batch, training=False, stress=stress)
+                sums += error_sums(pred, batch)
+        sums = ddp.all_reduce_sum(sums, self.info)
+        out = metrics_from_sums(sums)
+        out["loss"] = _loss_from_sums(sums, self.weights)
+        return out
+
+    # -- the loop -----------------------------------------------------------------
+    def fit(self, resume: bool = False) -> State:
+        """Train until ``max_epochs``, early stopping or ``max_steps``; returns the state."""
+        self._prepare_out_dir(resume)
+        bar = self._progress()
+        try:
+            while self.state.epoch < self.config.max_epochs and not self.state.stop_reason:
+                self._run_epoch(bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        self._finish()
+        return self.state
+
+    def _run_epoch(self, bar) -> None:
+        batches = self._batches(self.state.epoch)
+        for b in range(self.state.batch_in_epoch, len(batches)):
+            if self._max_steps_reached():
+                return
+            loss = self.train_step(batches[b])
+            self._after_step(loss, b, bar)
+        self._end_epoch()
+
+    def _max_steps_reached(self) -> bool:
+        limit = self.config.max_steps
+        if limit is None or self.state.step < limit:
+            return False
+        self.state.stop_reason = f"max_steps={limit} reached"
+        self.save_checkpoint()
+        return True
+
+    def _after_step(self, loss: float, b: int, bar) -> None:
+        s = self.state
+        s.step += 1
+        s.batch_in_epoch = b + 1
+        s.epoch_loss_sum += loss
+        s.epoch_batches += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(epoch=s.epoch, loss=f"{loss:.4g}")
+        if s.step % self.config.checkpoint_every == 0:
+            self.save_checkpoint()
+
+    def _end_epoch(self) -> None:
+        s = self.state
+        valid = self.evaluate(self.data.valid)
+        if self.config.scheduler == "plateau":
+            self.scheduler.step(valid["loss"])
+        row = {
+            "epoch": s.epoch,
+            "step": s.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": s.epoch_loss_sum / max(1, s.epoch_batches),
+            **{f"valid_{k}": v for k, v in valid.items()},
+        }
+        s.history.append(row)
+        self._track_best(valid["loss"])
+        s.epoch, s.batch_in_epoch, s.epoch_loss_sum, s.epoch_batches = s.epoch + 1, 0, 0.0, 0
+        self._write_metrics()
+        self.save_checkpoint()
+
+    def _track_best(self, value: float) -> None:
+        s = self.state
+        if value < s.best_metric:
+            s.best_metric, s.best_epoch, s.epochs_since_best = value, s.epoch, 0
+            self.save_best()
+            return
+        s.epochs_since_best += 1
+        patience = self.config.early_stopping_patience
+        if patience is not None and s.epochs_since_best >= patience:
+            s.stop_reason = f"early stopping: no validation improvement for {patience} epochs"
+
+    def _progress(self):
+        if not (self.config.progress and self.info.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        total = self.config.max_epochs * len(self._batches(0))
+        return tqdm(total=total, initial=self.state.step, unit="step", desc="train")
+
+    # -- files --------------------------------------------------------------------
+    def _prepare_out_dir(self, resume: bool) -> None:
+        path = self.out / CHECKPOINT
+        if resume:
+            self.load_checkpoint(path)
+        elif path.exists():
+            raise ckpt.CheckpointError(
+                f"{path} exists: pass --resume to continue that run, or choose another out_dir"
+            )
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly."""
+        return {
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "rng": ckpt.rng_state(),
+            "state": dataclasses.asdict(self.state),
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically (main process only)."""
+        if self.info.is_main:
+            ckpt.save_atomic(self.checkpoint_state(), self.out / CHECKPOINT)
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Restore a run from ``path``; refuses checkpoints of other configs."""
+        saved = ckpt.load(path)
+        ckpt.check_fingerprint(saved, self.fingerprint, path)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+        ckpt.set_rng_state(saved["rng"])
+        self.state = State(**{**saved["state"], "stop_reason": ""})
+
+    def save_best(self) -> None:
+        """Save the EMA weights with :func:`pansim.save_model` and provenance metadata."""
+        if not self.info.is_main:
+            return
+        from pansim.model_io import save_model
+
+        metadata = {
+            "training_config": self.config.to_dict(),
+            "data_sha256": self.data.hashes,
+            "model_kwargs": self.kwargs,
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "valid_loss": self.state.best_metric,
+        }
+        with self.averaged():
+            save_model(self.model, self.out / BEST_MODEL, metadata=metadata)
+
+    def _write_metrics(self) -> None:
+        if not self.info.is_main:
+            return
+        rows = self.state.history
+        (self.out / "metrics.json").write_text(json.dumps(rows, indent=1))
+        with open(self.out / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _finish(self) -> None:
+        summary: dict[str, Any] = {
+            "stop_reason": self.state.stop_reason or f"max_epochs={self.config.max_epochs}",
+            "epochs": self.state.epoch,
+            "steps": self.state.step,
+            "best_epoch": self.state.best_epoch,
+            "best_valid_loss": self.state.best_metric,
+            "data_sha256": self.data.hashes,
+            "world_size": self.info.world_size,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if not self.info.is_main:
+            return
+        best = self.out / BEST_MODEL
+        if self.data.test is not None and best.exists():
+            summary["test"] = self.test_metrics(best)
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    def test_metrics(self, path: Path) -> dict[str, Any]:
+        """Errors of the saved best model on the test file (see :func:`evaluate.metrics`)."""
+        from pansim.model_io import load_model
+
+        model = load_model(path).to(device=self.info.device, dtype=self.dtype)
+        preds = predict(model, self.data.test, self.config.valid_batch_size, self.info.device)
+        return metrics(self.data.test, preds)
+
+
+def _loss_from_sums(sums: torch.Tensor, weights: dict[str, float]) -> float:
+    d = sums.tolist()
+    counts = {"energy": d[2], "forces": d[5], "stress": d[8]}
+    sse = {"energy": sums[1], "forces": sums[4], "stress": sums[7]}
+    return float(weighted_loss(sse, counts, weights))
+
+
+def _fingerprint(config: TrainConfig, hashes: dict[str, str]) -> str:
+    import hashlib
+
+    text = config.fingerprint() + json.dumps(
+        {k: v for k, v in hashes.items() if k != "test_file"}, sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def train(config: TrainConfig, resume: bool = False, builder: Callable | None = None) -> State:
+    """Train a model as configured (joins a ``torchrun`` process group if launched by one)."""
+    info = ddp.setup(config.device)
+    try:
+        return Trainer(config, info=info, builder=builder).fit(resume=resume)
+    finally:
+        ddp.teardown(info)

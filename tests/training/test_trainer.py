@@ -1,0 +1,95 @@
+import json
+from pathlib import Path
+
+import ase.io
+import pytest
+import torch
+
+from pansim.training.checkpoint import CheckpointError
+from pansim.training.data import file_sha256
+from pansim.training.trainer import CHECKPOINT, Trainer, TrainingDiverged, epoch_order, train
+
+
+def checkpoint(config):
+    return torch.load(f"{config.out_dir}/{CHECKPOINT}", weights_only=True)
+
+
+def assert_same_tensors(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_epoch_order_is_seeded_and_drops_short_tail():
+    assert epoch_order(7, 3, seed=1, epoch=0, world=1) == epoch_order(7, 3, 1, 0, 1)
+    assert epoch_order(7, 3, 1, 0, 1) != epoch_order(7, 3, 1, 1, 1)
+    assert [len(b) for b in epoch_order(7, 3, 1, 0, world=2)] == [3, 3]
+    assert sorted(sum(epoch_order(7, 3, 1, 0, 1), [])) == list(range(7))
+
+
+def test_training_writes_metrics_best_model_and_provenance(make_config):
+    config = make_config(max_epochs=2, test_file=None)
+    state = train(config)
+    assert state.epoch == 2 and len(state.history) == 2
+    config_path = Path(config.out_dir)
+    rows = json.loads((config_path / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert (config_path / "metrics.csv").read_text().startswith("epoch,step,lr,train_loss")
+    from pansim.model_io import load_model
+
+    model = load_model(config_path / "best_model.pt")
+    meta = getattr(model, "pansim_metadata", None) or getattr(model, "metadata", {})
+    assert meta["training_config"]["lr"] == config.lr
+    assert meta["data_sha256"]["train_file"] == file_sha256(config.train_file)
+
+
+def test_resume_continues_exactly(make_config, tmp_path):
+    common = dict(scheduler="plateau", scheduler_patience=0, scheduler_factor=0.5, max_epochs=3)
+    straight = make_config(out_dir=str(tmp_path / "a"), **common)
+    train(straight)
+    split = make_config(out_dir=str(tmp_path / "b"), max_steps=4, **common)
+    assert train(split).step == 4  # stops mid-epoch 1 (3 batches per epoch)
+    resumed = make_config(out_dir=str(tmp_path / "b"), **common)
+    state = train(resumed, resume=True)
+    a, b = checkpoint(straight), checkpoint(resumed)
+    assert state.step == a["state"]["step"] == 9
+    assert_same_tensors(a["model"], b["model"])
+    for x, y in zip(a["ema"]["shadow_params"], b["ema"]["shadow_params"], strict=True):
+        assert torch.equal(x, y)
+    assert a["scheduler"] == b["scheduler"]
+    assert a["state"]["history"] == b["state"]["history"]
+
+
+def test_resume_with_other_config_is_refused(make_config, tmp_path):
+    train(make_config(out_dir=str(tmp_path / "c"), max_steps=1))
+    with pytest.raises(CheckpointError, match="different config"):
+        train(make_config(out_dir=str(tmp_path / "c"), lr=0.1), resume=True)
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(make_config(out_dir=str(tmp_path / "c")))
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(make_config(out_dir=str(tmp_path / "d")), resume=True)
+
+
+def test_nan_loss_stops_names_batch_and_keeps_checkpoint(make_config, tmp_path):
+    config = make_config(checkpoint_every=1, out_dir=str(tmp_path / "n"))
+    trainer = Trainer(config)
+    order = epoch_order(8, 3, config.seed, 0, 1)
+    trainer.data.train[order[1][0]].energy = float("nan")  # as if the model had blown up
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 0, step 2 \(batch 1 ") as e:
+        trainer.fit()
+    assert f"structures {sorted(order[1])}" in str(e.value)
+    assert "last good checkpoint" in str(e.value)
+    saved = checkpoint(config)
+    assert saved["state"]["step"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
+def test_nan_label_rejected_at_load(make_config, emt_files, tmp_path):
+    from pansim.training.data import DataError
+
+    frames = ase.io.read(emt_files["train"], ":")
+    frames[5].info["REF_energy"] = float("nan")
+    bad = tmp_path / "nan.xyz"
+    ase.io.write(bad, frames, format="extxyz")
+    with pytest.raises(DataError, match="structure 5: energy label contains NaN"):
+        Trainer(make_config(train_file=str(bad)))
