@@ -1,0 +1,52 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize(
+    "script, outputs",
+    [
+        ("md_python.py", ["nve.json", "nve.png", "nvt/md.traj"]),
+        ("eos_elastic.py", ["eos.json", "elastic.json", "eos.png", "elastic.png"]),
+        ("phonon_bands.py", ["phonons.json", "bands.png"]),
+    ],
+)
+def test_example_runs(script, outputs, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / script),
+            "--model",
+            "emt",
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in outputs:
+        assert (tmp_path / name).exists(), name
+
+
+def test_plots_do_not_touch_pyplot_or_environment():
+    code = (
+        "import os, sys; before = dict(os.environ)\n"
+        "from ase.build import bulk; from ase.calculators.emt import EMT\n"
+        "from workflows.eos import equation_of_state, plot_eos\n"
+        "import tempfile; d = tempfile.mkdtemp()\n"
+        "plot_eos(equation_of_state(bulk('Cu'), EMT(), n_points=9), d + '/e.png')\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "changed = set(os.environ.items()) ^ set(before.items())\n"
+        "assert all(k.startswith('SPGLIB_') for k, _ in changed), changed  # spglib's own import\n"
+        "print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+import workflows.validate as validate_mod
+from pansim.cli import main
+from workflows.validate import comparison_table, infer_system, load_reference
+
+AG_REFERENCE = {
+    "system": "ag",
+    "eos": {"V0": 17.99, "E0": -2.8, "B0": 90.4, "B0_prime": 5.6},
+    "elastic": {"C11": 111.0, "C12": 82.0, "C44": 45.0},
+    "phonons": {"gamma_THz": [0, 0, 0], "X_THz": [3.4, 3.4, 4.6], "L_THz": [1.9, 1.9, 4.6]},
+    "repulsion": {"r": [1.8, 2.2, 2.6, 2.94], "energy": [6.0, 2.0, 0.4, 0.0]},
+}
+
+
+@pytest.fixture
+def reference(tmp_path):
+    path = tmp_path / "refs" / "ag.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(AG_REFERENCE))
+    return path.parent
+
+
+def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsys):
+    out = tmp_path / "val"
+    code = main(
+        [
+            "validate",
+            "emt",
+            "--system",
+            "ag",
+            "--quick",
+            "--references",
+            str(reference),
+            "--out",
+            str(out),
+            "--skip",
+            "md",
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["baseline"] == "emt-baseline"
+    assert any("emt-baseline" in m and "could not be loaded" in m for m in report["messages"])
+    rows = {r["quantity"]: r for r in report["table"]}
+    assert rows["B0"]["dft"] == 90.4 and rows["B0"]["model"] > 0 and rows["B0"]["baseline"] is None
+    assert rows["B0"]["model_error"] == pytest.approx(rows["B0"]["model"] - 90.4)
+    assert rows["softening ratio (1 = DFT)"]["model"] > 0
+    text = (out / "report.md").read_text()
+    assert "| quantity | unit | DFT | baseline | PAN+PGS |" in text and "%)" in text
+    assert "![phonons](model/phonons.png)" in text and (out / "model" / "phonons.png").exists()
+    assert "could not be loaded" in capsys.readouterr().out
+
+
+def test_validate_without_reference_and_with_lj_baseline(tmp_path):
+    report = validate_mod.validate(
+        "emt",
+        "ag",
+        out=tmp_path,
+        baseline="lj",
+        references=tmp_path / "none",
+        quick=True,
+        skip=("elastic", "phonons", "md"),
+    )
+    assert any("no DFT reference" in m for m in report["messages"])
+    rows = {r["quantity"]: r for r in report["table"]}
+    assert rows["V0"]["dft"] is None and rows["V0"]["model"] and rows["V0"]["baseline"]
+    assert rows["V0"]["model_error"] is None
+
+
+def test_no_model_and_empty_registry_exits_with_instructions(monkeypatch, capsys):
+    monkeypatch.setattr(validate_mod, "registry_models", lambda: ([], None, "registry is empty"))
+    assert main(["validate"]) == 2
+    err = capsys.readouterr().err
+    assert "registry is empty" in err and "pansim validate" in err
+
+
+def test_helpers(tmp_path):
+    assert infer_system("pan-si-v1") == "si" and infer_system("models/LiF_pan.pt") == "lif"
+    assert infer_system("mystery") is None
+    data, message = load_reference("si", tmp_path)
+    assert data == {} and "no DFT reference" in message
+    rows = comparison_table({}, None, None)
+    assert all(r["model"] is None and r["dft"] is None for r in rows)

@@ -1,0 +1,307 @@
+"""Elastic constants from stress-strain, with ionic relaxation under each strain.
+
+For each Voigt component j, the relaxed cell is deformed by ``F = 1 + eps(j, e)``
+for a few strains ``e`` (engineering shear for j = 4, 5, 6), ions are relaxed, and
+column j of C is the least-squares slope of the Voigt stress against ``e``.
+Stress follows ASE's sign convention (positive = tensile), so ``sigma = C eps``.
+
+Python::
+
+    from workflows.elastic import elastic_constants
+    res = elastic_constants(atoms, calc)
+    res.C, res.bulk_modulus_vrh, res.born_stable
+
+CLI: ``pansim elastic --model emt --structure Cu.cif --out out/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+
+from workflows._common import (
+    WorkflowResult,
+    add_common_arguments,
+    has_stress,
+    load_calculator,
+    new_figure,
+    provenance,
+    read_structure,
+    relax,
+    save_figure,
+    timed,
+    with_calc,
+    write_outputs,
+)
+
+#: Voigt index -> the (i, j) pairs of the symmetric strain tensor it sets.
+VOIGT_PAIRS = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+
+ELASTIC_UNITS = {
+    "C": "GPa",
+    "C_std_err": "GPa",
+    "bulk_modulus_voigt": "GPa",
+    "bulk_modulus_reuss": "GPa",
+    "bulk_modulus_vrh": "GPa",
+    "shear_modulus_voigt": "GPa",
+    "shear_modulus_reuss": "GPa",
+    "shear_modulus_vrh": "GPa",
+    "eigenvalues": "GPa",
+    "strains": "dimensionless (engineering shear)",
+}
+
+
+class StressNotAvailableError(ValueError):
+    """The calculator cannot provide the stress that elastic constants need."""
+
+
+@dataclasses.dataclass
+class ElasticResult(WorkflowResult):
+    """Full 6x6 C (GPa, Voigt order xx yy zz yz xz xy), VRH moduli and Born stability."""
+
+    C: list[list[float]] = dataclasses.field(default_factory=list)
+    C_std_err: list[list[float]] = dataclasses.field(default_factory=list)
+    bulk_modulus_voigt: float = float("nan")
+    bulk_modulus_reuss: float = float("nan")
+    bulk_modulus_vrh: float = float("nan")
+    shear_modulus_voigt: float = float("nan")
+    shear_modulus_reuss: float = float("nan")
+    shear_modulus_vrh: float = float("nan")
+    eigenvalues: list[float] = dataclasses.field(default_factory=list)
+    born_stable: bool = False
+    strains: list[float] = dataclasses.field(default_factory=list)
+    stresses: list[list[list[float]]] = dataclasses.field(default_factory=list)
+    relaxation: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def cubic(self) -> dict[str, float]:
+        """Cubic averages C11, C12, C44 (GPa) of the fitted matrix."""
+        c = np.array(self.C)
+        return {
+            "C11": float(np.mean(np.diag(c)[:3])),
+            "C12": float(np.mean([c[0, 1], c[0, 2], c[1, 2]])),
+            "C44": float(np.mean(np.diag(c)[3:])),
+        }
+
+
+def strain_matrix(voigt: int, e: float) -> np.ndarray:
+    """Symmetric 3x3 strain with Voigt component ``voigt`` equal to ``e`` (engineering shear)."""
+    eps = np.zeros((3, 3))
+    i, j = VOIGT_PAIRS[voigt]
+    value = e if i == j else e / 2.0
+    eps[i, j] = eps[j, i] = value
+    return eps
+
+
+def voigt_stress(stress_3x3: np.ndarray) -> np.ndarray:
+    """Voigt vector (xx, yy, zz, yz, xz, xy) of a 3x3 stress."""
+    return np.array([stress_3x3[i, j] for i, j in VOIGT_PAIRS])
+
+
+def vrh_moduli(c: np.ndarray) -> dict[str, float]:
+    """Voigt, Reuss and Hill bulk and shear moduli of a 6x6 stiffness (same unit as ``c``)."""
+    s = np.linalg.inv(c)
+    kv = (c[0, 0] + c[1, 1] + c[2, 2] + 2 * (c[0, 1] + c[1, 2] + c[0, 2])) / 9
+    gv = (
+        c[0, 0]
+        + c[1, 1]
+        + c[2, 2]
+        - (c[0, 1] + c[1, 2] + c[0, 2])
+        + 3 * (c[3, 3] + c[4, 4] + c[5, 5])
+    ) / 15
+    kr = 1 / (s[0, 0] + s[1, 1] + s[2, 2] + 2 * (s[0, 1] + s[1, 2] + s[0, 2]))
+    gr = 15 / (
+        4 * (s[0, 0] + s[1, 1] + s[2, 2])
+        - 4 * (s[0, 1] + s[1, 2] + s[0, 2])
+        + 3 * (s[3, 3] + s[4, 4] + s[5, 5])
+    )
+    return {
+        "bulk_modulus_voigt": kv,
+        "bulk_modulus_reuss": kr,
+        "bulk_modulus_vrh": (kv + kr) / 2,
+        "shear_modulus_voigt": gv,
+        "shear_modulus_reuss": gr,
+        "shear_modulus_vrh": (gv + gr) / 2,
+    }
+
+
+def born_stability(c: np.ndarray, tol: float = 0.0) -> tuple[bool, np.ndarray]:
+    """General Born criterion: all eigenvalues of the symmetric 6x6 C above ``tol``."""
+    eig = np.linalg.eigvalsh(0.5 * (c + c.T))
+    return bool(np.all(eig > tol)), eig
+
+
+def _strained_stress(
+    relaxed: Atoms, calc: Any, eps: np.ndarray, relax_ions: bool, fmax: float
+) -> np.ndarray:
+    """3x3 stress (eV/A^3) of ``relaxed`` deformed by ``1 + eps``, ions relaxed if asked."""
+    work = with_calc(relaxed, calc)
+    work.set_cell(relaxed.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    if relax_ions and len(work) > 1:
+        work = relax(work, calc, fmax=fmax, steps=300, symmetry=False).atoms
+    return work.get_stress(voigt=False)
+
+
+def fit_columns(strains: np.ndarray, stresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fit C from Voigt stresses ``[6, n_strain, 6]`` (strained component first) at ``strains``.
+
+    Returns ``(C, C_std_err)``: per (i, j) the least-squares slope of stress_i
+    against strain_j, and its standard error (zero with two strains).
+    """
+    x = np.asarray(strains, dtype=float)
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    c = np.zeros((6, 6))
+    err = np.zeros((6, 6))
+    dof = max(len(x) - 2, 1)
+    for j in range(6):
+        coeffs, *_ = np.linalg.lstsq(design, stresses[j], rcond=None)
+        resid = stresses[j] - design @ coeffs
+        c[:, j] = coeffs[0]
+        err[:, j] = np.sqrt((resid**2).sum(axis=0) / dof / ((x - x.mean()) ** 2).sum())
+    return c, err
+
+
+def elastic_constants(
+    atoms: Atoms,
+    calc: Any,
+    *,
+    max_strain: float = 0.005,
+    n_strains: int = 4,
+    relax_ions: bool = True,
+    relax_cell_first: bool = True,
+    fmax: float = 1e-4,
+    max_steps: int = 300,
+) -> ElasticResult:
+    """Full elastic tensor of ``atoms`` by stress-strain with relaxed ions.
+
+    Parameters
+    ----------
+    max_strain : float
+        Largest strain magnitude; ``n_strains`` values evenly spaced in
+        ``[-max_strain, max_strain]`` without zero.
+    relax_ions : bool
+        Relax ionic positions at each strain (internal strain, e.g. Si).
+    relax_cell_first : bool
+        Relax positions and cell before straining.
+
+    Returns
+    -------
+    ElasticResult
+        ``C`` (6x6 GPa), VRH moduli (GPa), eigenvalues (GPa), ``born_stable``.
+
+    Raises
+    ------
+    StressNotAvailableError
+        When the calculator does not implement stress.
+    """
+    if not has_stress(calc):
+        raise StressNotAvailableError(
+            f"calculator {type(calc).__name__} does not implement 'stress'; "
+            "elastic constants need the stress tensor"
+        )
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    relaxed, relaxation = atoms.copy(), {"performed": False}
+    if relax_cell_first:
+        with timed(timings, "relax"):
+            rel = relax(atoms, calc, fmax=fmax, steps=max_steps, cell=True)
+        relaxed, relaxation = rel.atoms, {"performed": True, **rel.summary()}
+        if not rel.converged:
+            warnings.append(f"relaxation did not converge in {max_steps} steps")
+    half = np.linspace(max_strain / (n_strains // 2), max_strain, max(n_strains // 2, 1))
+    strains = np.concatenate([-half[::-1], half])
+    with timed(timings, "strains"):
+        stresses = np.array(
+            [
+                [
+                    voigt_stress(
+                        _strained_stress(relaxed, calc, strain_matrix(j, e), relax_ions, fmax)
+                    )
+                    for e in strains
+                ]
+                for j in range(6)
+            ]
+        )
+    c, err = fit_columns(strains, stresses)
+    c_gpa, err_gpa = c / units.GPa, err / units.GPa
+    c_sym = 0.5 * (c_gpa + c_gpa.T)
+    asym = float(np.abs(c_gpa - c_gpa.T).max())
+    if asym > 0.05 * max(np.abs(c_gpa).max(), 1e-12):
+        warnings.append(f"fitted C is not symmetric (max |Cij - Cji| = {asym:.2f} GPa)")
+    stable, eig = born_stability(c_sym)
+    try:
+        moduli = vrh_moduli(c_sym)
+    except np.linalg.LinAlgError:
+        moduli = {}
+        warnings.append("C is singular: no Reuss moduli")
+    inputs = dict(max_strain=max_strain, n_strains=n_strains, relax_ions=relax_ions)
+    inputs.update(relax_cell_first=relax_cell_first, fmax=fmax, max_steps=max_steps)
+    return ElasticResult(
+        units=dict(ELASTIC_UNITS),
+        provenance=provenance(atoms, calc, inputs, timings),
+        warnings=warnings,
+        C=c_sym.tolist(),
+        C_std_err=err_gpa.tolist(),
+        eigenvalues=eig.tolist(),
+        born_stable=stable,
+        strains=strains.tolist(),
+        stresses=(stresses / units.GPa).tolist(),
+        relaxation=relaxation,
+        **{k: float(v) for k, v in moduli.items()},
+    )
+
+
+def plot_elastic(result: ElasticResult, path) -> None:
+    """Stress-strain lines of the six diagonal components and the C matrix as a heat map."""
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10.0, 4.0))
+    strains = np.array(result.strains)
+    stresses = np.array(result.stresses)
+    for j, name in enumerate(["xx", "yy", "zz", "yz", "xz", "xy"]):
+        ax1.plot(strains * 100, stresses[j, :, j], "o-", label=name)
+    ax1.set_xlabel("strain (%)")
+    ax1.set_ylabel("stress, same component (GPa)")
+    ax1.legend(fontsize=7)
+    c = np.array(result.C)
+    image = ax2.imshow(c, cmap="viridis")
+    for (i, j), value in np.ndenumerate(c):
+        ax2.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="w")
+    ax2.set_title(
+        f"C (GPa); K_VRH={result.bulk_modulus_vrh:.1f}, G_VRH={result.shear_modulus_vrh:.1f}"
+    )
+    fig.colorbar(image, ax=ax2)
+    save_figure(fig, path)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``pansim elastic``."""
+    add_common_arguments(parser)
+    parser.add_argument("--max-strain", type=float, default=0.005, help="largest strain")
+    parser.add_argument("--strains", type=int, default=4, help="strains per component")
+    parser.add_argument("--fmax", type=float, default=1e-4, help="relaxation fmax (eV/A)")
+    parser.add_argument("--no-relax-ions", action="store_true", help="clamped-ion constants")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pansim elastic``; exit code 2 when the calculator has no stress."""
+    calc = load_calculator(args.model, device=args.device)
+    try:
+        result = elastic_constants(
+            read_structure(args.structure),
+            calc,
+            max_strain=args.max_strain,
+            n_strains=args.strains,
+            relax_ions=not args.no_relax_ions,
+            fmax=args.fmax,
+        )
+    except StressNotAvailableError as err:
+        print(f"error: {err}")
+        return 2
+    write_outputs(result, args.out, plot_elastic)
+    print(np.array2string(np.array(result.C), precision=1, suppress_small=True))
+    print(f"K_VRH = {result.bulk_modulus_vrh:.2f} GPa  G_VRH = {result.shear_modulus_vrh:.2f} GPa")
+    print("Born stable" if result.born_stable else "NOT Born stable")
+    return 0

@@ -1,0 +1,331 @@
+"""Phonons by finite displacements with phonopy, in phonopy's own sequence.
+
+``Phonopy(unitcell, supercell_matrix)`` -> ``generate_displacements`` -> forces of
+the displaced supercells (one batched call when the calculator has
+``batch_evaluate``) -> ``produce_force_constants`` -> band structure along
+phonopy's seekpath path, mesh, total DOS, thermal properties.
+
+Python::
+
+    from workflows.phonons import phonons
+    res = phonons(atoms, calc, supercell=(2, 2, 2))
+    res.gamma_frequencies_THz, res.imaginary_modes
+
+CLI: ``pansim phonons --model emt --structure Cu.cif --out out/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from workflows._common import (
+    WorkflowResult,
+    add_common_arguments,
+    load_calculator,
+    new_figure,
+    provenance,
+    read_structure,
+    relax,
+    save_figure,
+    timed,
+    write_outputs,
+)
+
+THZ_TO_CM1 = 33.35640951981521  # 1 THz in cm^-1 (1e12 / c[cm/s])
+
+PHONON_UNITS = {
+    "gamma_frequencies_THz": "THz",
+    "gamma_frequencies_cm1": "cm^-1",
+    "high_symmetry_THz": "THz",
+    "high_symmetry_cm1": "cm^-1",
+    "band_distances": "1/A (phonopy, 2*pi not included)",
+    "band_frequencies_THz": "THz",
+    "dos_frequencies_THz": "THz",
+    "dos": "states/THz per unit cell",
+    "thermal": "T: K; free_energy: kJ/mol; entropy, heat_capacity: J/K/mol (per unit cell)",
+    "displacement": "A",
+    "imaginary_modes": "THz (negative = imaginary)",
+}
+
+
+@dataclasses.dataclass
+class PhononResult(WorkflowResult):
+    """Frequencies (THz; imaginary ones negative), band structure, DOS, thermal properties."""
+
+    gamma_frequencies_THz: list[float] = dataclasses.field(default_factory=list)
+    gamma_frequencies_cm1: list[float] = dataclasses.field(default_factory=list)
+    high_symmetry_THz: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    high_symmetry_cm1: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    imaginary_modes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    band_labels: list[str] = dataclasses.field(default_factory=list)
+    band_distances: list[list[float]] = dataclasses.field(default_factory=list)
+    band_frequencies_THz: list[list[list[float]]] = dataclasses.field(default_factory=list)
+    band_connections: list[bool] = dataclasses.field(default_factory=list)
+    dos_frequencies_THz: list[float] = dataclasses.field(default_factory=list)
+    dos: list[float] = dataclasses.field(default_factory=list)
+    thermal: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    supercell_matrix: list[list[int]] = dataclasses.field(default_factory=list)
+    displacement: float = 0.01
+    n_displacements: int = 0
+    relaxation: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def to_phonopy_atoms(atoms: Atoms):
+    """An ASE ``Atoms`` as phonopy's ``PhonopyAtoms``."""
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=atoms.cell.array,
+        scaled_positions=atoms.get_scaled_positions(),
+        masses=atoms.get_masses(),
+    )
+
+
+def to_ase_atoms(cell) -> Atoms:
+    """A phonopy ``PhonopyAtoms`` as periodic ASE ``Atoms``."""
+    return Atoms(
+        symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True
+    )
+
+
+def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
+    """Forces ``[n_structures, n_atoms, 3]`` (eV/A); batched if ``calc.batch_evaluate`` exists."""
+    batch = getattr(calc, "batch_evaluate", None)
+    if callable(batch):
+        return np.array([r["forces"] for r in batch(structures)])
+    out = []
+    for atoms in structures:
+        work = atoms.copy()
+        work.calc = calc
+        out.append(work.get_forces())
+    return np.array(out)
+
+
+def signed(freqs: np.ndarray) -> np.ndarray:
+    """Frequencies as phonopy reports them (imaginary ones negative), as a float array."""
+    return np.asarray(freqs, dtype=float)
+
+
+def plain_label(label: str) -> str:
+    r"""LaTeX label as plain text: ``$\Gamma$`` -> ``Gamma``, ``$\mathrm{X}$`` -> ``X``."""
+    text = str(label).replace("$", "").replace("\\mathrm{", "").replace("}", "")
+    return text.replace("\\Gamma", "Gamma").replace("{", "")
+
+
+def _high_symmetry(phonon, labels: list[str]) -> dict[str, list[float]]:
+    """Sorted frequencies (THz) at the ends of each band segment, keyed by label."""
+    band = phonon.band_structure
+    points: dict[str, list[float]] = {}
+    ends = []
+    for seg_q, seg_f in zip(band.qpoints, band.frequencies, strict=True):
+        ends += [(seg_q[0], seg_f[0]), (seg_q[-1], seg_f[-1])]
+    # labels follow segment ends; phonopy merges labels of connected segments
+    connections = list(getattr(band, "path_connections", [False] * len(band.qpoints)))
+    names = iter(labels)
+    for k, (_, f) in enumerate(ends):
+        segment, is_end = divmod(k, 2)
+        if not is_end and segment > 0 and connections[segment - 1]:
+            continue  # start of a connected segment: same point as the previous end
+        name = next(names, f"q{k}")
+        points.setdefault(name, np.sort(signed(f)).tolist())
+    return points
+
+
+def _imaginary(phonon, threshold: float) -> list[dict[str, Any]]:
+    """Modes below ``-threshold`` THz on the band path and the mesh."""
+    found = []
+    band = phonon.band_structure
+    for seg_q, seg_f in zip(band.qpoints, band.frequencies, strict=True):
+        for q, f in zip(seg_q, seg_f, strict=True):
+            for value in f[f < -threshold]:
+                found.append({"q": np.round(q, 4).tolist(), "frequency_THz": float(value)})
+    mesh = phonon.mesh
+    for q, f in zip(mesh.qpoints, mesh.frequencies, strict=True):
+        for value in f[f < -threshold]:
+            found.append({"q": np.round(q, 4).tolist(), "frequency_THz": float(value)})
+    return found
+
+
+def phonons(
+    atoms: Atoms,
+    calc: Any,
+    *,
+    supercell: tuple[int, int, int] | list[list[int]] = (2, 2, 2),
+    displacement: float = 0.01,
+    relax_first: bool = True,
+    relax_cell: bool = False,
+    fmax: float = 1e-4,
+    max_steps: int = 500,
+    subtract_residual_forces: bool = True,
+    mesh: tuple[int, int, int] = (12, 12, 12),
+    band_points: int = 51,
+    temperatures: tuple[float, float, float] = (0.0, 1000.0, 50.0),
+    imaginary_threshold: float = 0.05,
+) -> PhononResult:
+    """Harmonic phonons of ``atoms`` (not modified) with finite displacements.
+
+    Parameters
+    ----------
+    supercell : tuple of int or 3x3 list
+        Supercell matrix relative to ``atoms``.
+    displacement : float
+        Displacement amplitude (A).
+    relax_first : bool
+        Relax positions (and the cell if ``relax_cell``) to ``fmax`` (eV/A) first.
+    subtract_residual_forces : bool
+        Subtract the forces of the undisplaced supercell from each displaced one (SPEC 2.4).
+    mesh : tuple of int
+        q mesh for DOS and thermal properties.
+    temperatures : tuple of float
+        ``(t_min, t_max, t_step)`` in K.
+    imaginary_threshold : float
+        Modes below ``-imaginary_threshold`` THz are reported as imaginary.
+
+    Returns
+    -------
+    PhononResult
+        Frequencies in THz (and cm^-1 at Gamma), sorted; imaginary modes negative.
+    """
+    from phonopy import Phonopy
+
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    unit, relaxation = atoms.copy(), {"performed": False}
+    if relax_first:
+        with timed(timings, "relax"):
+            rel = relax(atoms, calc, fmax=fmax, steps=max_steps, cell=relax_cell)
+        unit, relaxation = rel.atoms, {"performed": True, **rel.summary()}
+        if not rel.converged:
+            warnings.append(f"relaxation stopped at max force {rel.max_force:.2e} eV/A")
+    matrix = np.diag(supercell) if np.ndim(supercell) == 1 else np.asarray(supercell)
+    phonon = Phonopy(to_phonopy_atoms(unit), supercell_matrix=matrix, primitive_matrix="auto")
+    phonon.generate_displacements(distance=displacement)
+    displaced = [to_ase_atoms(c) for c in phonon.supercells_with_displacements]
+    with timed(timings, "forces"):
+        forces = evaluate_forces(displaced + [to_ase_atoms(phonon.supercell)], calc)
+    residual = forces[-1]
+    forces = forces[:-1] - residual if subtract_residual_forces else forces[:-1]
+    phonon.forces = forces
+    with timed(timings, "phonopy"):
+        phonon.produce_force_constants()
+        phonon.auto_band_structure(npoints=band_points, plot=False)
+        phonon.run_mesh(list(mesh), is_gamma_center=True)
+        phonon.run_total_dos()
+        phonon.run_thermal_properties(*temperatures, exclude_gamma_acoustic=True)
+        gamma = np.sort(signed(phonon.run_qpoints([[0.0, 0.0, 0.0]]).frequencies[0]))
+    band = phonon.band_structure
+    labels = [plain_label(x) for x in (band.labels or [])]
+    imaginary = _imaginary(phonon, imaginary_threshold)
+    if imaginary:
+        warnings.append(f"{len(imaginary)} imaginary modes below -{imaginary_threshold} THz")
+    tp = phonon.thermal_properties
+    points = _high_symmetry(phonon, labels)
+    inputs = dict(supercell=matrix, displacement=displacement, relax_first=relax_first, fmax=fmax)
+    inputs.update(subtract_residual_forces=subtract_residual_forces, mesh=mesh)
+    inputs.update(max_residual_force=float(np.abs(residual).max()), band_points=band_points)
+    return PhononResult(
+        units=dict(PHONON_UNITS),
+        provenance=provenance(atoms, calc, inputs, timings),
+        warnings=warnings,
+        gamma_frequencies_THz=gamma.tolist(),
+        gamma_frequencies_cm1=(gamma * THZ_TO_CM1).tolist(),
+        high_symmetry_THz=points,
+        high_symmetry_cm1={k: (np.array(v) * THZ_TO_CM1).tolist() for k, v in points.items()},
+        imaginary_modes=imaginary,
+        band_labels=labels,
+        band_distances=[np.asarray(d).tolist() for d in band.distances],
+        band_frequencies_THz=[np.asarray(f).tolist() for f in band.frequencies],
+        band_connections=[bool(c) for c in getattr(band, "path_connections", [])],
+        dos_frequencies_THz=np.asarray(phonon.total_dos.frequency_points).tolist(),
+        dos=np.asarray(phonon.total_dos.dos).tolist(),
+        thermal={
+            "temperature_K": tp.temperatures.tolist(),
+            "free_energy_kJ_per_mol": tp.free_energy.tolist(),
+            "entropy_J_per_K_mol": tp.entropy.tolist(),
+            "heat_capacity_J_per_K_mol": tp.heat_capacity.tolist(),
+        },
+        supercell_matrix=matrix.tolist(),
+        displacement=displacement,
+        n_displacements=len(displaced),
+        relaxation=relaxation,
+    )
+
+
+def _ticks(result: PhononResult) -> tuple[list[float], list[str]]:
+    """Tick positions and labels of the band path; a break shows as ``U|K``."""
+    labels = iter(result.band_labels)
+    connections = result.band_connections or [True] * len(result.band_distances)
+    ticks: list[float] = []
+    names: list[str] = []
+    for k, d in enumerate(result.band_distances):
+        if k == 0:
+            ticks.append(d[0])
+            names.append(next(labels, ""))
+        elif not connections[k - 1]:
+            names[-1] += "|" + next(labels, "")
+        ticks.append(d[-1])
+        names.append(next(labels, ""))
+    return ticks, names
+
+
+def plot_phonons(result: PhononResult, path) -> None:
+    """Band structure (left) and total DOS (right) on a shared frequency axis."""
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(9.0, 4.5))
+    for d, f in zip(result.band_distances, result.band_frequencies_THz, strict=True):
+        ax1.plot(d, f, "-", color="C0", lw=1)
+    ticks, names = _ticks(result)
+    for x in ticks:
+        ax1.axvline(x, color="0.7", lw=0.5)
+    ax1.set_xticks(ticks, [s.replace("Gamma", "$\\Gamma$") for s in names])
+    ax1.set_xlim(ticks[0], ticks[-1])
+    ax1.axhline(0.0, color="k", lw=0.5)
+    ax1.set_ylabel("frequency (THz)")
+    ax2.plot(result.dos, result.dos_frequencies_THz, "-", color="C1")
+    ax2.set_xlabel("DOS")
+    ax2.set_ylim(ax1.get_ylim())
+    save_figure(fig, path)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``pansim phonons``."""
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--supercell", type=int, nargs=3, default=[2, 2, 2], help="diagonal supercell"
+    )
+    parser.add_argument("--displacement", type=float, default=0.01, help="displacement (A)")
+    parser.add_argument("--fmax", type=float, default=1e-4, help="relaxation fmax (eV/A)")
+    parser.add_argument("--mesh", type=int, nargs=3, default=[12, 12, 12], help="q mesh for DOS")
+    parser.add_argument("--no-relax", action="store_true", help="skip the relaxation")
+    parser.add_argument("--relax-cell", action="store_true", help="relax the cell too")
+    parser.add_argument(
+        "--keep-residual-forces", action="store_true", help="do not subtract undisplaced forces"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pansim phonons``; imaginary modes are reported, not fatal."""
+    calc = load_calculator(args.model, device=args.device)
+    result = phonons(
+        read_structure(args.structure),
+        calc,
+        supercell=tuple(args.supercell),
+        displacement=args.displacement,
+        relax_first=not args.no_relax,
+        relax_cell=args.relax_cell,
+        fmax=args.fmax,
+        mesh=tuple(args.mesh),
+        subtract_residual_forces=not args.keep_residual_forces,
+    )
+    write_outputs(result, args.out, plot_phonons)
+    print("Gamma (THz): " + " ".join(f"{f:.3f}" for f in result.gamma_frequencies_THz))
+    for label, freqs in result.high_symmetry_THz.items():
+        print(f"{label:>6} (THz): " + " ".join(f"{f:.3f}" for f in freqs))
+    if result.imaginary_modes:
+        print(f"{len(result.imaginary_modes)} imaginary modes (see result.json)")
+    return 0

@@ -1,0 +1,472 @@
+"""``pansim validate``: every workflow for one system, model vs baseline vs DFT, in one report.
+
+The DFT reference properties are read from ``REFERENCE_DIR/<system>.json``
+(``REFERENCE_DIR`` defaults to ``pansim/data/reference/properties``; change it
+with ``--references DIR_OR_FILE``). Expected schema (every block optional, units
+as in SPEC section 3)::
+
+    {
+      "system": "si",
+      "eos": {"V0": A^3/atom, "E0": eV/atom, "B0": GPa, "B0_prime": -,
+              "compressed": {"volume_ratio": [0.80, 0.85, 0.90], "energy": [eV/atom, ...]}},
+      "elastic": {"C11": GPa, "C12": GPa, "C44": GPa},
+      "phonons": {"gamma_THz": [...], "X_THz": [...], "L_THz": [...]},
+      "repulsion": {"r": [A, ...], "energy": [eV, ...]},
+      "md": {"rdf_first_peak_A": A}
+    }
+
+Missing references, models or failing workflows give a message and a partial
+report, never a crash. Outputs: ``OUT/report.md`` (table and plots),
+``OUT/report.json`` and per model ``OUT/<label>/<workflow>.json|png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+
+from workflows._common import atomic_write_text, load_calculator, to_jsonable, versions
+
+
+# --------------------------------------------------------------------------- systems
+@dataclasses.dataclass(frozen=True)
+class System:
+    """A validation system: primitive and conventional cells at the SPEC lattice constant."""
+
+    name: str
+    symbol: str
+    structure: str
+    a: float
+
+    def primitive(self) -> Atoms:
+        """Primitive cell (A)."""
+        return bulk(self.symbol, self.structure, a=self.a)
+
+    def conventional(self) -> Atoms:
+        """Conventional cubic cell (A)."""
+        return bulk(self.symbol, self.structure, a=self.a, cubic=True)
+
+
+#: system name -> System (SPEC 2.1 lattice constants)
+SYSTEMS: dict[str, System] = {
+    "si": System("si", "Si", "diamond", 5.47),
+    "ag": System("ag", "Ag", "fcc", 4.16),
+    "lif": System("lif", "LiF", "rocksalt", 4.07),
+}
+
+
+def default_reference_dir() -> Path:
+    """``pansim/data/reference/properties`` inside the installed package."""
+    import pansim
+
+    return Path(pansim.__file__).parent / "data" / "reference" / "properties"
+
+
+def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """DFT reference properties of ``system`` and a message; ``{}`` when none is found.
+
+    ``path`` may be a JSON file or a directory holding ``<system>.json`` (or
+    ``<system>/properties.json``).
+    """
+    base = Path(path) if path is not None else default_reference_dir()
+    candidates = (
+        [base]
+        if base.suffix == ".json"
+        else [
+            base / f"{system}.json",
+            base / system / "properties.json",
+            base / f"{system}_properties.json",
+        ]
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text()), f"DFT reference: {candidate}"
+            except json.JSONDecodeError as err:
+                return {}, f"DFT reference {candidate} is not valid JSON: {err}"
+    names = ", ".join(str(c) for c in candidates)
+    return {}, f"no DFT reference found (looked for {names}); DFT column left empty"
+
+
+# --------------------------------------------------------------------------- settings
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Sizes of each workflow; ``quick`` is for CI and smoke tests."""
+
+    eos_points: int = 11
+    elastic_strains: int = 4
+    phonon_mesh: tuple[int, int, int] = (16, 16, 16)
+    md_steps: int = 2000
+    md_supercell: tuple[int, int, int] = (2, 2, 2)
+    md_temperature_K: float = 300.0
+
+
+FULL = Settings()
+QUICK = Settings(
+    eos_points=9, elastic_strains=2, phonon_mesh=(6, 6, 6), md_steps=100, md_supercell=(1, 1, 1)
+)
+
+
+def _run_eos(system: System, calc: Any, s: Settings, out: Path):
+    from workflows.eos import equation_of_state, plot_eos
+
+    res = equation_of_state(system.primitive(), calc, n_points=s.eos_points)
+    return res, plot_eos
+
+
+def _run_elastic(system: System, calc: Any, s: Settings, out: Path):
+    from workflows.elastic import elastic_constants, plot_elastic
+
+    res = elastic_constants(system.conventional(), calc, n_strains=s.elastic_strains)
+    return res, plot_elastic
+
+
+def _run_phonons(system: System, calc: Any, s: Settings, out: Path):
+    from workflows.phonons import phonons, plot_phonons
+
+    res = phonons(
+        system.primitive(), calc, supercell=(2, 2, 2), mesh=s.phonon_mesh, relax_cell=True
+    )
+    return res, plot_phonons
+
+
+def _run_repulsion(system: System, calc: Any, s: Settings, out: Path, reference=None):
+    from workflows.repulsion import plot_repulsion, repulsion_scan
+
+    res = repulsion_scan(system.conventional(), calc, reference=reference)
+    return res, plot_repulsion
+
+
+def _run_md(system: System, calc: Any, s: Settings, out: Path):
+    from workflows.md import plot_md, run_md
+
+    atoms = system.conventional() * s.md_supercell
+    res = run_md(
+        atoms,
+        calc,
+        ensemble="nve",
+        steps=s.md_steps,
+        timestep_fs=1.0,
+        temperature_K=s.md_temperature_K,
+        outdir=out / "md",
+        restart=False,
+    )
+    return res, plot_md
+
+
+#: workflow name -> runner(system, calc, settings, outdir) -> (result, plot function)
+WORKFLOWS: dict[str, Callable[..., Any]] = {
+    "eos": _run_eos,
+    "elastic": _run_elastic,
+    "phonons": _run_phonons,
+    "repulsion": _run_repulsion,
+    "md": _run_md,
+}
+
+
+def evaluate(
+    system: System,
+    calc: Any,
+    settings: Settings,
+    out: Path,
+    reference: dict[str, Any],
+    skip: tuple[str, ...] = (),
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Run every workflow for one calculator; failures become messages, not exceptions."""
+    results: dict[str, dict[str, Any]] = {}
+    messages: list[str] = []
+    for name, runner in WORKFLOWS.items():
+        if name in skip:
+            continue
+        extra = (
+            {"reference": reference["repulsion"]}
+            if name == "repulsion" and "repulsion" in reference
+            else {}
+        )
+        try:
+            res, plot = runner(system, calc, settings, out, **extra)
+        except Exception as err:  # noqa: BLE001 - a failing workflow must not stop the report
+            messages.append(f"{out.name}/{name} failed: {type(err).__name__}: {err}")
+            traceback.print_exc(file=sys.stderr)
+            continue
+        res.to_json(out / f"{name}.json")
+        plot(res, out / f"{name}.png")
+        results[name] = res.to_dict()
+        messages += [f"{out.name}/{name}: {w}" for w in res.warnings]
+    return results, messages
+
+
+# --------------------------------------------------------------------------- table
+def lookup(data: Any, path: tuple[Any, ...]) -> Any:
+    """Follow ``path`` through nested dicts/lists; a callable step transforms the value.
+
+    Returns ``None`` when a key is missing or a step fails (e.g. ``max`` of ``[]``).
+    """
+    for step in path:
+        if callable(step):
+            try:
+                data = step(data)
+            except (ValueError, TypeError, IndexError):
+                return None
+        elif isinstance(data, dict) and step in data:
+            data = data[step]
+        elif isinstance(data, list) and isinstance(step, int) and -len(data) <= step < len(data):
+            data = data[step]
+        else:
+            return None
+    return None if isinstance(data, dict) else data
+
+
+def _c11(c: list) -> float:
+    return float(np.mean(np.diag(c)[:3]))
+
+
+def _c12(c: list) -> float:
+    return float(np.mean([c[0][1], c[0][2], c[1][2]]))
+
+
+def _c44(c: list) -> float:
+    return float(np.mean(np.diag(c)[3:]))
+
+
+def _max(values: list) -> float:
+    return float(np.max(values))
+
+
+#: (quantity, unit, path in a model's results, path in the DFT reference or None)
+QUANTITIES: list[tuple[str, str, tuple, tuple | None]] = [
+    ("V0", "A^3/atom", ("eos", "V0"), ("eos", "V0")),
+    ("E0", "eV/atom", ("eos", "E0"), None),
+    ("B0", "GPa", ("eos", "B0"), ("eos", "B0")),
+    ("B0'", "-", ("eos", "B0_prime"), ("eos", "B0_prime")),
+    ("C11", "GPa", ("elastic", "C", _c11), ("elastic", "C11")),
+    ("C12", "GPa", ("elastic", "C", _c12), ("elastic", "C12")),
+    ("C44", "GPa", ("elastic", "C", _c44), ("elastic", "C44")),
+    ("K_VRH", "GPa", ("elastic", "bulk_modulus_vrh"), None),
+    ("G_VRH", "GPa", ("elastic", "shear_modulus_vrh"), None),
+    (
+        "max freq. Gamma",
+        "THz",
+        ("phonons", "high_symmetry_THz", "Gamma", _max),
+        ("phonons", "gamma_THz", _max),
+    ),
+    ("max freq. X", "THz", ("phonons", "high_symmetry_THz", "X", _max), ("phonons", "X_THz", _max)),
+    ("max freq. L", "THz", ("phonons", "high_symmetry_THz", "L", _max), ("phonons", "L_THz", _max)),
+    ("imaginary modes", "count", ("phonons", "imaginary_modes", len), None),
+    ("repulsion E at shortest r", "eV", ("repulsion", "energy_eV", 0), None),
+    ("repulsion RMSE vs DFT", "eV", ("repulsion", "rmse_eV"), None),
+    ("softening ratio (1 = DFT)", "-", ("repulsion", "softening_ratio"), None),
+    ("NVE drift", "meV/atom/ps", ("md", "drift_meV_per_atom_per_ps"), None),
+    ("RDF first peak", "A", ("md", "rdf_first_peak_A"), ("md", "rdf_first_peak_A")),
+]
+
+
+def comparison_table(
+    dft: dict[str, Any], baseline: dict[str, Any] | None, model: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Rows: quantity, unit, dft, baseline, model, baseline_error, model_error (value - DFT)."""
+    rows = []
+    for quantity, unit, path, dft_path in QUANTITIES:
+        ref = lookup(dft, dft_path) if dft_path else None
+        row = {"quantity": quantity, "unit": unit, "dft": ref}
+        for label, res in (("baseline", baseline), ("model", model)):
+            value = lookup(res, path) if res else None
+            row[label] = value
+            row[f"{label}_error"] = value - ref if value is not None and ref is not None else None
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _fmt_error(error: Any, ref: Any) -> str:
+    """``error`` and, when the reference is non-zero, its percentage of the reference."""
+    if error is None:
+        return "-"
+    return f"{error:+.3g} ({100 * error / abs(ref):+.1f}%)" if ref else f"{error:+.3g}"
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The Markdown report: header, messages, the table, then the plots of each model."""
+    lines = [
+        f"# pansim validation: {report['system']}",
+        "",
+        f"- model (PAN+PGS): `{report['model']}`",
+        f"- baseline: `{report['baseline']}`",
+        f"- {report['reference_message']}",
+        f"- settings: {'quick' if report['quick'] else 'full'}",
+        "",
+        "| quantity | unit | DFT | baseline | PAN+PGS | baseline error | PAN+PGS error |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["table"]:
+        values = [_fmt(r[k]) for k in ("dft", "baseline", "model")]
+        errors = [_fmt_error(r[f"{k}_error"], r["dft"]) for k in ("baseline", "model")]
+        lines.append("| " + " | ".join([r["quantity"], r["unit"], *values, *errors]) + " |")
+    lines += ["", "Errors are value - DFT (percent of the DFT value)."]
+    if report["messages"]:
+        lines += ["", "## Messages", ""] + [f"- {m}" for m in report["messages"]]
+    for label in ("model", "baseline"):
+        if report["results"].get(label):
+            lines += ["", f"## Plots: {label} (`{report[label]}`)", ""]
+            lines += [f"![{w}]({label}/{w}.png)" for w in report["results"][label]]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- models
+def registry_models() -> tuple[list[str], str | None, str]:
+    """Names in ``pansim.pretrained``, its default, and a message when the registry is unusable."""
+    try:
+        from pansim import pretrained
+
+        entries = list(pretrained.list_models())
+    except (ImportError, AttributeError) as err:
+        return [], None, f"the pretrained-model registry is not available ({err})"
+    names = [
+        e
+        if isinstance(e, str)
+        else (e.get("name") if isinstance(e, dict) else getattr(e, "name", str(e)))
+        for e in entries
+    ]
+    default = getattr(pretrained, "default_model", None)
+    chosen = default() if callable(default) else (names[0] if names else None)
+    return names, chosen, "" if names else "the pretrained-model registry is empty"
+
+
+def infer_system(model: str) -> str | None:
+    """The system named in a model name (``si``, ``ag``, ``lif``), if any."""
+    tokens = Path(model).stem.lower().replace("_", "-").split("-")
+    found = [name for name in SYSTEMS if name in tokens]
+    return found[0] if len(found) == 1 else None
+
+
+def baseline_candidates(model: str, system: str) -> list[str]:
+    """Names tried for the matching baseline: ``MODEL-baseline`` then ``SYSTEM-baseline``."""
+    return [f"{model}-baseline", f"{system}-baseline"]
+
+
+def _load(name: str, device: str) -> tuple[Any, str]:
+    try:
+        return load_calculator(name, device=device), ""
+    except Exception as err:  # noqa: BLE001 - reported in the report
+        return None, f"model {name!r} could not be loaded: {type(err).__name__}: {err}"
+
+
+def validate(
+    model: str,
+    system: str,
+    *,
+    out: str | Path,
+    baseline: str | None = None,
+    references: str | Path | None = None,
+    quick: bool = False,
+    device: str = "cpu",
+    skip: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Run every workflow for ``model`` and its baseline on ``system`` and write the report.
+
+    Returns the report dictionary (also written to ``OUT/report.json``).
+    """
+    spec = SYSTEMS[system]
+    out = Path(out)
+    dft, ref_message = load_reference(system, references)
+    messages = [] if dft else [ref_message]
+    if baseline is None:
+        names, _, _ = registry_models()
+        candidates = baseline_candidates(model, system)
+        baseline = next((c for c in candidates if c in names), candidates[0])
+    settings = QUICK if quick else FULL
+    results: dict[str, dict[str, Any]] = {}
+    for label, name in (("model", model), ("baseline", baseline)):
+        calc, error = _load(name, device)
+        if calc is None:
+            messages.append(error)
+            continue
+        results[label], msgs = evaluate(spec, calc, settings, out / label, dft, skip)
+        messages += msgs
+    report = {
+        "system": system,
+        "model": model,
+        "baseline": baseline,
+        "quick": quick,
+        "reference_message": ref_message,
+        "reference": dft,
+        "messages": messages,
+        "table": comparison_table(dft, results.get("baseline"), results.get("model")),
+        "results": results,
+        "versions": versions(),
+    }
+    atomic_write_text(out / "report.json", json.dumps(to_jsonable(report), indent=2) + "\n")
+    atomic_write_text(out / "report.md", markdown_report(report))
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+NO_MODEL_HELP = """error: no MODEL given and no default model is registered ({reason}).
+Give one explicitly, e.g.
+    pansim validate path/to/model.pt --system si
+    pansim validate emt --system ag          (ASE's EMT, a smoke test)
+or list the registered models with `pansim models`."""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``pansim validate``."""
+    parser.add_argument("model", nargs="?", help="model name or path (default: registry default)")
+    parser.add_argument("--model", dest="model_opt", help=argparse.SUPPRESS)
+    parser.add_argument("--system", choices=sorted(SYSTEMS), help="default: from the model name")
+    parser.add_argument(
+        "--baseline", help="baseline model (default: MODEL-baseline or SYSTEM-baseline)"
+    )
+    parser.add_argument("--references", help="DFT reference JSON file or directory")
+    parser.add_argument("--out", help="output directory (default: validation/SYSTEM)")
+    parser.add_argument("--quick", action="store_true", help="small settings (CI)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(WORKFLOWS))
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pansim validate``; exit 2 when there is no model or no system."""
+    model = args.model or args.model_opt
+    if model is None:
+        _, model, reason = registry_models()
+        if model is None:
+            print(NO_MODEL_HELP.format(reason=reason), file=sys.stderr)
+            return 2
+    system = args.system or infer_system(model)
+    if system is None:
+        print(
+            f"error: cannot tell the system from {model!r}; pass --system {{si,ag,lif}}",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out or f"validation/{system}")
+    report = validate(
+        model,
+        system,
+        out=out,
+        baseline=args.baseline,
+        references=args.references,
+        quick=args.quick,
+        device=args.device,
+        skip=tuple(args.skip),
+    )
+    for message in report["messages"]:
+        print(f"note: {message}")
+    print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    return 0 if report["results"].get("model") else 1
