@@ -22,6 +22,7 @@ from ase import Atoms, units
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    has_stress,
     load_calculator,
     new_figure,
     provenance,
@@ -115,7 +116,7 @@ def equation_of_state(
     atoms : Atoms
         Periodic structure (not modified).
     calc : ase.calculators.calculator.Calculator
-        Any ASE calculator; stress is needed only for ``relax_first``.
+        Any ASE calculator; without stress only positions are relaxed first.
     strain : float
         Half-width of the volume scan as a fraction of the relaxed volume.
     n_points : int
@@ -135,8 +136,11 @@ def equation_of_state(
     relaxation: dict[str, Any] = {"performed": False}
     start = atoms.copy()
     if relax_first:
+        cell = has_stress(calc)
+        if not cell:
+            warnings.append("calculator has no stress: cell not relaxed, scan centred on input")
         with timed(timings, "relax"):
-            rel = relax(start, calc, fmax=fmax, steps=max_steps, cell=True)
+            rel = relax(start, calc, fmax=fmax, steps=max_steps, cell=cell)
         start, relaxation = rel.atoms, {"performed": True, **rel.summary()}
         if not rel.converged:
             warnings.append(f"relaxation did not converge in {max_steps} steps")

@@ -6,7 +6,8 @@ Ensembles (``ENSEMBLES`` registry), all ASE integrators:
 - ``langevin``: Langevin NVT (stochastic);
 - ``nhc``: Nose-Hoover chain NVT (deterministic);
 - ``bussi``: Bussi stochastic velocity rescaling NVT;
-- ``npt``: isotropic MTK (Nose-Hoover chain thermostat and barostat).
+- ``npt``: isotropic MTK (Nose-Hoover chain thermostat and barostat);
+- ``npt_aniso``: MTK with a fully flexible cell.
 
 Restart: every ``checkpoint_every`` steps ``checkpoint.json`` stores positions,
 momenta, cell, the step, the energy samples, the number of trajectory frames,
@@ -14,7 +15,7 @@ the random generator state (Langevin, Bussi) and the thermostat/barostat
 variables (NHC, MTK). A restarted run continues from there; the trajectory and
 the log are cut back to the checkpoint. What is exact: every integrator state
 variable is saved (JSON floats round-trip exactly), so for ``nve``,
-``langevin``, ``bussi``, ``nhc`` and ``npt`` the continuation equals the
+``langevin``, ``bussi``, ``nhc``, ``npt`` and ``npt_aniso`` the run equals the
 uninterrupted run up to the calculator's own round-off (a fresh calculator may
 sum neighbours in another order: about 1e-15 eV/atom with EMT). Samples taken
 between the last checkpoint and an interruption are recomputed, not reused.
@@ -166,6 +167,19 @@ def _npt(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
     )
 
 
+def _npt_aniso(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
+    from ase.md.nose_hoover_chain import MTKNPT
+
+    return MTKNPT(
+        atoms,
+        cfg.timestep_fs * units.fs,
+        cfg.temperature_K,
+        pressure_au=cfg.pressure_GPa * units.GPa,
+        tdamp=cfg.tdamp_fs * units.fs,
+        pdamp=cfg.pdamp_fs * units.fs,
+    )
+
+
 #: ensemble name -> factory(atoms, config, rng) returning an ASE MolecularDynamics object.
 ENSEMBLES: dict[str, Callable[[Atoms, MDConfig, np.random.Generator], Any]] = {
     "nve": _nve,
@@ -173,11 +187,12 @@ ENSEMBLES: dict[str, Callable[[Atoms, MDConfig, np.random.Generator], Any]] = {
     "nhc": _nhc,
     "bussi": _bussi,
     "npt": _npt,
+    "npt_aniso": _npt_aniso,
 }
 
 #: integrator state saved in checkpoints: (owner attribute or "", variable names)
 _STATE = [
-    ("", ("_eps", "_p_eps", "_cell0", "_volume0", "transferred_energy")),
+    ("", ("_eps", "_p_eps", "_cell0", "_volume0", "_h", "_p_g", "transferred_energy")),
     ("_thermostat", ("_eta", "_p_eta")),
     ("_barostat", ("_xi", "_p_xi")),
 ]

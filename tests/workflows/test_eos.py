@@ -101,3 +101,12 @@ def test_relaxation_failure_is_reported_not_looped():
     res = equation_of_state(bulk("Cu", "fcc", a=4.2), EMT(), n_points=9, max_steps=1, strain=0.2)
     assert res.relaxation["converged"] is False
     assert any("did not converge" in w for w in res.warnings)
+
+
+def test_calculator_without_stress_scans_the_input_cell(springs):
+    a = 3.6
+    atoms = bulk("Cu", "fcc", a=a)
+    res = equation_of_state(atoms, springs(k=1.0, r0=a / np.sqrt(2), cutoff=3.0), n_points=9)
+    assert any("no stress" in w for w in res.warnings)
+    assert res.V0 == pytest.approx(a**3 / 4, rel=1e-4)  # springs at rest at the input lattice
+    assert res.E0 == pytest.approx(0.0, abs=1e-6)

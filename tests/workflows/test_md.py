@@ -50,7 +50,7 @@ def test_rdf_peak_of_cold_crystal_md(tmp_path):
     assert len(Trajectory(str(tmp_path / "md.traj"))) == 5
 
 
-@pytest.mark.parametrize("ensemble", ["nve", "langevin", "nhc", "npt"])
+@pytest.mark.parametrize("ensemble", ["nve", "langevin", "nhc", "bussi", "npt", "npt_aniso"])
 def test_restart_reproduces_uninterrupted_run(tmp_path, ensemble):
     opts = dict(
         ensemble=ensemble,
