@@ -109,4 +109,4 @@ def test_calculator_without_stress_scans_the_input_cell(springs):
     res = equation_of_state(atoms, springs(k=1.0, r0=a / np.sqrt(2), cutoff=3.0), n_points=9)
     assert any("no stress" in w for w in res.warnings)
     assert res.V0 == pytest.approx(a**3 / 4, rel=1e-4)  # springs at rest at the input lattice
-    assert res.E0 == pytest.approx(0.0, abs=1e-6)
+    assert res.E0 == pytest.approx(0.0, abs=1e-5)  # BM is not exact for springs
