@@ -158,6 +158,7 @@ def _run_md(system: System, calc: Any, s: Settings, out: Path):
         steps=s.md_steps,
         timestep_fs=1.0,
         temperature_K=s.md_temperature_K,
+        init_temperature_K=2 * s.md_temperature_K,  # equipartition halves it from a perfect lattice
         outdir=out / "md",
         restart=False,
     )
@@ -216,7 +217,7 @@ def lookup(data: Any, path: tuple[Any, ...]) -> Any:
         if callable(step):
             try:
                 data = step(data)
-            except (ValueError, TypeError, IndexError):
+            except (ValueError, TypeError, IndexError, KeyError):
                 return None
         elif isinstance(data, dict) and step in data:
             data = data[step]
@@ -243,12 +244,31 @@ def _max(values: list) -> float:
     return float(np.max(values))
 
 
+def _rise_at(ratio: float, key: str) -> Callable[[dict], float]:
+    """E(ratio * V0) - E0 (eV/atom) from an EOS block holding ``compressed[key]``."""
+
+    def rise(eos: dict) -> float:
+        ratios = list(eos["compressed"]["volume_ratio"])
+        i = int(np.argmin(np.abs(np.array(ratios) - ratio)))
+        if abs(ratios[i] - ratio) > 1e-6:
+            raise ValueError(f"no compressed point at {ratio}")
+        return float(eos["compressed"][key][i] - eos["E0"])
+
+    return rise
+
+
 #: (quantity, unit, path in a model's results, path in the DFT reference or None)
 QUANTITIES: list[tuple[str, str, tuple, tuple | None]] = [
     ("V0", "A^3/atom", ("eos", "V0"), ("eos", "V0")),
     ("E0", "eV/atom", ("eos", "E0"), None),
     ("B0", "GPa", ("eos", "B0"), ("eos", "B0")),
     ("B0'", "-", ("eos", "B0_prime"), ("eos", "B0_prime")),
+    (
+        "E(0.80 V0) - E0",
+        "eV/atom",
+        ("eos", _rise_at(0.80, "energy_eV_per_atom")),
+        ("eos", _rise_at(0.80, "energy")),
+    ),
     ("C11", "GPa", ("elastic", "C", _c11), ("elastic", "C11")),
     ("C12", "GPa", ("elastic", "C", _c12), ("elastic", "C12")),
     ("C44", "GPa", ("elastic", "C", _c44), ("elastic", "C44")),

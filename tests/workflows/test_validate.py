@@ -8,7 +8,13 @@ from workflows.validate import comparison_table, infer_system, load_reference
 
 AG_REFERENCE = {
     "system": "ag",
-    "eos": {"V0": 17.99, "E0": -2.8, "B0": 90.4, "B0_prime": 5.6},
+    "eos": {
+        "V0": 17.99,
+        "E0": -2.8,
+        "B0": 90.4,
+        "B0_prime": 5.6,
+        "compressed": {"volume_ratio": [0.8, 0.85, 0.9], "energy": [-2.5, -2.65, -2.75]},
+    },
     "elastic": {"C11": 111.0, "C12": 82.0, "C44": 45.0},
     "phonons": {"gamma_THz": [0, 0, 0], "X_THz": [3.4, 3.4, 4.6], "L_THz": [1.9, 1.9, 4.6]},
     "repulsion": {"r": [1.8, 2.2, 2.6, 2.94], "energy": [6.0, 2.0, 0.4, 0.0]},
@@ -48,6 +54,8 @@ def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsy
     assert rows["B0"]["dft"] == 90.4 and rows["B0"]["model"] > 0 and rows["B0"]["baseline"] is None
     assert rows["B0"]["model_error"] == pytest.approx(rows["B0"]["model"] - 90.4)
     assert rows["softening ratio (1 = DFT)"]["model"] > 0
+    assert rows["E(0.80 V0) - E0"]["dft"] == pytest.approx(0.3)
+    assert rows["E(0.80 V0) - E0"]["model"] > 0.1
     text = (out / "report.md").read_text()
     assert "| quantity | unit | DFT | baseline | PAN+PGS |" in text and "%)" in text
     assert "![phonons](model/phonons.png)" in text and (out / "model" / "phonons.png").exists()
