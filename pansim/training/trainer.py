@@ -86,6 +86,7 @@ class State:
     epoch_batches: int = 0
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     stop_reason: str = ""
+    train_seconds: float = 0.0
 
 
 @contextlib.contextmanager
@@ -309,6 +310,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> State:
         """Train until ``max_epochs``, early stopping or ``max_steps``; returns the state."""
         self._prepare_out_dir(resume)
+        self._mark = time.perf_counter()
         bar = self._progress()
         try:
             while self.state.epoch < self.config.max_epochs and not self.state.stop_reason:
@@ -338,6 +340,7 @@ class Trainer:
 
     def _after_step(self, loss: float, b: int, bar) -> None:
         s = self.state
+        self._tick()
         s.step += 1
         s.batch_in_epoch = b + 1
         s.epoch_loss_sum += loss
@@ -348,9 +351,16 @@ class Trainer:
         if s.step % self.config.checkpoint_every == 0:
             self.save_checkpoint()
 
+    def _tick(self) -> None:
+        """Add the wall time since the last tick to ``state.train_seconds``."""
+        now = time.perf_counter()
+        self.state.train_seconds += now - self._mark
+        self._mark = now
+
     def _end_epoch(self) -> None:
         s = self.state
         valid = self.evaluate(self.data.valid)
+        self._tick()
         if self.config.scheduler == "plateau":
             self.scheduler.step(valid["loss"])
         row = {
@@ -464,6 +474,8 @@ class Trainer:
             "best_valid_loss": self.state.best_metric,
             "data_sha256": self.data.hashes,
             "world_size": self.info.world_size,
+            "train_seconds": self.state.train_seconds,
+            "config": self.config.to_dict(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if not self.info.is_main:

@@ -83,8 +83,16 @@ def save_model(model, path, metadata=None):
 
 
 def load_model(path):
+    from pansim.backbones import build_model
+
     saved = torch.load(path, weights_only=False)
-    model = build_mace(**saved["config"])
+    dtype = next(v.dtype for v in saved["state"].values() if v.is_floating_point())
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        model = build_model(**saved["config"])
+    finally:
+        torch.set_default_dtype(previous)
     model.load_state_dict(saved["state"])
     model.pansim_metadata = saved["metadata"]
     return model

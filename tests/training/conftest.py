@@ -28,7 +28,7 @@ def make_config(emt_files, tmp_path):
             train_file=str(emt_files["train"]),
             valid_file=str(emt_files["val"]),
             test_file=str(emt_files["test"]),
-            variant="baseline",
+            variant="pan+pgs",
             r_max=4.0,
             hyperparameters=dict(TINY),
             batch_size=3,

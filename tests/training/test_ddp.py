@@ -33,3 +33,32 @@ def test_ddp_two_processes_match_one_process(make_config, tmp_path):
     import json
 
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+
+
+def test_ddp_torchrun_cli_matches_one_process(make_config, tmp_path):
+    """``torchrun --nproc_per_node=2 ... train CONFIG`` through the real CLI."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    common = dict(batch_size=4, max_epochs=1, checkpoint_every=100)
+    single = make_config(out_dir=str(tmp_path / "one"), **common)
+    train(single)
+    config = tmp_path / "ddp.yaml"
+    config.write_text(
+        yaml.safe_dump(make_config(out_dir=str(tmp_path / "two"), **common).to_dict())
+    )
+    launcher = str(Path(__file__).parent / "_launch.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               "--master_port", str(free_port()), launcher, "train", str(config)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("done: 1 epochs, 2 steps") == 1  # printed by rank 0 only
+    a = torch.load(tmp_path / "one" / CHECKPOINT, weights_only=True)["model"]
+    b = torch.load(tmp_path / "two" / CHECKPOINT, weights_only=True)["model"]
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=1e-10, atol=1e-12, msg=key)

@@ -65,13 +65,30 @@ def test_metrics_match_hand_computed_values(tiny_file, tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in files[1:])
 
 
-def test_batched_predictions_equal_single_structure_ones(emt_files):
-    from _standin import TINY, build_mace
+def tiny_model():
+    from _standin import TINY
 
-    model = build_mace(
-        variant="baseline", elements=["Cu", "Ag"], r_max=4.0, seed=0, atomic_energies=[0.1, 0.2],
+    from pansim.backbones import build_model
+
+    model = build_model(
+        variant="pan+pgs", elements=["Cu", "Ag"], r_max=4.0, seed=0, atomic_energies=[0.1, 0.2],
         avg_num_neighbors=20.0, atomic_inter_shift=0.0, atomic_inter_scale=1.0, **TINY,
-    ).double()  # fmt: skip
+    )  # fmt: skip
+    return model.double()
+
+
+def test_batched_predictions_equal_calculator(emt_files):
+    calculator = pytest.importorskip("pansim.calculator")
+    model = tiny_model()
+    result, _, preds = evaluate_file(model, emt_files["test"], batch_size=4)
+    for atoms, pred in zip(ase.io.read(emt_files["test"], ":"), preds, strict=True):
+        atoms.calc = calculator.PANCalculator(model=model)
+        assert atoms.get_potential_energy() == pytest.approx(pred["energy"], rel=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), pred["forces"], rtol=1e-10, atol=1e-12)
+
+
+def test_batched_predictions_equal_single_structure_ones(emt_files):
+    model = tiny_model()
     samples = load_dataset(emt_files["test"], ("REF_energy", "REF_forces", "REF_stress"),
                            [29, 47], 4.0)  # fmt: skip
     batched = predict(model, samples, batch_size=4)

@@ -1,0 +1,159 @@
+"""The ablation table: test errors of every variant over seeds, relative to the baseline.
+
+For each system and variant: mean and standard deviation over seeds of the
+test-set MAE of energy per atom (meV/atom), forces (meV/A) and stress (GPa),
+the change of the mean relative to the baseline, and measured inference cost
+ratios (FLOPs counted with ``torch.utils.flop_counter``, wall time) versus
+the baseline of the same system.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics as stats
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pansim.training.evaluate import batch_to_tensors, forward, metrics, predict, wants_stress
+from pansim.training.plan import Job
+
+QUANTITIES = (("energy_per_atom", "meV/atom"), ("forces", "meV/A"), ("stress", "GPa"))
+PUBLISHED = "forces -22 to -27%, energies -19 to -22%, stress -27 to -28%"
+
+
+def load_run(job: Job):
+    """The best model of a finished job, its config and summary."""
+    from pansim.model_io import load_model
+
+    summary = json.loads((job.out_dir / "summary.json").read_text())
+    return load_model(job.out_dir / "best_model.pt"), summary
+
+
+def cost(model: torch.nn.Module, samples, repeats: int = 5) -> dict[str, float]:
+    """FLOPs and median wall time (s) of one energy+forces(+stress) call on ``samples``.
+
+    FLOPs are what ``torch.utils.flop_counter.FlopCounterMode`` counts (matrix
+    products and convolutions, forward and the force backward pass).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dtype = next(p.dtype for p in model.parameters())
+    batch = batch_to_tensors(samples, dtype, "cpu")
+    stress = wants_stress(samples)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        forward(model, batch, training=False, stress=stress)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        forward(model, batch, training=False, stress=stress)
+        times.append(time.perf_counter() - start)
+    return {"flops": float(counter.get_total_flops()), "seconds": stats.median(times[1:])}
+
+
+def evaluate_job(job: Job, samples, cost_samples: int = 8) -> dict[str, Any]:
+    """Test metrics and inference cost of one trained job."""
+    model, summary = load_run(job)
+    result = metrics(samples, predict(model, samples))
+    return {
+        "system": job.system,
+        "variant": job.variant,
+        "seed": job.seed,
+        "epochs": summary["epochs"],
+        "train_seconds": summary.get("train_seconds"),
+        "metrics": result,
+        **cost(model, samples[:cost_samples]),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return stats.fmean(values), (stats.stdev(values) if len(values) > 1 else 0.0)
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (system, variant): mean/std over seeds, changes vs baseline."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["system"], row["variant"])].append(row)
+    table = [_summarise(system, variant, runs) for (system, variant), runs in groups.items()]
+    baselines = {e["system"]: e for e in table if e["variant"] == "baseline"}
+    for entry in table:
+        _relative(entry, baselines.get(entry["system"]))
+    return table
+
+
+def _summarise(system: str, variant: str, runs: list[dict]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "system": system,
+        "variant": variant,
+        "seeds": sorted(r["seed"] for r in runs),
+        "epochs": sorted({r["epochs"] for r in runs}),
+        "flops": stats.fmean(r["flops"] for r in runs),
+        "seconds": stats.fmean(r["seconds"] for r in runs),
+    }
+    for key, _ in QUANTITIES:
+        mean, std = _mean_std([r["metrics"][key]["mae"] for r in runs])
+        entry[key] = {"mean": mean, "std": std}
+    return entry
+
+
+def _relative(entry: dict[str, Any], base: dict[str, Any] | None) -> None:
+    for key, _ in QUANTITIES:
+        ref = None if base is None else base[key]["mean"]
+        mean = entry[key]["mean"]
+        entry[key]["change_pct"] = None if not ref or mean is None else 100 * (mean / ref - 1)
+    entry["flops_ratio"] = None if base is None else entry["flops"] / base["flops"]
+    entry["time_ratio"] = None if base is None else entry["seconds"] / base["seconds"]
+
+
+def _cell(value: dict[str, Any]) -> str:
+    if value["mean"] is None:
+        return "-"
+    change = value.get("change_pct")
+    delta = f" ({change:+.1f}%)" if change is not None else ""
+    return f"{value['mean']:.3g} ± {value['std']:.2g}{delta}"
+
+
+def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:
+    """The table as Markdown, with a note on seeds, epochs and the published numbers."""
+    head = ["system", "variant", "seeds", "epochs"]
+    head += [f"{key.replace('_', ' ')} MAE ({unit})" for key, unit in QUANTITIES]
+    head += ["FLOPs ratio", "time ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in table:
+        cells = [e["system"], e["variant"], str(len(e["seeds"])), "/".join(map(str, e["epochs"]))]
+        cells += [_cell(e[key]) for key, _ in QUANTITIES]
+        cells += [_ratio(e["flops_ratio"]), _ratio(e["time_ratio"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    footer = [
+        "",
+        "Mean ± standard deviation over seeds of test-set MAE; in brackets the change of the "
+        "mean versus `baseline` of the same system. FLOPs: `torch.utils.flop_counter` (matrix "
+        "products, energy + forces); time: median wall time of the same call, this machine.",
+        f"Published reductions for PAN+PGS over MACE: {PUBLISHED}.",
+    ]
+    if note:
+        footer.append(note)
+    return "\n".join(lines + footer) + "\n"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def write(table, rows, folder: str | Path, note: str = "") -> tuple[Path, Path]:
+    """Write ``ablation.md`` and ``ablation.json`` (per-run rows included)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, js = folder / "ablation.md", folder / "ablation.json"
+    md.write_text(to_markdown(table, note))
+    js.write_text(json.dumps({"note": note, "table": table, "runs": list(rows)}, indent=1))
+    return md, js

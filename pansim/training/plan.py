@@ -1,0 +1,116 @@
+"""The training plan of the shipped models: base configs x variants x seeds.
+
+One base YAML per system (``configs/pretrained/base/<system>.yaml``) fixes the
+data, backbone size and budget; :func:`expand` writes one full config per
+(variant, seed) to ``configs/pretrained/<system>/<variant>-seed<k>.yaml`` that
+differs from the base only in ``variant``, ``seed`` and ``out_dir``. So every
+variant of a system gets the same data, backbone, budget and seeds by
+construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from pansim.backbones import VARIANTS
+from pansim.training.config import check_keys
+
+SEEDS = (0, 1, 2)
+#: keys a base file must not set (they are what the plan varies)
+VARIED = ("variant", "seed", "out_dir")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One training run of the plan."""
+
+    system: str
+    variant: str
+    seed: int
+    config: Path
+    out_dir: Path
+
+
+def read_base(path: Path) -> dict:
+    """A base config, checked: known keys only, none of :data:`VARIED`."""
+    data = yaml.safe_load(path.read_text()) or {}
+    check_keys(list(data), where=str(path))
+    clash = [k for k in VARIED if k in data]
+    if clash:
+        raise ValueError(f"{path}: base configs must not set {clash}; the plan sets them")
+    return data
+
+
+def expand(
+    base_dir: str | Path,
+    config_dir: str | Path,
+    runs_dir: str | Path = "runs/pretrained",
+    variants: Sequence[str] = VARIANTS,
+    seeds: Sequence[int] = SEEDS,
+) -> list[Job]:
+    """Write one config per system x variant x seed; returns the jobs."""
+    jobs = []
+    for base_path in sorted(Path(base_dir).glob("*.yaml")):
+        system = base_path.stem
+        base = read_base(base_path)
+        for variant in variants:
+            for seed in seeds:
+                jobs.append(_write_job(system, base, variant, seed, config_dir, runs_dir))
+    return jobs
+
+
+def _write_job(system, base, variant, seed, config_dir, runs_dir) -> Job:
+    name = f"{variant}-seed{seed}"
+    out_dir = Path(runs_dir) / system / name
+    config = Path(config_dir) / system / f"{name}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    full = {**base, "variant": variant, "seed": seed, "out_dir": str(out_dir)}
+    header = f"# generated from base/{system}.yaml by scripts/train_pretrained.py; do not edit\n"
+    config.write_text(header + yaml.safe_dump(full, sort_keys=False))
+    return Job(system, variant, seed, config, out_dir)
+
+
+def jobs_in(config_dir: str | Path, systems: Sequence[str] | None = None) -> list[Job]:
+    """The expanded configs present under ``config_dir`` (optionally some systems only)."""
+    jobs = []
+    for path in sorted(Path(config_dir).glob("*/*-seed*.yaml")):
+        system = path.parent.name
+        if systems and system not in systems:
+            continue
+        data = yaml.safe_load(path.read_text())
+        jobs.append(Job(system, data["variant"], int(data["seed"]), path, Path(data["out_dir"])))
+    return jobs
+
+
+def status(job: Job) -> str:
+    """``done`` (summary written after a full run), ``partial`` (checkpoint) or ``todo``."""
+    summary = job.out_dir / "summary.json"
+    if summary.exists():
+        reason = json.loads(summary.read_text()).get("stop_reason", "")
+        if not reason.startswith("max_steps"):
+            return "done"
+    if (job.out_dir / "checkpoint.pt").exists():
+        return "partial"
+    return "todo"
+
+
+def command(job: Job, nproc: int = 1) -> list[str]:
+    """The command line that trains ``job`` (``torchrun`` when ``nproc`` > 1)."""
+    resume = ["--resume"] if status(job) == "partial" else []
+    config = _short(job.config)
+    if nproc > 1:
+        return ["torchrun", f"--nproc_per_node={nproc}", "-m", "pansim", "train", config, *resume]
+    return ["pansim", "train", config, *resume]
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Evaluate the trained ablation runs on their committed test splits; write the table.
+
+Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
+
+    python scripts/ablation_table.py                          # all finished runs
+    python scripts/ablation_table.py --systems si ag --out results/ablation
+
+Writes ``ablation.md`` and ``ablation.json`` (per-run metrics included) and
+prints the Markdown. Only finished runs count; the note under the table lists
+the seeds and epochs that actually went in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _note(rows, planned_seeds: int) -> str:
+    seeds = defaultdict(set)
+    epochs = defaultdict(set)
+    for row in rows:
+        seeds[row["system"]].add(row["seed"])
+        epochs[row["system"]].add(row["epochs"])
+    parts = []
+    for system in sorted(seeds):
+        short = " (fewer seeds than planned)" if len(seeds[system]) < planned_seeds else ""
+        parts.append(
+            f"{system}: seeds {sorted(seeds[system])}{short}, epochs {sorted(epochs[system])}"
+        )
+    return "Runs included: " + "; ".join(parts) + "."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", type=Path, default=ROOT / "configs" / "pretrained")
+    parser.add_argument("--systems", nargs="*")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "ablation")
+    parser.add_argument("--cost-samples", type=int, default=8, help="structures per cost batch")
+    parser.add_argument("--planned-seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from pansim.training import ablation, plan
+    from pansim.training.config import load_config
+    from pansim.training.data import load_dataset
+
+    rows, cache = [], {}
+    for job in plan.jobs_in(args.configs, args.systems):
+        if plan.status(job) != "done":
+            print(f"skipping unfinished run {job.out_dir}", file=sys.stderr)
+            continue
+        config = load_config(job.config)
+        model, _ = ablation.load_run(job)
+        key = (config.test_file, tuple(int(z) for z in model.atomic_numbers))
+        if key not in cache:
+            labels = (config.energy_key, config.forces_key, config.stress_key)
+            cache[key] = load_dataset(key[0], labels, key[1], float(model.r_max))
+        rows.append(ablation.evaluate_job(job, cache[key], args.cost_samples))
+    if not rows:
+        print("no finished runs found", file=sys.stderr)
+        return 1
+    table = ablation.aggregate(rows)
+    note = _note(rows, args.planned_seeds)
+    md, js = ablation.write(table, rows, args.out, note)
+    print(md.read_text())
+    print(f"wrote {md} and {js}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pansim.backbones import VARIANTS
+from pansim.training import ablation, plan
+from pansim.training.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs" / "pretrained"
+SYSTEMS = sorted(p.stem for p in (CONFIGS / "base").glob("*.yaml"))
+
+
+def test_plan_covers_every_system_variant_and_seed():
+    assert {"si", "ag", "lif", "ethanol"} <= set(SYSTEMS) and len(SYSTEMS) >= 5
+    jobs = plan.jobs_in(CONFIGS)
+    assert {(j.system, j.variant, j.seed) for j in jobs} == {
+        (s, v, k) for s in SYSTEMS for v in VARIANTS for k in plan.SEEDS
+    }
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_variants_differ_only_in_variant_seed_and_out_dir(system):
+    configs = [load_config(j.config).to_dict() for j in plan.jobs_in(CONFIGS, [system])]
+    stripped = [{k: v for k, v in c.items() if k not in plan.VARIED} for c in configs]
+    assert all(s == stripped[0] for s in stripped)
+    assert stripped[0]["hyperparameters"]["num_channels"] == 32
+
+
+def test_committed_configs_are_the_expansion_of_the_base_files(tmp_path):
+    plan.expand(CONFIGS / "base", tmp_path, "runs/pretrained")
+    for job in plan.jobs_in(CONFIGS):
+        assert (tmp_path / job.system / job.config.name).read_text() == job.config.read_text()
+
+
+def test_aggregate_mean_std_and_relative_change():
+    def row(variant, seed, forces, flops):
+        m = {"energy_per_atom": {"mae": 2.0}, "forces": {"mae": forces}, "stress": {"mae": None}}
+        return {"system": "x", "variant": variant, "seed": seed, "epochs": 3, "metrics": m,
+                "flops": flops, "seconds": 1.0}  # fmt: skip
+
+    rows = [row("baseline", 0, 10.0, 100.0), row("baseline", 1, 14.0, 100.0),
+            row("pan", 0, 8.0, 103.0), row("pan", 1, 10.0, 103.0)]  # fmt: skip
+    table = {e["variant"]: e for e in ablation.aggregate(rows)}
+    assert table["baseline"]["forces"]["mean"] == 12.0
+    assert table["baseline"]["forces"]["std"] == pytest.approx(2.0**1.5)
+    assert table["pan"]["forces"]["change_pct"] == pytest.approx(-25.0)
+    assert table["pan"]["flops_ratio"] == pytest.approx(1.03)
+    assert table["pan"]["stress"]["mean"] is None
+    text = ablation.to_markdown(list(table.values()), note="seeds 0, 1")
+    assert "-25.0%" in text and "seeds 0, 1" in text and "-22 to -27%" in text
+
+
+def test_demo_pipeline_end_to_end(tmp_path):
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--sizes", "8", "4", "4",
+            "--seeds", "3", "--variants", "baseline", "pan+pgs",
+            "--hyperparameters", "{num_channels: 8, max_L: 0, correlation: 2, "
+            "num_interactions: 1}"]  # fmt: skip
+    assert script["main"](argv) == 0
+    result = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
+    assert len(result["runs"]) == 2
+    assert {e["variant"] for e in result["table"]} == {"baseline", "pan+pgs"}
+    assert all(e["flops"] > 0 for e in result["table"])
+    assert "emt: seeds [3] (fewer seeds than planned), epochs [1]" in result["note"]
+    assert "| emt | pan+pgs | 1 | 1 |" in (tmp_path / "ablation" / "ablation.md").read_text()
+    config = yaml.safe_load((tmp_path / "configs" / "emt" / "pan+pgs-seed3.yaml").read_text())
+    assert config["seed"] == 3 and config["variant"] == "pan+pgs"
