@@ -62,15 +62,15 @@ def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsy
     assert "could not be loaded" in capsys.readouterr().out
 
 
-def test_validate_without_reference_and_with_lj_baseline(tmp_path):
+def test_validate_without_reference_with_both_models(tmp_path):
     report = validate_mod.validate(
         "emt",
         "ag",
         out=tmp_path,
-        baseline="lj",
+        baseline="emt",
         references=tmp_path / "none",
         quick=True,
-        skip=("elastic", "phonons", "md"),
+        skip=("elastic", "phonons", "md", "repulsion"),
     )
     assert any("no DFT reference" in m for m in report["messages"])
     rows = {r["quantity"]: r for r in report["table"]}
