@@ -129,10 +129,14 @@ def vrh_moduli(c: np.ndarray) -> dict[str, float]:
     }
 
 
-def born_stability(c: np.ndarray, tol: float = 0.0) -> tuple[bool, np.ndarray]:
-    """General Born criterion: all eigenvalues of the symmetric 6x6 C above ``tol``."""
+def born_stability(c: np.ndarray, rtol: float = 1e-4) -> tuple[bool, np.ndarray]:
+    """General Born criterion: every eigenvalue of the symmetric 6x6 C is positive.
+
+    Eigenvalues below ``rtol * max|eigenvalue|`` count as zero (numerical noise),
+    so a floppy lattice is reported unstable. Returns ``(stable, eigenvalues)``.
+    """
     eig = np.linalg.eigvalsh(0.5 * (c + c.T))
-    return bool(np.all(eig > tol)), eig
+    return bool(np.all(eig > rtol * np.abs(eig).max())), eig
 
 
 def _strained_stress(

@@ -52,3 +52,22 @@ def springs():
 def batch_springs():
     BatchSprings.batch_calls = 0
     return BatchSprings
+
+
+class StressSprings(Springs):
+    """Springs with the virial stress (eV/A^3, ASE sign: (1/V) dE/d(strain))."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        i, j, d, vec = neighbor_list("ijdD", self.atoms, self.cutoff)
+        dphi = self.k * (d - self.r0)
+        virial = 0.5 * np.einsum("p,pa,pb->ab", dphi / d, vec, vec)
+        stress = virial / self.atoms.get_volume()
+        self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
+
+
+@pytest.fixture
+def stress_springs():
+    return StressSprings

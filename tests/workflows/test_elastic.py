@@ -96,3 +96,20 @@ def test_ionic_relaxation_and_json_round_trip(tmp_path):
 def test_calculator_without_stress_gets_clear_error(springs):
     with pytest.raises(StressNotAvailableError, match="stress"):
         elastic_constants(bulk("Cu", "fcc", a=3.6), springs())
+
+
+def test_internal_relaxation_softens_c44_of_central_force_diamond(stress_springs):
+    """Keating with no bond bending: C11 = C12 = C44(clamped, Cauchy) and C44(relaxed) = 0."""
+    a = 5.43
+    calc = stress_springs(
+        k=5.0, r0=a * np.sqrt(3) / 4, cutoff=0.5 * (a * np.sqrt(3) / 4 + a / np.sqrt(2))
+    )
+    atoms = bulk("Si", "diamond", a=a)
+    opts = dict(relax_cell_first=False, n_strains=2, max_strain=0.002)
+    clamped = elastic_constants(atoms, calc, relax_ions=False, **opts).cubic
+    relaxed = elastic_constants(atoms, calc, relax_ions=True, **opts)
+    assert clamped["C12"] == pytest.approx(clamped["C44"], rel=1e-3)
+    assert clamped["C11"] == pytest.approx(clamped["C12"], rel=1e-3)
+    assert abs(relaxed.cubic["C44"]) < 1e-3 * clamped["C44"]
+    assert relaxed.cubic["C12"] == pytest.approx(clamped["C12"], rel=1e-3)
+    assert not relaxed.born_stable  # floppy: zero eigenvalues
