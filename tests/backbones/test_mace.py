@@ -1,0 +1,187 @@
+"""MACE adapter: SPEC 1.3 invariants for every variant, periodic, open and mixed."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import R_MAX, STRUCTURES, TINY, tiny_model
+
+from pansim.backbones import VARIANTS, build_model
+from pansim.testing import (
+    assert_forces_fd,
+    assert_identity_at_init,
+    assert_invariance,
+    assert_jit_matches,
+    assert_smooth_cutoff,
+    assert_stress_fd,
+    assert_twice_differentiable,
+    model_evaluator,
+    model_graph,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURES))
+def test_identity_at_init(init_models, name):
+    models = [init_models[v] for v in VARIANTS]
+    assert_identity_at_init(models, STRUCTURES[name](), rtol=0.0, atol=1e-13)
+
+
+def test_trained_variants_differ(trained_models):
+    """The modules are active once their weights move: variants no longer agree."""
+    atoms = STRUCTURES["bulk"]()
+    ref = model_evaluator(trained_models["baseline"])(atoms)
+    for variant in ("pan", "pgs", "pan+pgs"):
+        got = model_evaluator(trained_models[variant])(atoms)
+        assert abs(got["energy"] - ref["energy"]) > 1e-4, variant
+        assert np.abs(got["forces"] - ref["forces"]).max() > 1e-5, variant
+
+
+def test_identical_backbone_weights(init_models):
+    base = init_models["baseline"].state_dict()
+    for variant in VARIANTS:
+        state = init_models[variant].state_dict()
+        for key, value in base.items():
+            assert torch.equal(state[key], value), (variant, key)
+    extra = set(init_models["pan+pgs"].state_dict()) - set(base)
+    assert any("pan_layers" in k for k in extra) and any("edge_mixer" in k for k in extra)
+    assert any("readout_expansions" in k for k in extra)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_invariance(trained_models, variant, structure):
+    assert_invariance(model_evaluator(trained_models[variant]), structure)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name", ["bulk", "cluster"])
+def test_forces_are_energy_gradient(trained_models, variant, name):
+    assert_forces_fd(model_evaluator(trained_models[variant]), STRUCTURES[name](), directions=2)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stress_is_strain_derivative(trained_models, variant):
+    assert_stress_fd(model_evaluator(trained_models[variant]), STRUCTURES["bulk"]())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name", ["bulk", "cluster"])
+def test_smooth_across_cutoff(trained_models, variant, name):
+    assert_smooth_cutoff(model_evaluator(trained_models[variant]), STRUCTURES[name](), R_MAX)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_twice_differentiable(trained_models, variant):
+    model = trained_models[variant]
+    extra = [n for n, _ in model.named_parameters() if "pan" in n or "edge_mixer" in n]
+    extra += [n for n, _ in model.named_parameters() if "readout_expansions" in n]
+    params = extra[:3] if extra else None
+    assert_twice_differentiable(model, STRUCTURES["bulk"](), parameters=params)
+
+
+def test_twice_differentiable_open(trained_models):
+    assert_twice_differentiable(trained_models["pan+pgs"], STRUCTURES["cluster"]())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_torchscript_matches_eager(trained_models, variant):
+    assert_jit_matches(trained_models[variant], STRUCTURES["bulk"](), rtol=1e-12, atol=1e-13)
+
+
+def test_baseline_forward_is_mace_forward(trained_models):
+    """The adapter's forward reproduces ScaleShiftMACE.forward on the same weights."""
+    from mace.modules.models import ScaleShiftMACE
+
+    model = trained_models["baseline"]
+    data = model_graph(model, STRUCTURES["bulk"]())
+    ours = model(dict(data), compute_stress=True)
+    theirs = ScaleShiftMACE.forward(model, dict(data), compute_stress=True)
+    for key in ("energy", "node_energy", "forces", "stress"):
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-12, atol=1e-13)
+
+
+def test_contract_shapes_and_batching(trained_models):
+    from pansim.graph import atoms_to_graph, collate
+
+    model = trained_models["pan+pgs"]
+    structures = [STRUCTURES["bulk"](), STRUCTURES["cluster"]()]
+    z = model.atomic_numbers.tolist()
+    batch = collate([atoms_to_graph(a, z, R_MAX) for a in structures])
+    out = model(batch, compute_stress=True)
+    n = sum(len(a) for a in structures)
+    assert out["energy"].shape == (2,) and out["node_energy"].shape == (n,)
+    assert out["forces"].shape == (n, 3) and out["stress"].shape == (2, 3, 3)
+    torch.testing.assert_close(
+        out["energy"], torch.stack([out["node_energy"][:5].sum(), out["node_energy"][5:].sum()])
+    )
+    assert torch.all(out["stress"][1] == 0)  # no cell, no stress
+    for k, atoms in enumerate(structures):
+        single = model_evaluator(model)(atoms)
+        np.testing.assert_allclose(out["energy"][k].item(), single["energy"], rtol=1e-12)
+    assert model(batch, compute_force=False)["forces"] is None
+    assert model(batch)["stress"] is None
+
+
+def test_forward_does_not_touch_inputs(trained_models):
+    model = trained_models["pan"]
+    data = model_graph(model, STRUCTURES["bulk"]())
+    before = {k: v.clone() for k, v in data.items()}
+    model(data, compute_stress=True, training=True)
+    assert set(data) == set(before) and not data["positions"].requires_grad
+    for key, value in before.items():
+        assert torch.equal(data[key], value)
+
+
+def test_training_mode_gives_differentiable_forces(trained_models):
+    model = trained_models["pan+pgs"]
+    out = model(model_graph(model, STRUCTURES["bulk"]()), training=True, compute_stress=True)
+    assert out["forces"].requires_grad and out["stress"].requires_grad
+
+
+def test_config_rebuilds_the_model(init_models):
+    model = init_models["pan+pgs"]
+    config = json.loads(json.dumps(model.pansim_config))
+    assert config["variant"] == "pan+pgs" and config["elements"] == ["Si", "O"]
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        again = build_model(**config)
+    finally:
+        torch.set_default_dtype(previous)
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+
+
+def test_build_leaves_rng_alone():
+    state = torch.random.get_rng_state()
+    tiny_model("pan")
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_atomic_energies_by_symbol():
+    model = build_model(
+        variant="baseline", elements=["O", "Si"], r_max=R_MAX,
+        **{**TINY, "atomic_energies": {"Si": -1.5, "O": -2.0}},
+    )  # fmt: skip
+    assert model.atomic_numbers.tolist() == [8, 14]
+    assert model.pansim_config["atomic_energies"] == [-2.0, -1.5]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"variant": "pan+foo"}, "unknown variant"),
+        ({"num_chanels": 8}, "unknown MACE hyperparameter"),
+        ({"elements": ["Si", "Si"]}, "duplicates"),
+        ({"elements": ["Xx"]}, "unknown element"),
+        ({"atomic_energies": [1.0]}, "atomic_energies"),
+        ({"atomic_energies": {"Si": 1.0}}, "lacks element"),
+        ({"c_max": -1.0}, "c_max"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    args = {"variant": "pan", "elements": ["Si", "O"], "r_max": R_MAX, **TINY, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        build_model(**args)
