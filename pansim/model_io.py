@@ -1,0 +1,265 @@
+"""Safe model files: one safetensors file holding a JSON header and the weights.
+
+Format (``FORMAT = "pansim-model"``, ``FORMAT_VERSION = 1``)
+--------------------------------------------------------------
+A single ``.safetensors`` file (https://github.com/huggingface/safetensors):
+the tensors are the model's ``state_dict``; the file's string metadata holds
+
+- ``format``, ``format_version``;
+- ``config``: JSON of ``model.pansim_config`` (the :func:`pansim.build_model`
+  keyword arguments that rebuild the architecture);
+- ``metadata``: JSON with the versions of pansim, mace-torch, torch and e3nn,
+  elements, cutoff (Angstrom), variant, backbone, dtype, creation time, the
+  caller's metadata (e.g. training provenance) under ``provenance``;
+- ``sha256``: a hash of the config, the metadata and every tensor (name,
+  dtype, shape, bytes), checked on load.
+
+Loading parses JSON and raw tensor bytes only; nothing executes code. Writing
+is atomic (temporary file in the same folder, then ``os.replace``). Any
+problem on load raises :class:`ModelFileError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "pansim-model"
+FORMAT_VERSION = 1
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: corrupt, truncated, tampered or incompatible."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"model file {os.fspath(path)!r}: {problem}")
+        self.path = os.fspath(path)
+        self.problem = problem
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of pansim, mace-torch, torch and e3nn."""
+    import pansim
+
+    found = {"pansim": pansim.__version__, "torch": torch.__version__}
+    for dist, key in (("mace-torch", "mace-torch"), ("e3nn", "e3nn")):
+        try:
+            found[key] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            found[key] = "unknown"
+    return found
+
+
+def _content_hash(config: str, meta: str, tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for text in (config, meta):
+        h.update(text.encode())
+        h.update(b"\0")
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\0".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _model_dtype(model: torch.nn.Module) -> str:
+    dtypes = {p.dtype for p in model.parameters()}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _DTYPES.values():
+        raise ValueError(f"model parameters must share one of float32/float64, got {dtypes}")
+    return {v: k for k, v in _DTYPES.items()}[next(iter(dtypes))]
+
+
+def _header(model: torch.nn.Module, metadata: dict[str, Any] | None) -> tuple[str, str]:
+    config = getattr(model, "pansim_config", None)
+    if not config:
+        raise ValueError("model has no pansim_config; build it with pansim.build_model")
+    meta = {
+        "versions": versions(),
+        "backbone": config.get("backbone"),
+        "variant": config.get("variant"),
+        "elements": config.get("elements"),
+        "r_max": config.get("r_max"),
+        "dtype": _model_dtype(model),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": metadata or {},
+    }
+    try:
+        return json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True)
+    except TypeError as err:
+        raise ValueError(f"config and metadata must be JSON-serialisable: {err}") from err
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` that replaces it on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(
+    model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` (weights + config + provenance) to one safetensors file, atomically.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A pansim model (has ``pansim_config``).
+    path : str or PathLike
+        Destination; ``.safetensors`` is appended if the suffix is missing.
+    metadata : dict, optional
+        JSON-serialisable provenance (training config, data hashes, ...).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    config, meta = _header(model, metadata)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": config,
+        "metadata": meta,
+        "sha256": _content_hash(config, meta, tensors),
+    }
+    with _atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, dict, dict[str, torch.Tensor]]:
+    """Config, metadata and tensors of a model file, all checked.
+
+    Raises
+    ------
+    ModelFileError
+        Missing, unreadable, truncated or corrupt file, wrong format or
+        version, missing keys, or a content-hash mismatch.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelFileError(path, f"not a readable safetensors file ({err})") from err
+    _check_header(path, header)
+    if _content_hash(header["config"], header["metadata"], tensors) != header["sha256"]:
+        raise ModelFileError(path, "content hash mismatch: the file was modified or corrupted")
+    return json.loads(header["config"]), json.loads(header["metadata"]), tensors
+
+
+def _check_header(path: Path, header: dict[str, str]) -> None:
+    if header.get("format") != FORMAT:
+        raise ModelFileError(path, f"not a pansim model file (format {header.get('format')!r})")
+    if header.get("format_version") != str(FORMAT_VERSION):
+        raise ModelFileError(
+            path,
+            f"format version {header.get('format_version')!r} is not supported "
+            f"(this pansim reads version {FORMAT_VERSION})",
+        )
+    missing = [k for k in ("config", "metadata", "sha256") if k not in header]
+    if missing:
+        raise ModelFileError(path, f"header lacks {missing}")
+    for key in ("config", "metadata"):
+        try:
+            json.loads(header[key])
+        except json.JSONDecodeError as err:
+            raise ModelFileError(path, f"header {key!r} is not valid JSON ({err})") from err
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def load_model(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype | None = None,
+) -> torch.nn.Module:
+    """Rebuild a model saved by :func:`save_model` (no code is executed from the file).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The model file.
+    device : str or torch.device
+        Where to put the model.
+    dtype : str or torch.dtype, optional
+        ``float32`` / ``float64``; default: the dtype it was saved in.
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode; ``model.pansim_metadata`` holds the file's metadata.
+
+    Raises
+    ------
+    ModelFileError
+        For any problem with the file (see :func:`read_model_file`), an
+        architecture the config cannot rebuild, or weights that do not fit it.
+    """
+    from pansim.backbones import build_model
+
+    config, meta, tensors = read_model_file(path)
+    saved = _DTYPES.get(meta.get("dtype"), torch.float64)
+    try:
+        with _default_dtype(saved):
+            model = build_model(**config)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ModelFileError(path, f"config cannot rebuild the model ({err})") from err
+    _load_weights(path, model, tensors)
+    model.pansim_metadata = meta
+    target = _DTYPES[dtype] if isinstance(dtype, str) else (dtype or saved)
+    return model.to(device=device, dtype=target).eval()
+
+
+def _load_weights(path, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    state = model.state_dict()
+    missing = sorted(set(state) - set(tensors))
+    unexpected = sorted(set(tensors) - set(state))
+    if missing or unexpected:
+        raise ModelFileError(
+            path, f"weights do not fit the architecture: missing {missing}, unexpected {unexpected}"
+        )
+    bad = [k for k, v in state.items() if tuple(v.shape) != tuple(tensors[k].shape)]
+    if bad:
+        shapes = {k: (tuple(tensors[k].shape), tuple(state[k].shape)) for k in bad}
+        raise ModelFileError(path, f"shape mismatch (file, model): {shapes}")
+    model.load_state_dict(tensors, strict=True)
