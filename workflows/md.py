@@ -67,6 +67,7 @@ MD_UNITS = {
     "rdf_r_A": "A",
     "rdf_first_peak_A": "A",
     "rdf_first_peak_height": "dimensionless",
+    "min_distance_A": "A (closest pair over the trajectory frames)",
 }
 
 
@@ -115,6 +116,7 @@ class MDResult(WorkflowResult):
     rdf_g: list[float] = dataclasses.field(default_factory=list)
     rdf_first_peak_A: float | None = None
     rdf_first_peak_height: float | None = None
+    min_distance_A: float | None = None
     files: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -258,6 +260,15 @@ def rdf(frames: list[Atoms], rmax: float = 6.0, nbins: int = 120) -> tuple[np.nd
     shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     g = hist / (norm * shell) if norm > 0 else hist
     return 0.5 * (edges[1:] + edges[:-1]), g
+
+
+def closest_approach(frames: list[Atoms], rmax: float = 6.0) -> float | None:
+    """Smallest interatomic distance (A, periodic images included) over ``frames``."""
+    from ase.neighborlist import neighbor_list
+
+    found = [neighbor_list("d", atoms, rmax).min(initial=np.inf) for atoms in frames]
+    value = min(found, default=np.inf)
+    return float(value) if np.isfinite(value) else None
 
 
 def first_peak(r: np.ndarray, g: np.ndarray) -> tuple[float, float]:
@@ -535,6 +546,7 @@ def _result(run: _Run, atoms: Atoms, calc: Any, reason: str, timings: dict) -> M
         rdf_g=g.tolist(),
         rdf_first_peak_A=peak[0],
         rdf_first_peak_height=peak[1],
+        min_distance_A=closest_approach(frames, cfg.rdf_rmax),
         files=files,
     )
 

@@ -12,8 +12,14 @@ as in SPEC section 3)::
       "elastic": {"C11": GPa, "C12": GPa, "C44": GPa},
       "phonons": {"gamma_THz": [...], "X_THz": [...], "L_THz": [...]},
       "repulsion": {"r": [A, ...], "energy": [eV, ...]},
-      "md": {"rdf_first_peak_A": A}
+      "md": {"rdf_first_peak_A": A},
+      "liquid": {"temperature_K": K, "rdf_first_peak_A": A, "min_distance_A": A}
     }
+
+``phonons`` frequencies are sorted per point; the table compares their maxima
+(LiF: TO modes, no non-analytic correction). ``repulsion`` is the energy rise
+(eV, zero at the longest distance) when one atom of the conventional cell moves
+toward its nearest neighbour, as in :mod:`workflows.repulsion`.
 
 Missing references, models or failing workflows give a message and a partial
 report, never a crash. Outputs: ``OUT/report.md`` (table and plots),
@@ -47,6 +53,7 @@ class System:
     symbol: str
     structure: str
     a: float
+    liquid_K: float | None = None
 
     def primitive(self) -> Atoms:
         """Primitive cell (A)."""
@@ -59,8 +66,8 @@ class System:
 
 #: system name -> System (SPEC 2.1 lattice constants)
 SYSTEMS: dict[str, System] = {
-    "si": System("si", "Si", "diamond", 5.47),
-    "ag": System("ag", "Ag", "fcc", 4.16),
+    "si": System("si", "Si", "diamond", 5.47, liquid_K=2000.0),
+    "ag": System("ag", "Ag", "fcc", 4.16, liquid_K=1600.0),
     "lif": System("lif", "LiF", "rocksalt", 4.07),
 }
 
@@ -117,21 +124,21 @@ QUICK = Settings(
 )
 
 
-def _run_eos(system: System, calc: Any, s: Settings, out: Path):
+def _run_eos(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     from workflows.eos import equation_of_state, plot_eos
 
     res = equation_of_state(system.primitive(), calc, n_points=s.eos_points)
     return res, plot_eos
 
 
-def _run_elastic(system: System, calc: Any, s: Settings, out: Path):
+def _run_elastic(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     from workflows.elastic import elastic_constants, plot_elastic
 
     res = elastic_constants(system.conventional(), calc, n_strains=s.elastic_strains)
     return res, plot_elastic
 
 
-def _run_phonons(system: System, calc: Any, s: Settings, out: Path):
+def _run_phonons(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     from workflows.phonons import phonons, plot_phonons
 
     res = phonons(
@@ -140,14 +147,14 @@ def _run_phonons(system: System, calc: Any, s: Settings, out: Path):
     return res, plot_phonons
 
 
-def _run_repulsion(system: System, calc: Any, s: Settings, out: Path, reference=None):
+def _run_repulsion(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     from workflows.repulsion import plot_repulsion, repulsion_scan
 
-    res = repulsion_scan(system.conventional(), calc, reference=reference)
+    res = repulsion_scan(system.conventional(), calc, reference=dft.get("repulsion"))
     return res, plot_repulsion
 
 
-def _run_md(system: System, calc: Any, s: Settings, out: Path):
+def _run_md(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     from workflows.md import plot_md, run_md
 
     atoms = system.conventional() * s.md_supercell
@@ -165,13 +172,45 @@ def _run_md(system: System, calc: Any, s: Settings, out: Path):
     return res, plot_md
 
 
-#: workflow name -> runner(system, calc, settings, outdir) -> (result, plot function)
+class Skipped(Exception):
+    """A workflow that does not apply to a system (reported, not an error)."""
+
+
+def _run_liquid(system: System, calc: Any, s: Settings, out: Path, dft: dict):
+    """Langevin NVT melt at 1.5 T, then T (the DFT's liquid temperature when given)."""
+    from workflows.md import plot_md, run_md
+
+    temperature = lookup(dft, ("liquid", "temperature_K")) or system.liquid_K
+    if temperature is None:
+        raise Skipped(f"no liquid temperature defined for {system.name}")
+    common = dict(ensemble="langevin", timestep_fs=1.0, friction_per_fs=0.05, restart=False)
+    melt = run_md(
+        system.conventional() * s.md_supercell,
+        calc,
+        steps=s.md_steps // 2,
+        temperature_K=1.5 * temperature,
+        outdir=out / "melt",
+        **common,
+    )
+    if melt.status != "completed":
+        return melt, plot_md
+    from ase.io import read
+
+    start = read(out / "melt" / "md.traj", index=-1)
+    res = run_md(
+        start, calc, steps=s.md_steps, temperature_K=temperature, outdir=out / "liquid", **common
+    )
+    return res, plot_md
+
+
+#: workflow name -> runner(system, calc, settings, outdir, dft) -> (result, plot function)
 WORKFLOWS: dict[str, Callable[..., Any]] = {
     "eos": _run_eos,
     "elastic": _run_elastic,
     "phonons": _run_phonons,
     "repulsion": _run_repulsion,
     "md": _run_md,
+    "liquid": _run_liquid,
 }
 
 
@@ -189,13 +228,11 @@ def evaluate(
     for name, runner in WORKFLOWS.items():
         if name in skip:
             continue
-        extra = (
-            {"reference": reference["repulsion"]}
-            if name == "repulsion" and "repulsion" in reference
-            else {}
-        )
         try:
-            res, plot = runner(system, calc, settings, out, **extra)
+            res, plot = runner(system, calc, settings, out, reference)
+        except Skipped as why:
+            messages.append(f"{out.name}/{name} skipped: {why}")
+            continue
         except Exception as err:  # noqa: BLE001 - a failing workflow must not stop the report
             messages.append(f"{out.name}/{name} failed: {type(err).__name__}: {err}")
             traceback.print_exc(file=sys.stderr)
@@ -288,6 +325,8 @@ QUANTITIES: list[tuple[str, str, tuple, tuple | None]] = [
     ("softening ratio (1 = DFT)", "-", ("repulsion", "softening_ratio"), None),
     ("NVE drift", "meV/atom/ps", ("md", "drift_meV_per_atom_per_ps"), None),
     ("RDF first peak", "A", ("md", "rdf_first_peak_A"), ("md", "rdf_first_peak_A")),
+    ("liquid RDF first peak", "A", ("liquid", "rdf_first_peak_A"), ("liquid", "rdf_first_peak_A")),
+    ("liquid closest approach", "A", ("liquid", "min_distance_A"), ("liquid", "min_distance_A")),
 ]
 
 

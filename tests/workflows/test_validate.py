@@ -56,6 +56,7 @@ def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsy
     assert rows["softening ratio (1 = DFT)"]["model"] > 0
     assert rows["E(0.80 V0) - E0"]["dft"] == pytest.approx(0.3)
     assert rows["E(0.80 V0) - E0"]["model"] > 0.1
+    assert rows["liquid closest approach"]["model"] > 1.5
     text = (out / "report.md").read_text()
     assert "| quantity | unit | DFT | baseline | PAN+PGS |" in text and "%)" in text
     assert "![phonons](model/phonons.png)" in text and (out / "model" / "phonons.png").exists()
@@ -83,6 +84,13 @@ def test_no_model_and_empty_registry_exits_with_instructions(monkeypatch, capsys
     assert main(["validate"]) == 2
     err = capsys.readouterr().err
     assert "registry is empty" in err and "pansim validate" in err
+
+
+def test_liquid_is_skipped_where_undefined(tmp_path):
+    with pytest.raises(validate_mod.Skipped, match="lif"):
+        validate_mod._run_liquid(
+            validate_mod.SYSTEMS["lif"], None, validate_mod.QUICK, tmp_path, {}
+        )
 
 
 def test_helpers(tmp_path):
