@@ -473,7 +473,10 @@ def _loop(run: _Run, dyn: Any, traj, log, t_ref: float) -> str:
     """Integrate until ``cfg.steps``; return a blow-up reason or ``""``."""
     cfg = run.cfg
     while run.step < cfg.steps:
-        dyn.step()
+        try:
+            dyn.step()
+        except Exception as err:  # noqa: BLE001 - e.g. a neighbour list overflow: stop, keep data
+            return f"step {run.step + 1} raised {type(err).__name__}: {err}"
         run.step += 1
         reason = run.blown_up(t_ref)
         if reason:

@@ -97,3 +97,34 @@ def test_unknown_ensemble():
     assert set(ENSEMBLES) >= {"nve", "langevin", "nhc", "bussi", "npt"}
     with pytest.raises(ValueError, match="unknown ensemble"):
         run_md(cu(1), EMT(), ensemble="nvx", steps=1)
+
+
+class NaNAfter(EMT):
+    """EMT that returns NaN energies and forces from its ``n``-th evaluation on."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.calls += 1
+        if self.calls >= self.n:
+            self.results["energy"] = np.nan
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
+class RaisesAfter(NaNAfter):
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        if self.calls >= self.n:
+            raise RuntimeError("neighbour list overflow")
+
+
+def test_nan_and_calculator_errors_stop_the_run(tmp_path):
+    res = run_md(cu(1), NaNAfter(6), steps=50, traj_every=2, outdir=tmp_path / "nan")
+    assert res.status == "blown_up" and "non-finite" in res.stop_reason
+    assert res.steps_done == 5 and len(Trajectory(str(tmp_path / "nan/md.traj"))) == 4
+    assert np.all(np.isfinite(res.etot_eV_per_atom))
+    res = run_md(cu(1), RaisesAfter(6), steps=50, outdir=tmp_path / "err")
+    assert res.status == "blown_up" and "RuntimeError" in res.stop_reason and res.steps_done == 4
