@@ -21,6 +21,7 @@ import torch
 
 from pansim.training.evaluate import batch_to_tensors, forward, metrics, predict, wants_stress
 from pansim.training.plan import Job
+from pansim.training.trainer import BEST_MODEL
 
 QUANTITIES = (("energy_per_atom", "meV/atom"), ("forces", "meV/A"), ("stress", "GPa"))
 PUBLISHED = "forces -22 to -27%, energies -19 to -22%, stress -27 to -28%"
@@ -31,14 +32,15 @@ def load_run(job: Job):
     from pansim.model_io import load_model
 
     summary = json.loads((job.out_dir / "summary.json").read_text())
-    return load_model(job.out_dir / "best_model.pt"), summary
+    return load_model(job.out_dir / BEST_MODEL), summary
 
 
-def cost(model: torch.nn.Module, samples, repeats: int = 5) -> dict[str, float]:
+def cost(model: torch.nn.Module, samples, repeats: int = 10, warmup: int = 3) -> dict[str, float]:
     """FLOPs and median wall time (s) of one energy+forces(+stress) call on ``samples``.
 
     FLOPs are what ``torch.utils.flop_counter.FlopCounterMode`` counts (matrix
-    products and convolutions, forward and the force backward pass).
+    products and convolutions, forward and the force backward pass). The first
+    calls are slow (TorchScript/e3nn warm-up) and are not timed.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,11 +51,11 @@ def cost(model: torch.nn.Module, samples, repeats: int = 5) -> dict[str, float]:
     with counter:
         forward(model, batch, training=False, stress=stress)
     times = []
-    for _ in range(repeats + 1):
+    for _ in range(warmup + repeats):
         start = time.perf_counter()
         forward(model, batch, training=False, stress=stress)
         times.append(time.perf_counter() - start)
-    return {"flops": float(counter.get_total_flops()), "seconds": stats.median(times[1:])}
+    return {"flops": float(counter.get_total_flops()), "seconds": stats.median(times[warmup:])}
 
 
 def evaluate_job(job: Job, samples, cost_samples: int = 8) -> dict[str, Any]:

@@ -6,7 +6,7 @@ or many (``torchrun``): each optimizer step uses one global batch of
 :mod:`pansim.training.distributed` and :mod:`pansim.training.loss`.
 
 Files written to ``out_dir`` (by the main process): ``checkpoint.pt`` (latest
-state, for ``--resume``), ``best_model.*`` (via :func:`pansim.save_model`,
+state, for ``--resume``), ``best_model.safetensors`` (via :func:`pansim.save_model`,
 EMA weights of the best validation epoch), ``metrics.csv`` and
 ``metrics.json`` (one row per epoch), ``config.yaml`` and ``summary.json``.
 """
@@ -53,7 +53,7 @@ from pansim.training.evaluate import (
 from pansim.training.loss import global_counts, squared_errors, weighted_loss
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-BEST_MODEL = "best_model.pt"
+BEST_MODEL = "best_model.safetensors"
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -265,7 +265,8 @@ class Trainer:
         if max_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         else:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            norms = [torch.linalg.vector_norm(p.grad) for p in params]
+            norm = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
         self._check_finite(float(norm), indices, "gradient norm")
 
     def _check_finite(self, value: float, indices: list[int], what: str) -> None:

@@ -94,7 +94,7 @@ def load_model(path):
     finally:
         torch.set_default_dtype(previous)
     model.load_state_dict(saved["state"])
-    model.pansim_metadata = saved["metadata"]
+    model.pansim_metadata = {"provenance": saved["metadata"]}
     return model
 
 

@@ -1,5 +1,6 @@
 import json
 
+import torch
 import yaml
 
 from pansim.cli import main
@@ -21,7 +22,9 @@ def test_cli_train_then_eval(make_config, tmp_path, capsys):
     assert main(["train", str(path), "--resume", "--max_epochs", "1", "--lr", "0.5"]) == 2
     assert "different config" in capsys.readouterr().err
     report = tmp_path / "report"
-    code = main(["eval", str(out / "best_model.pt"), config["test_file"], "--out", str(report)])
+    code = main(
+        ["eval", str(out / "best_model.safetensors"), config["test_file"], "--out", str(report)]
+    )
     assert code == 0
     assert "energy_per_atom" in capsys.readouterr().out
     assert (report / "parity_forces.png").exists()
@@ -29,10 +32,12 @@ def test_cli_train_then_eval(make_config, tmp_path, capsys):
 
 
 def test_cli_resume_continues(make_config, tmp_path, capsys):
-    path, _ = write_config(make_config, tmp_path, max_epochs=2)
+    path, _ = write_config(make_config, tmp_path, max_epochs=2, dtype="float32")
     assert main(["train", str(path), "--max_steps", "2"]) == 0
     assert main(["train", str(path), "--resume"]) == 0
     assert "done: 2 epochs, 6 steps" in capsys.readouterr().out
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert all(v.dtype == torch.float32 for v in saved["model"].values() if v.is_floating_point())
 
 
 def test_cli_bad_input_exit_codes(make_config, tmp_path, capsys):
