@@ -280,6 +280,32 @@ def relax(
     return Relaxation(work, converged, int(opt.nsteps), fmax, max_force)
 
 
+def prepare_structure(
+    atoms: Atoms,
+    calc: Any,
+    *,
+    enabled: bool,
+    cell: bool,
+    fmax: float,
+    steps: int,
+    timings: dict[str, float],
+    warnings: list[str],
+) -> tuple[Atoms, dict[str, Any]]:
+    """The starting structure of a workflow: a relaxed copy (or a plain copy) and its summary.
+
+    A failed relaxation is recorded in ``warnings`` and the run goes on from where it stopped.
+    """
+    if not enabled:
+        return atoms.copy(), {"performed": False}
+    with timed(timings, "relax"):
+        rel = relax(atoms, calc, fmax=fmax, steps=steps, cell=cell)
+    if not rel.converged:
+        warnings.append(
+            f"relaxation did not converge in {steps} steps (max force {rel.max_force:.2e} eV/A)"
+        )
+    return rel.atoms, {"performed": True, "cell": cell, **rel.summary()}
+
+
 # --------------------------------------------------------------------------- CLI
 class ConfigAction(argparse.Action):
     """``--config FILE.yaml``: fill options left at their defaults; the command line wins.

@@ -29,6 +29,7 @@ from workflows._common import (
     has_stress,
     load_calculator,
     new_figure,
+    prepare_structure,
     provenance,
     read_structure,
     relax,
@@ -209,13 +210,16 @@ def elastic_constants(
         )
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    relaxed, relaxation = atoms.copy(), {"performed": False}
-    if relax_cell_first:
-        with timed(timings, "relax"):
-            rel = relax(atoms, calc, fmax=fmax, steps=max_steps, cell=True)
-        relaxed, relaxation = rel.atoms, {"performed": True, **rel.summary()}
-        if not rel.converged:
-            warnings.append(f"relaxation did not converge in {max_steps} steps")
+    relaxed, relaxation = prepare_structure(
+        atoms,
+        calc,
+        enabled=relax_cell_first,
+        cell=True,
+        fmax=fmax,
+        steps=max_steps,
+        timings=timings,
+        warnings=warnings,
+    )
     half = np.linspace(max_strain / (n_strains // 2), max_strain, max(n_strains // 2, 1))
     strains = np.concatenate([-half[::-1], half])
     with timed(timings, "strains"):

@@ -25,6 +25,7 @@ from workflows._common import (
     has_stress,
     load_calculator,
     new_figure,
+    prepare_structure,
     provenance,
     read_structure,
     relax,
@@ -133,17 +134,19 @@ def equation_of_state(
         raise ValueError("n_points must be at least 5 for a 4-parameter fit")
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    relaxation: dict[str, Any] = {"performed": False}
-    start = atoms.copy()
-    if relax_first:
-        cell = has_stress(calc)
-        if not cell:
-            warnings.append("calculator has no stress: cell not relaxed, scan centred on input")
-        with timed(timings, "relax"):
-            rel = relax(start, calc, fmax=fmax, steps=max_steps, cell=cell)
-        start, relaxation = rel.atoms, {"performed": True, **rel.summary()}
-        if not rel.converged:
-            warnings.append(f"relaxation did not converge in {max_steps} steps")
+    cell = has_stress(calc)
+    if relax_first and not cell:
+        warnings.append("calculator has no stress: cell not relaxed, scan centred on input")
+    start, relaxation = prepare_structure(
+        atoms,
+        calc,
+        enabled=relax_first,
+        cell=cell,
+        fmax=fmax,
+        steps=max_steps,
+        timings=timings,
+        warnings=warnings,
+    )
     ratios = np.linspace(1.0 - strain, 1.0 + strain, n_points)
     v_ref = start.get_volume() / len(start)
     with timed(timings, "scan"):

@@ -28,9 +28,9 @@ from workflows._common import (
     add_common_arguments,
     load_calculator,
     new_figure,
+    prepare_structure,
     provenance,
     read_structure,
-    relax,
     save_figure,
     timed,
     write_outputs,
@@ -196,36 +196,32 @@ def phonons(
 
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    unit, relaxation = atoms.copy(), {"performed": False}
-    if relax_first:
-        with timed(timings, "relax"):
-            rel = relax(atoms, calc, fmax=fmax, steps=max_steps, cell=relax_cell)
-        unit, relaxation = rel.atoms, {"performed": True, **rel.summary()}
-        if not rel.converged:
-            warnings.append(f"relaxation stopped at max force {rel.max_force:.2e} eV/A")
+    unit, relaxation = prepare_structure(
+        atoms,
+        calc,
+        enabled=relax_first,
+        cell=relax_cell,
+        fmax=fmax,
+        steps=max_steps,
+        timings=timings,
+        warnings=warnings,
+    )
     matrix = np.diag(supercell) if np.ndim(supercell) == 1 else np.asarray(supercell)
     phonon = Phonopy(to_phonopy_atoms(unit), supercell_matrix=matrix, primitive_matrix="auto")
     phonon.generate_displacements(distance=displacement)
-    displaced = [to_ase_atoms(c) for c in phonon.supercells_with_displacements]
     with timed(timings, "forces"):
-        forces = evaluate_forces(displaced + [to_ase_atoms(phonon.supercell)], calc)
-    residual = forces[-1]
-    forces = forces[:-1] - residual if subtract_residual_forces else forces[:-1]
-    phonon.forces = forces
+        residual = set_forces(phonon, calc, subtract_residual_forces)
     with timed(timings, "phonopy"):
         phonon.produce_force_constants()
         phonon.auto_band_structure(npoints=band_points, plot=False)
         phonon.run_mesh(list(mesh), is_gamma_center=True)
         phonon.run_total_dos()
         phonon.run_thermal_properties(*temperatures, exclude_gamma_acoustic=True)
-        gamma = np.sort(signed(phonon.run_qpoints([[0.0, 0.0, 0.0]]).frequencies[0]))
-    band = phonon.band_structure
-    labels = [plain_label(x) for x in (band.labels or [])]
-    imaginary = _imaginary(phonon, imaginary_threshold)
-    if imaginary:
-        warnings.append(f"{len(imaginary)} imaginary modes below -{imaginary_threshold} THz")
-    tp = phonon.thermal_properties
-    points = _high_symmetry(phonon, labels)
+    fields = _fields(phonon)
+    fields["imaginary_modes"] = _imaginary(phonon, imaginary_threshold)
+    if fields["imaginary_modes"]:
+        n = len(fields["imaginary_modes"])
+        warnings.append(f"{n} imaginary modes below -{imaginary_threshold} THz")
     inputs = dict(supercell=matrix, displacement=displacement, relax_first=relax_first, fmax=fmax)
     inputs.update(subtract_residual_forces=subtract_residual_forces, mesh=mesh)
     inputs.update(max_residual_force=float(np.abs(residual).max()), band_points=band_points)
@@ -233,28 +229,51 @@ def phonons(
         units=dict(PHONON_UNITS),
         provenance=provenance(atoms, calc, inputs, timings),
         warnings=warnings,
-        gamma_frequencies_THz=gamma.tolist(),
-        gamma_frequencies_cm1=(gamma * THZ_TO_CM1).tolist(),
-        high_symmetry_THz=points,
-        high_symmetry_cm1={k: (np.array(v) * THZ_TO_CM1).tolist() for k, v in points.items()},
-        imaginary_modes=imaginary,
-        band_labels=labels,
-        band_distances=[np.asarray(d).tolist() for d in band.distances],
-        band_frequencies_THz=[np.asarray(f).tolist() for f in band.frequencies],
-        band_connections=[bool(c) for c in getattr(band, "path_connections", [])],
-        dos_frequencies_THz=np.asarray(phonon.total_dos.frequency_points).tolist(),
-        dos=np.asarray(phonon.total_dos.dos).tolist(),
-        thermal={
+        supercell_matrix=matrix.tolist(),
+        displacement=displacement,
+        n_displacements=len(phonon.supercells_with_displacements),
+        relaxation=relaxation,
+        **fields,
+    )
+
+
+def set_forces(phonon, calc: Any, subtract_residual: bool) -> np.ndarray:
+    """Evaluate displaced supercells (one batch, plus the perfect one); set ``phonon.forces``.
+
+    Returns the residual forces of the undisplaced supercell ``[n_atoms, 3]`` (eV/A),
+    which are subtracted from every displaced one when ``subtract_residual``.
+    """
+    displaced = [to_ase_atoms(c) for c in phonon.supercells_with_displacements]
+    forces = evaluate_forces(displaced + [to_ase_atoms(phonon.supercell)], calc)
+    residual = forces[-1]
+    phonon.forces = forces[:-1] - residual if subtract_residual else forces[:-1]
+    return residual
+
+
+def _fields(phonon) -> dict[str, Any]:
+    """Result fields read from phonopy's band-structure, DOS and thermal-property objects."""
+    gamma = np.sort(signed(phonon.run_qpoints([[0.0, 0.0, 0.0]]).frequencies[0]))
+    band, dos, tp = phonon.band_structure, phonon.total_dos, phonon.thermal_properties
+    labels = [plain_label(x) for x in (band.labels or [])]
+    points = _high_symmetry(phonon, labels)
+    return {
+        "gamma_frequencies_THz": gamma.tolist(),
+        "gamma_frequencies_cm1": (gamma * THZ_TO_CM1).tolist(),
+        "high_symmetry_THz": points,
+        "high_symmetry_cm1": {k: (np.array(v) * THZ_TO_CM1).tolist() for k, v in points.items()},
+        "band_labels": labels,
+        "band_distances": [np.asarray(d).tolist() for d in band.distances],
+        "band_frequencies_THz": [np.asarray(f).tolist() for f in band.frequencies],
+        "band_connections": [bool(c) for c in getattr(band, "path_connections", [])],
+        "dos_frequencies_THz": np.asarray(dos.frequency_points).tolist(),
+        "dos": np.asarray(dos.dos).tolist(),
+        "thermal": {
             "temperature_K": tp.temperatures.tolist(),
             "free_energy_kJ_per_mol": tp.free_energy.tolist(),
             "entropy_J_per_K_mol": tp.entropy.tolist(),
             "heat_capacity_J_per_K_mol": tp.heat_capacity.tolist(),
         },
-        supercell_matrix=matrix.tolist(),
-        displacement=displacement,
-        n_displacements=len(displaced),
-        relaxation=relaxation,
-    )
+    }
 
 
 def _ticks(result: PhononResult) -> tuple[list[float], list[str]]:
