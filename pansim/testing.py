@@ -127,13 +127,18 @@ def random_atoms(
     side = (volume_per_atom * n) ** (1.0 / 3.0)
     cell = side * (np.eye(3) + 0.15 * rng.uniform(-1, 1, (3, 3)))
     atoms.set_cell(cell)
-    for _ in range(10_000):
-        atoms.set_scaled_positions(rng.uniform(0, 1, (n, 3)))
-        if (
-            n == 1
-            or atoms.get_all_distances(mic=bool(np.any(atoms.pbc)))[np.triu_indices(n, 1)].min()
-            > min_distance
-        ):
+    mic = bool(np.any(atoms.pbc))
+    for _ in range(50):  # sequential random placement, restarted when stuck
+        scaled = np.zeros((n, 3))
+        for k in range(n):
+            for _ in range(200):
+                scaled[k] = rng.uniform(0, 1, 3)
+                atoms.set_scaled_positions(scaled)
+                if k == 0 or atoms.get_distances(k, range(k), mic=mic).min() > min_distance:
+                    break
+            else:
+                break
+        else:
             return atoms
     raise RuntimeError(f"could not place {n} atoms {min_distance} A apart; lower the density")
 
