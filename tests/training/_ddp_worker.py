@@ -11,9 +11,6 @@ def worker(rank, world_size, port, config_dict):
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(1)
-    import _standin
-
-    _standin.install()
     from pansim.training.config import TrainConfig
     from pansim.training.trainer import train
 

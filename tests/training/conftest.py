@@ -5,11 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _standin  # noqa: E402
-
-_standin.install()
-
-TINY = dict(_standin.TINY)
+from _tiny import TINY  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -36,11 +36,10 @@ def test_ddp_two_processes_match_one_process(make_config, tmp_path):
 
 
 def test_ddp_torchrun_cli_matches_one_process(make_config, tmp_path):
-    """``torchrun --nproc_per_node=2 ... train CONFIG`` through the real CLI."""
+    """``torchrun --nproc_per_node=2 -m pansim train CONFIG`` through the real CLI."""
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     import yaml
 
@@ -51,9 +50,8 @@ def test_ddp_torchrun_cli_matches_one_process(make_config, tmp_path):
     config.write_text(
         yaml.safe_dump(make_config(out_dir=str(tmp_path / "two"), **common).to_dict())
     )
-    launcher = str(Path(__file__).parent / "_launch.py")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--master_port", str(free_port()), launcher, "train", str(config)]  # fmt: skip
+               "--master_port", str(free_port()), "-m", "pansim", "train", str(config)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

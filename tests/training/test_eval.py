@@ -66,7 +66,7 @@ def test_metrics_match_hand_computed_values(tiny_file, tmp_path):
 
 
 def tiny_model():
-    from _standin import TINY
+    from _tiny import TINY
 
     from pansim.backbones import build_model
 

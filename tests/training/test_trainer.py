@@ -103,3 +103,15 @@ def test_nan_label_rejected_at_load(make_config, emt_files, tmp_path):
     ase.io.write(bad, frames, format="extxyz")
     with pytest.raises(DataError, match="structure 5: energy label contains NaN"):
         Trainer(make_config(train_file=str(bad)))
+
+
+def test_early_stopping_after_patience_epochs(make_config):
+    trainer = Trainer(make_config(early_stopping_patience=2))
+    trainer.out.mkdir(parents=True)
+    for value in (3.0, 2.0, 2.5):
+        trainer._track_best(value)
+        assert not trainer.state.stop_reason
+    trainer._track_best(2.0)  # not better than the best (2.0): second epoch without improvement
+    assert trainer.state.stop_reason.startswith("early stopping")
+    assert trainer.state.best_metric == 2.0
+    assert (trainer.out / "best_model.safetensors").exists()
