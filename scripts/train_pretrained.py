@@ -11,6 +11,8 @@ Usage (from the repository root)::
     python scripts/train_pretrained.py list                   # jobs, status, exact commands
     python scripts/train_pretrained.py run --systems si        # train (resumes partial runs)
     python scripts/train_pretrained.py run --nproc 2           # each job on 2 processes (torchrun)
+    python scripts/train_pretrained.py cards                  # model cards of finished runs
+    python scripts/train_pretrained.py ship --dest DIR        # shipped models + cards to DIR
     python scripts/train_pretrained.py demo --out runs/demo    # synthetic EMT data, end to end
 
 Every job is exactly ``pansim train <config>`` (``--resume`` when a checkpoint
@@ -86,6 +88,29 @@ def run_jobs(args) -> int:
     return 1 if failures else 0
 
 
+def write_cards(args) -> int:
+    """Write model_card.json/.md next to every finished run."""
+    from pansim.training import cards
+
+    plan = _plan()
+    for job in _selected(args):
+        if plan.status(job) == "done":
+            print("wrote", *cards.write_card(job))
+    return 0
+
+
+def ship(args) -> int:
+    """Copy the shipped models (seed 0 of pan+pgs and baseline) and their cards."""
+    from pansim.training import cards
+
+    if args.dest is None:
+        print("ship: --dest DIR is required", file=sys.stderr)
+        return 2
+    for path in cards.ship(_selected(args), args.dest):
+        print("wrote", path)
+    return 0
+
+
 def demo(args) -> int:
     """Synthetic EMT (Cu/Ag) data, tiny models, all variants, then the ablation table."""
     from pansim.training.synthetic import write_emt_splits
@@ -110,7 +135,7 @@ def demo(args) -> int:
     )
     ns = argparse.Namespace(configs=out / "configs", systems=None, variants=None, seeds=None,
                             nproc=1, in_process=True)  # fmt: skip
-    if run_jobs(ns):
+    if run_jobs(ns) or write_cards(ns):
         return 1
     import runpy
 
@@ -122,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of the script."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
-    for name, func in (("write-configs", write_configs), ("list", list_jobs), ("run", run_jobs)):
+    actions = {"write-configs": write_configs, "list": list_jobs, "run": run_jobs,
+               "cards": write_cards, "ship": ship}  # fmt: skip
+    for name, func in actions.items():
         p = sub.add_parser(name)
         p.set_defaults(func=func)
         p.add_argument("--configs", type=Path, default=CONFIGS)
@@ -133,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--in-process", action="store_true", help="no subprocess (nproc 1)")
         p.add_argument("--base", type=Path, default=CONFIGS / "base")
         p.add_argument("--runs", default="runs/pretrained")
+        p.add_argument("--dest", type=Path, help="ship: destination folder")
     p = sub.add_parser("demo")
     p.set_defaults(func=demo)
     p.add_argument("--out", default="runs/demo")

@@ -57,7 +57,7 @@ def test_aggregate_mean_std_and_relative_change():
 def test_demo_pipeline_end_to_end(tmp_path):
     script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
     argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--sizes", "8", "4", "4",
-            "--seeds", "3", "--variants", "baseline", "pan+pgs",
+            "--seeds", "0", "--variants", "baseline", "pan+pgs",
             "--hyperparameters", "{num_channels: 8, max_L: 0, correlation: 2, "
             "num_interactions: 1}"]  # fmt: skip
     assert script["main"](argv) == 0
@@ -65,7 +65,29 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert len(result["runs"]) == 2
     assert {e["variant"] for e in result["table"]} == {"baseline", "pan+pgs"}
     assert all(e["flops"] > 0 for e in result["table"])
-    assert "emt: seeds [3] (fewer seeds than planned), epochs [1]" in result["note"]
+    assert "emt: seeds [0] (fewer seeds than planned), epochs [1]" in result["note"]
     assert "| emt | pan+pgs | 1 | 1 |" in (tmp_path / "ablation" / "ablation.md").read_text()
-    config = yaml.safe_load((tmp_path / "configs" / "emt" / "pan+pgs-seed3.yaml").read_text())
-    assert config["seed"] == 3 and config["variant"] == "pan+pgs"
+    config = yaml.safe_load((tmp_path / "configs" / "emt" / "pan+pgs-seed0.yaml").read_text())
+    assert config["seed"] == 0 and config["variant"] == "pan+pgs"
+
+    # shipped models + cards; `pansim eval` reproduces the card's test metrics
+    ship = tmp_path / "ship"
+    assert (
+        script["main"](["ship", "--configs", str(tmp_path / "configs"), "--dest", str(ship)]) == 0
+    )
+    names = sorted(p.name for p in ship.iterdir())
+    assert names == [
+        f"emt{s}.{e}" for s in ("-baseline", "") for e in ("json", "md", "safetensors")
+    ]
+    card = json.loads((ship / "emt.json").read_text())
+    assert card["variant"] == "pan+pgs" and card["data_sha256"]["train_file"]
+    from pansim.cli import main
+
+    out = tmp_path / "eval"
+    assert (
+        main(["eval", str(ship / "emt.safetensors"), card["data"]["test_file"], "--out", str(out)])
+        == 0
+    )
+    again = json.loads((out / "metrics.json").read_text())
+    for key in ("energy_per_atom", "forces", "stress"):
+        assert again[key]["mae"] == pytest.approx(card["test_metrics"][key]["mae"], rel=1e-9)

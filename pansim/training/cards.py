@@ -1,0 +1,110 @@
+"""Model cards of trained runs: data, hyperparameters, training time, test metrics.
+
+A card is written as JSON (for the registry) and Markdown (for people) next to
+the model; :func:`ship` copies the shipped models (seed 0 of ``pan+pgs`` under
+the system name, of ``baseline`` as ``<system>-baseline``) with their cards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pansim.training.plan import Job, status
+from pansim.training.trainer import BEST_MODEL
+
+#: variant shipped under the plain system name, and the suffix of the others
+SHIPPED = {"pan+pgs": "", "baseline": "-baseline"}
+
+
+def model_name(job: Job) -> str:
+    """Registry name of a job's model: ``si``, ``si-baseline``, or ``si-pan-seed1``."""
+    if job.seed == 0 and job.variant in SHIPPED:
+        return f"{job.system}{SHIPPED[job.variant]}"
+    return f"{job.system}-{job.variant}-seed{job.seed}"
+
+
+def card(job: Job) -> dict[str, Any]:
+    """The model card of a finished job (see the module docstring)."""
+    summary = json.loads((job.out_dir / "summary.json").read_text())
+    config = summary["config"]
+    hp = config["hyperparameters"]
+    return {
+        "name": model_name(job),
+        "system": job.system,
+        "variant": job.variant,
+        "seed": job.seed,
+        "backbone": (
+            f"MACE, {hp.get('num_channels')} channels, max_L {hp.get('max_L')}, correlation "
+            f"{hp.get('correlation')}, {hp.get('num_interactions')} interactions, r_max "
+            f"{config['r_max']} A: a real MACE, sized to train on 2 CPU cores"
+        ),
+        "data": {k: config[k] for k in ("train_file", "valid_file", "test_file")},
+        "data_sha256": summary["data_sha256"],
+        "hyperparameters": hp,
+        "training": {
+            "epochs": summary["epochs"],
+            "steps": summary["steps"],
+            "best_epoch": summary["best_epoch"],
+            "train_seconds": summary.get("train_seconds"),
+            "processes": summary.get("world_size", 1),
+            "stop_reason": summary["stop_reason"],
+            "command": f"pansim train {job.config}",
+        },
+        "test_metrics": summary.get("test"),
+        "reproduce": f"pansim eval {model_name(job)} {config['test_file']}",
+    }
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    """A card as Markdown."""
+    t = data["training"]
+    lines = [
+        f"# {data['name']}",
+        "",
+        f"- system: {data['system']}; variant: `{data['variant']}`; seed {data['seed']}",
+        f"- backbone: {data['backbone']}",
+        f"- data: {', '.join(f'{k} `{v}`' for k, v in data['data'].items())}",
+        f"- training: {t['epochs']} epochs, {t['steps']} steps, best epoch {t['best_epoch']}, "
+        f"{(t['train_seconds'] or 0) / 3600:.2f} h on {t['processes']} process(es) "
+        f"({t['stop_reason']}); rebuild with `{t['command']}`",
+        f"- hyperparameters: `{json.dumps(data['hyperparameters'], sort_keys=True)}`",
+        "",
+        "| test set | MAE | RMSE |",
+        "|---|---|---|",
+    ]
+    metrics = data["test_metrics"] or {}
+    for key, unit in (("energy_per_atom", "meV/atom"), ("forces", "meV/A"), ("stress", "GPa")):
+        value = metrics.get(key) or {}
+        if value.get("mae") is not None:
+            lines.append(f"| {key} ({unit}) | {value['mae']:.3f} | {value['rmse']:.3f} |")
+    lines += ["", f"Reproduce: `{data['reproduce']}`", ""]
+    return "\n".join(lines)
+
+
+def write_card(job: Job) -> tuple[Path, Path]:
+    """Write ``model_card.json`` and ``model_card.md`` into the job's out_dir."""
+    data = card(job)
+    js, md = job.out_dir / "model_card.json", job.out_dir / "model_card.md"
+    js.write_text(json.dumps(data, indent=1))
+    md.write_text(to_markdown(data))
+    return js, md
+
+
+def ship(jobs: list[Job], dest: str | Path) -> list[Path]:
+    """Copy the shipped models of finished jobs and their cards to ``dest``."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for job in jobs:
+        if status(job) != "done" or job.seed != 0 or job.variant not in SHIPPED:
+            continue
+        name = model_name(job)
+        js, md = write_card(job)
+        for src, suffix in ((job.out_dir / BEST_MODEL, ".safetensors"), (js, ".json"), (md, ".md")):
+            target = dest / f"{name}{suffix}"
+            shutil.copyfile(src, target)
+            written.append(target)
+    return written
