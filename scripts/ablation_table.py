@@ -50,18 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     from pansim.training.config import load_config
     from pansim.training.data import load_dataset
 
-    rows, cache = [], {}
+    groups = defaultdict(list)
     for job in plan.jobs_in(args.configs, args.systems):
-        if plan.status(job) != "done":
+        if plan.status(job) == "done":
+            groups[job.system].append(job)
+        else:
             print(f"skipping unfinished run {job.out_dir}", file=sys.stderr)
-            continue
-        config = load_config(job.config)
-        model, _ = ablation.load_run(job)
-        key = (config.test_file, tuple(int(z) for z in model.atomic_numbers))
-        if key not in cache:
-            labels = (config.energy_key, config.forces_key, config.stress_key)
-            cache[key] = load_dataset(key[0], labels, key[1], float(model.r_max))
-        rows.append(ablation.evaluate_job(job, cache[key], args.cost_samples))
+    rows = []
+    for jobs in groups.values():
+        config = load_config(jobs[0].config)
+        model, _ = ablation.load_run(jobs[0])
+        labels = (config.energy_key, config.forces_key, config.stress_key)
+        numbers = [int(z) for z in model.atomic_numbers]
+        samples = load_dataset(config.test_file, labels, numbers, float(model.r_max))
+        rows += ablation.evaluate_jobs(jobs, samples, args.cost_samples)
     if not rows:
         print("no finished runs found", file=sys.stderr)
         return 1

@@ -35,42 +35,61 @@ def load_run(job: Job):
     return load_model(job.out_dir / BEST_MODEL), summary
 
 
-def cost(model: torch.nn.Module, samples, repeats: int = 10, warmup: int = 3) -> dict[str, float]:
-    """FLOPs and median wall time (s) of one energy+forces(+stress) call on ``samples``.
+def flops(model: torch.nn.Module, batch: dict, stress: bool) -> float:
+    """FLOPs of one energy+forces(+stress) call, as ``FlopCounterMode`` counts them.
 
-    FLOPs are what ``torch.utils.flop_counter.FlopCounterMode`` counts (matrix
-    products and convolutions, forward and the force backward pass). The first
-    calls are slow (TorchScript/e3nn warm-up) and are not timed.
+    Only matrix products and convolutions are counted (forward and the force
+    backward pass); elementwise work is not.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    dtype = next(p.dtype for p in model.parameters())
-    batch = batch_to_tensors(samples, dtype, "cpu")
-    stress = wants_stress(samples)
     counter = FlopCounterMode(display=False)
     with counter:
         forward(model, batch, training=False, stress=stress)
-    times = []
+    return float(counter.get_total_flops())
+
+
+def costs(models: dict, samples, repeats: int = 10, warmup: int = 3) -> dict:
+    """FLOPs and median wall time (s) of each model on one batch of ``samples``.
+
+    Models are timed in turn, call by call (interleaved), so that a change of
+    machine load hits every model alike; the first ``warmup`` calls of each
+    (TorchScript / e3nn warm-up) are not timed.
+    """
+    stress = wants_stress(samples)
+    batches = {k: batch_to_tensors(samples, _dtype(m), "cpu") for k, m in models.items()}
+    times: dict = {k: [] for k in models}
     for _ in range(warmup + repeats):
-        start = time.perf_counter()
-        forward(model, batch, training=False, stress=stress)
-        times.append(time.perf_counter() - start)
-    return {"flops": float(counter.get_total_flops()), "seconds": stats.median(times[warmup:])}
-
-
-def evaluate_job(job: Job, samples, cost_samples: int = 8) -> dict[str, Any]:
-    """Test metrics and inference cost of one trained job."""
-    model, summary = load_run(job)
-    result = metrics(samples, predict(model, samples))
+        for key, model in models.items():
+            start = time.perf_counter()
+            forward(model, batches[key], training=False, stress=stress)
+            times[key].append(time.perf_counter() - start)
     return {
-        "system": job.system,
-        "variant": job.variant,
-        "seed": job.seed,
-        "epochs": summary["epochs"],
-        "train_seconds": summary.get("train_seconds"),
-        "metrics": result,
-        **cost(model, samples[:cost_samples]),
+        k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k][warmup:])}
+        for k, m in models.items()
     }
+
+
+def _dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(p.dtype for p in model.parameters())
+
+
+def evaluate_jobs(jobs: Sequence[Job], samples, cost_samples: int = 8) -> list[dict[str, Any]]:
+    """Test metrics of each finished job and inference costs timed across all of them."""
+    loaded = {job: load_run(job) for job in jobs}
+    measured = costs({job: model for job, (model, _) in loaded.items()}, samples[:cost_samples])
+    return [
+        {
+            "system": job.system,
+            "variant": job.variant,
+            "seed": job.seed,
+            "epochs": summary["epochs"],
+            "train_seconds": summary.get("train_seconds"),
+            "metrics": metrics(samples, predict(model, samples)),
+            **measured[job],
+        }
+        for job, (model, summary) in loaded.items()
+    ]
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
