@@ -206,6 +206,29 @@ class PANMACE(ScaleShiftMACE):
             [n_atoms, 3] eV/A or None, ``stress`` [n_graphs, 3, 3] eV/A^3 (ASE
             sign; zero for graphs without a 3D cell) or None.
         """
+        if torch.jit.is_scripting() or torch.is_grad_enabled():
+            return self._evaluate(data, training, compute_force, compute_stress)
+        return self._evaluate_with_grad(data, training, compute_force, compute_stress)
+
+    @torch.jit.unused
+    def _evaluate_with_grad(
+        self,
+        data: dict[str, torch.Tensor],
+        training: bool,
+        compute_force: bool,
+        compute_stress: bool,
+    ) -> dict[str, torch.Tensor | None]:
+        """Eager calls under ``torch.no_grad()``: forces still need autograd."""
+        with torch.enable_grad():
+            return self._evaluate(data, training, compute_force, compute_stress)
+
+    def _evaluate(
+        self,
+        data: dict[str, torch.Tensor],
+        training: bool,
+        compute_force: bool,
+        compute_stress: bool,
+    ) -> dict[str, torch.Tensor | None]:
         positions = data["positions"]
         if not positions.requires_grad:
             positions = positions.detach().clone().requires_grad_(True)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import R_MAX, STRUCTURES, TINY, tiny_model
+from _tiny_mace import R_MAX, STRUCTURES, TINY, tiny_model
 
 from pansim.backbones import VARIANTS, build_model
 from pansim.testing import (
@@ -185,3 +185,13 @@ def test_bad_arguments(kwargs, message):
     args = {"variant": "pan", "elements": ["Si", "O"], "r_max": R_MAX, **TINY, **kwargs}
     with pytest.raises(ValueError, match=message):
         build_model(**args)
+
+
+def test_forces_under_no_grad(trained_models):
+    model = trained_models["pan+pgs"]
+    data = model_graph(model, STRUCTURES["bulk"]())
+    ref = model(dict(data), compute_stress=True)
+    with torch.no_grad():
+        out = model(dict(data), compute_stress=True)
+    torch.testing.assert_close(out["forces"], ref["forces"], rtol=0, atol=0)
+    torch.testing.assert_close(out["stress"], ref["stress"], rtol=0, atol=0)

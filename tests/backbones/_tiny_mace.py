@@ -1,0 +1,40 @@
+"""Tiny float64 MACE models and random structures shared by the adapter tests."""
+
+import torch
+
+from pansim.backbones import build_model
+from pansim.testing import random_atoms
+
+R_MAX = 4.0
+TINY = {
+    "num_channels": 8,
+    "max_L": 1,
+    "max_ell": 2,
+    "correlation": 2,
+    "num_interactions": 2,
+    "num_bessel": 6,
+    "radial_MLP": [16, 16],
+    "MLP_irreps": "8x0e",
+    "avg_num_neighbors": 6.0,
+    "c_max": 6.0,
+    "atomic_energies": [-1.5, -2.0],
+    "atomic_inter_shift": 0.1,
+    "atomic_inter_scale": 1.3,
+}
+
+
+def tiny_model(variant: str, seed: int = 0) -> torch.nn.Module:
+    """A float64 tiny model of ``variant`` for elements Si, O."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return build_model(variant=variant, elements=["Si", "O"], r_max=R_MAX, seed=seed, **TINY)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+STRUCTURES = {
+    "bulk": lambda: random_atoms("Si3O2", pbc=True, seed=2, volume_per_atom=14.0),
+    "cluster": lambda: random_atoms("Si3O2", pbc=False, seed=3, volume_per_atom=10.0),
+    "slab": lambda: random_atoms("Si2O2", pbc=(True, True, False), seed=4, volume_per_atom=12.0),
+}
