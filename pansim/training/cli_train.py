@@ -17,7 +17,17 @@ EXIT_DIVERGED = 3
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` arguments."""
+    import dataclasses
+
+    from pansim.training.config import TrainConfig
+
     parser.description = __doc__.splitlines()[0]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    defaults = [
+        f"  {f.name} = {f.default if f.default is not dataclasses.MISSING else '{}'}"
+        for f in dataclasses.fields(TrainConfig)
+    ]
+    parser.epilog = "config keys (defaults):\n" + "\n".join(defaults)
     parser.add_argument("config", help="YAML file of training settings (see TrainConfig)")
     parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.pt")
     parser.add_argument(

@@ -115,3 +115,17 @@ def test_early_stopping_after_patience_epochs(make_config):
     assert trainer.state.stop_reason.startswith("early stopping")
     assert trainer.state.best_metric == 2.0
     assert (trainer.out / "best_model.safetensors").exists()
+
+
+def test_model_kwargs_from_data(make_config):
+    from pansim.training.trainer import load_data, model_kwargs
+
+    config = make_config(atomic_energies={"Ag": -2.0, "Cu": -1.0})
+    data = load_data(config)
+    kwargs = model_kwargs(config, data)
+    assert kwargs["elements"] == ["Cu", "Ag"] and kwargs["atomic_energies"] == [-1.0, -2.0]
+    assert 1.0 < kwargs["c_max"] < 40 and kwargs["avg_num_neighbors"] > 10
+    assert kwargs["num_channels"] == config.hyperparameters["num_channels"]
+    baseline = make_config(variant="baseline")
+    fitted = model_kwargs(baseline, data)
+    assert "c_max" not in fitted and len(fitted["atomic_energies"]) == 2
