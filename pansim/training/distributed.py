@@ -3,8 +3,10 @@
 Each optimizer step uses one *global* batch; process ``r`` of ``W`` evaluates
 structures ``r, r + W, r + 2W, ...`` of it (the sharding of
 ``torch.utils.data.DistributedSampler``). Losses are normalised by counts of the
-global batch, so summing gradients over processes gives exactly the gradient
-of the global batch on one process.
+global batch, so the sum of the local losses is the global-batch loss; the
+model is wrapped in ``DistributedDataParallel``, which averages gradients, and
+the trainer back-propagates ``W`` times its local loss, so the update equals
+that of the global batch on one process.
 """
 
 from __future__ import annotations
@@ -82,29 +84,16 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return out
 
 
-def all_reduce_gradients(parameters, info: DistInfo) -> None:
-    """Sum every parameter gradient over processes, in place."""
-    if not info.enabled:
-        return
-    params = [p for p in parameters if p.requires_grad]
-    for p in params:  # every process must send the same shapes
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in params]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` when several processes take part, else ``model``.
 
-
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """True if ``flag`` is true on any process."""
+    DDP all-reduces (averages) parameter gradients during ``backward``. Forces
+    are gradients with respect to positions taken inside the model's forward
+    pass; they never touch parameter ``.grad`` and so do not trigger DDP's hooks.
+    """
     if not info.enabled:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=info.device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)

@@ -190,6 +190,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.ema = self._make_ema()
+        self.engine = ddp.wrap(self.model, self.info)
         self.state = State()
         self.fingerprint = _fingerprint(config, self.data.hashes)
         self.weights = {
@@ -244,13 +245,14 @@ class Trainer:
         local = ddp.shard(global_batch, self.info)
         batch = batch_to_tensors(local, self.dtype, self.info.device)
         stress = self.weights["stress"] != 0.0 and wants_stress(local)
-        pred = forward(self.model, batch, training=True, stress=stress)
+        pred = forward(self.engine, batch, training=True, stress=stress)
         loss = weighted_loss(squared_errors(pred, batch), global_counts(global_batch), self.weights)
         total = float(ddp.all_reduce_sum(loss, self.info))
         self._check_finite(total, indices, "loss")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        ddp.all_reduce_gradients(self.model.parameters(), self.info)
+        # DDP averages gradients over processes; the local losses are already
+        # normalised by global counts, so scale by the world size to get their sum
+        (loss * self.info.world_size).backward()
         self._clip(indices)
         self.optimizer.step()
         if self.ema is not None:
