@@ -25,6 +25,12 @@ from pansim.training.trainer import BEST_MODEL
 
 QUANTITIES = (("energy_per_atom", "meV/atom"), ("forces", "meV/A"), ("stress", "GPa"))
 PUBLISHED = "forces -22 to -27%, energies -19 to -22%, stress -27 to -28%"
+#: published relative changes of PAN+PGS over MACE (percent), per quantity
+PUBLISHED_RANGES = {
+    "energy_per_atom": (-22.0, -19.0),
+    "forces": (-27.0, -22.0),
+    "stress": (-28.0, -27.0),
+}
 
 
 def load_run(job: Job):
@@ -161,9 +167,30 @@ def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:
         "products, energy + forces); time: median wall time of the same call, this machine.",
         f"Published reductions for PAN+PGS over MACE: {PUBLISHED}.",
     ]
+    footer += verdicts(table)
     if note:
         footer.append(note)
     return "\n".join(lines + footer) + "\n"
+
+
+def verdicts(table: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per system: where ``pan+pgs`` lands against the published ranges."""
+    out = []
+    for entry in table:
+        if entry["variant"] != "pan+pgs":
+            continue
+        parts = []
+        for key, (low, high) in PUBLISHED_RANGES.items():
+            change = entry[key].get("change_pct")
+            if change is None:
+                continue
+            where = (
+                "within" if low <= change <= high else ("beyond" if change < low else "short of")
+            )
+            parts.append(f"{key.replace('_', ' ')} {change:+.1f}% ({where} {low:g} to {high:g}%)")
+        if parts:
+            out.append(f"- {entry['system']}, pan+pgs vs baseline: " + "; ".join(parts) + ".")
+    return out
 
 
 def _ratio(value: float | None) -> str:

@@ -52,6 +52,11 @@ def test_aggregate_mean_std_and_relative_change():
     assert table["pan"]["stress"]["mean"] is None
     text = ablation.to_markdown(list(table.values()), note="seeds 0, 1")
     assert "-25.0%" in text and "seeds 0, 1" in text and "-22 to -27%" in text
+    table["pan"]["variant"] = "pan+pgs"
+    (line,) = ablation.verdicts([table["pan"]])
+    assert (
+        "forces -25.0% (within -27 to -22%)" in line and "energy per atom +0.0% (short of" in line
+    )
 
 
 def test_demo_pipeline_end_to_end(tmp_path):
