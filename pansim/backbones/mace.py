@@ -10,9 +10,18 @@ backbone-agnostic modules of :mod:`pansim.modules` where to act:
   radial MLPs of every interaction where the plain features did;
 - PAN: multiplies the l = 0 entries (index 0 of the last axis of mace's
   ``[n_nodes, channels, (lmax + 1)^2]`` message) of every interaction's
-  aggregated message by ``s_i``;
+  aggregated message by ``s_i``; every interaction block has its own
+  :class:`~pansim.modules.pan.PANPooling` (own species weights ``w(Z)`` and MLP),
+  all fed by the backbone's polynomial envelope ``u(r)``;
 - PGS readout expansion: adds its site energy to every readout, computed from
-  the scalar (0e) block of the node features that readout sees.
+  the scalar (0e) block of the node features that readout sees, before mace's
+  scale/shift (so it is a correction in the same units as the readout).
+
+Design choices within SPEC 1.2 (defaults in :data:`DEFAULTS`): ``n_fb = 8`` j1
+functions normalised to a maximum of about 1; ES expansion with K = 8 centres,
+``tau = 1``, ``beta = 4``, half-width twice the centre spacing, taper power 2
+(``pgs_taper_power = 3`` gives a C^2 basis). ``pgs_edge`` / ``pgs_readout``
+switch the two PGS parts independently.
 
 The four variants come from this one class; ``baseline`` carries identity
 stand-ins, so its weights are exactly those of a plain ScaleShiftMACE.
@@ -22,7 +31,10 @@ seed has identical backbone weights and, since every extra module starts as an
 identity, identical energies and forces at initialisation (SPEC invariant 3).
 
 TorchScript: ``torch.jit.script(model)`` works for every variant; e3nn's
-trace-mode submodules are traced on the way by :meth:`PANMACE.__prepare_scriptable__`.
+trace-mode submodules are traced on the way by :meth:`PANMACE.__prepare_scriptable__`
+(on a copy: the eager model is left as it is). Eager calls work under
+``torch.no_grad()`` (autograd is switched on inside for forces); scripted calls
+need grad mode on.
 """
 
 import copy

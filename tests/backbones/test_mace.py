@@ -195,3 +195,21 @@ def test_forces_under_no_grad(trained_models):
         out = model(dict(data), compute_stress=True)
     torch.testing.assert_close(out["forces"], ref["forces"], rtol=0, atol=0)
     torch.testing.assert_close(out["stress"], ref["stress"], rtol=0, atol=0)
+
+
+def test_flops_overhead_at_default_sizes():
+    """SPEC invariant 5: pan+pgs adds at most 5% FLOPs (forward + forces) at default sizes."""
+    from ase.build import bulk
+    from torch.utils.flop_counter import FlopCounterMode
+
+    atoms = bulk("Si", "diamond", a=5.47, cubic=True)
+    atoms.rattle(0.02, seed=0)
+    counts = {}
+    for variant in ("baseline", "pan+pgs"):
+        model = build_model(variant=variant, elements=["Si"], r_max=5.0, seed=0)
+        data = model_graph(model, atoms, dtype=torch.float32)
+        with FlopCounterMode(display=False) as counter:
+            model(data)
+        counts[variant] = counter.get_total_flops()
+    assert counts["baseline"] > 0
+    assert counts["pan+pgs"] / counts["baseline"] <= 1.05

@@ -163,3 +163,19 @@ def test_es_scripts():
 def test_es_bad_sizes(kw):
     with pytest.raises(ValueError):
         _es(**kw)
+
+
+@pytest.mark.parametrize("name", ["pan", "pgs"])
+def test_modules_know_nothing_of_backbones(name):
+    """SPEC invariant 6: each module file imports torch and the standard library only."""
+    import ast
+    import importlib
+
+    source = open(importlib.import_module(f"pansim.modules.{name}").__file__).read()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= {"__future__", "math", "torch"}, imported
