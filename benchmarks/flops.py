@@ -1,16 +1,17 @@
-"""FLOPs and wall time of PAN / PGS / PAN+PGS over the baseline MACE (SPEC invariant 5).
+"""FLOPs, wall and CPU time of PAN / PGS / PAN+PGS over the baseline MACE (SPEC invariant 5).
 
 Forward pass plus forces on a 64-atom Si cell (diamond, 2x2x2 conventional,
 a = 5.47 A, slightly rattled), every variant at identical hyperparameters
 (pansim.backbones.mace.DEFAULTS unless overridden). FLOPs come from
 torch.utils.flop_counter.FlopCounterMode, which counts matmul-like operations
 only (mm, bmm, addmm, convolutions, ...) in forward and backward: elementwise
-work (Bessel functions, envelopes, tanh) is not counted, so the median wall time
-of interleaved runs is reported as well.
+work (Bessel functions, envelopes, tanh) is not counted, so the median wall
+and CPU times of interleaved runs (variants in shuffled order every round) are
+reported as well; on a shared machine the CPU time is the steadier of the two.
 
 Usage::
 
-    python benchmarks/flops.py [--repeats 20] [--dtype float64] [--out flops.json]
+    python benchmarks/flops.py [--repeats 20] [--dtype float64] [--threads 1] [--out flops.json]
         [--hyperparameters '{"num_channels": 128}']
 """
 
@@ -57,9 +58,14 @@ def flops(model, data) -> int:
     return int(counter.get_total_flops())
 
 
-def wall_times(models: dict, data, repeats: int) -> dict[str, dict[str, float]]:
-    """Median and minimum wall time (s) per variant; rounds visit variants in shuffled order."""
-    times: dict[str, list[float]] = {v: [] for v in models}
+def timings(models: dict, data, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall and median CPU time (s) per variant over interleaved, shuffled rounds.
+
+    The CPU time (``time.process_time``) is much less sensitive than the wall time
+    to other processes on a shared machine.
+    """
+    wall: dict[str, list[float]] = {v: [] for v in models}
+    cpu: dict[str, list[float]] = {v: [] for v in models}
     for m in models.values():  # warm-up
         m(dict(data), compute_force=True)
     order = list(models)
@@ -67,10 +73,13 @@ def wall_times(models: dict, data, repeats: int) -> dict[str, dict[str, float]]:
     for _ in range(repeats):
         rng.shuffle(order)  # interleaved, no variant always first: all see the same load
         for v in order:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             models[v](dict(data), compute_force=True)
-            times[v].append(time.perf_counter() - start)
-    return {v: {"median": statistics.median(t), "min": min(t)} for v, t in times.items()}
+            cpu[v].append(time.process_time() - start_cpu)
+            wall[v].append(time.perf_counter() - start)
+    return {
+        v: {"wall": statistics.median(wall[v]), "cpu": statistics.median(cpu[v])} for v in models
+    }
 
 
 def main(argv=None) -> dict:
@@ -87,7 +96,7 @@ def main(argv=None) -> dict:
     atoms = si64()
     data = collate([atoms_to_graph(atoms, [14], R_MAX)], dtype=dtype)
     counts = {v: flops(m, data) for v, m in models.items()}
-    times = wall_times(models, data, args.repeats)
+    times = timings(models, data, args.repeats)
     base_f, base_t = counts["baseline"], times["baseline"]
     rows = [
         {
@@ -95,22 +104,22 @@ def main(argv=None) -> dict:
             "gflops": counts[v] / 1e9,
             "flops_ratio": counts[v] / base_f,
             "parameters": sum(p.numel() for p in models[v].parameters()),
-            "median_wall_s": times[v]["median"],
-            "wall_ratio": times[v]["median"] / base_t["median"],
-            "min_wall_s": times[v]["min"],
-            "min_wall_ratio": times[v]["min"] / base_t["min"],
+            "median_wall_s": times[v]["wall"],
+            "wall_ratio": times[v]["wall"] / base_t["wall"],
+            "median_cpu_s": times[v]["cpu"],
+            "cpu_ratio": times[v]["cpu"] / base_t["cpu"],
         }
         for v in VARIANTS
     ]
     n_edges = data["edge_index"].shape[1]
     print(f"64-atom Si, r_max {R_MAX} A, {n_edges} edges, {args.dtype}, {args.threads} thread(s),")
-    print(f"forward + forces, wall time over {args.repeats} interleaved runs (median, min)")
+    print(f"forward + forces, medians of {args.repeats} interleaved runs")
     head = f"{'variant':<9} {'GFLOPs':>9} {'ratio':>7} {'params':>8}"
-    print(head + f" {'median ms':>10} {'ratio':>6} {'min ms':>8} {'ratio':>6}")
+    print(head + f" {'wall ms':>8} {'ratio':>6} {'CPU ms':>8} {'ratio':>6}")
     for r in rows:
         print(f"{r['variant']:<9} {r['gflops']:9.4f} {r['flops_ratio']:7.4f} {r['parameters']:8d} "
-              f"{1e3 * r['median_wall_s']:10.2f} {r['wall_ratio']:6.3f} "
-              f"{1e3 * r['min_wall_s']:8.2f} {r['min_wall_ratio']:6.3f}")  # fmt: skip
+              f"{1e3 * r['median_wall_s']:8.2f} {r['wall_ratio']:6.3f} "
+              f"{1e3 * r['median_cpu_s']:8.2f} {r['cpu_ratio']:6.3f}")  # fmt: skip
     result = {
         "structure": "Si diamond 2x2x2 conventional (64 atoms), a = 5.47 A, rattle 0.02 A",
         "r_max": R_MAX,
