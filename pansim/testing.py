@@ -17,7 +17,7 @@ so that they work for a raw model and for any ASE calculator alike:
 >>> assert_smooth_cutoff(evaluate, atoms, r_max) # no jump as a neighbour crosses r_max
 >>> assert_identity_at_init([m_base, m_pan], atoms)  # same energies/forces
 >>> assert_twice_differentiable(model, atoms)    # gradcheck of forces (Hessian, parameters)
->>> assert_jit_matches(model, atoms)             # torch.jit.script == eager
+>>> assert_jit_matches(model, atoms)             # torch.jit.script == eager (or a data dict)
 
 Helpers: :func:`random_atoms` (random molecule or triclinic periodic cell with a
 minimum distance) and :func:`perturb_parameters` (move zero-initialised weights
@@ -479,15 +479,22 @@ def _assert_loss_backward(model: torch.nn.Module, data: dict, stress: bool) -> N
 
 def assert_jit_matches(
     model: torch.nn.Module,
-    atoms: Atoms,
+    atoms: Atoms | dict[str, torch.Tensor],
     rtol: float = 1e-12,
     atol: float = 1e-12,
 ) -> torch.jit.ScriptModule:
-    """``torch.jit.script(model)`` gives the eager results (energy, forces, stress); returns it."""
+    """``torch.jit.script(model)`` gives the eager results; returns the scripted model.
+
+    ``atoms`` is a structure (stress is compared if it is fully periodic) or a
+    ready input dict of the model contract (stress always compared).
+    Compares energy, node_energy, forces and stress.
+    """
     scripted = torch.jit.script(model)
-    stress = bool(np.all(atoms.pbc))
-    dtype = next(model.parameters()).dtype
-    data = model_graph(model, atoms, dtype)
+    if isinstance(atoms, Atoms):
+        stress = bool(np.all(atoms.pbc))
+        data = model_graph(model, atoms, next(model.parameters()).dtype)
+    else:
+        stress, data = True, atoms
     eager = model(dict(data), compute_stress=stress)
     script = scripted(dict(data), compute_stress=stress)
     for key in ("energy", "node_energy", "forces") + (("stress",) if stress else ()):

@@ -213,3 +213,39 @@ def test_flops_overhead_at_default_sizes():
         counts[variant] = counter.get_total_flops()
     assert counts["baseline"] > 0
     assert counts["pan+pgs"] / counts["baseline"] <= 1.05
+
+
+def test_jit_matches_on_a_batch(trained_models):
+    from pansim.graph import atoms_to_graph, collate
+
+    model = trained_models["pan+pgs"]
+    z = model.atomic_numbers.tolist()
+    batch = collate([atoms_to_graph(STRUCTURES[k](), z, R_MAX) for k in ("bulk", "slab")])
+    assert_jit_matches(model, batch, rtol=1e-12, atol=1e-13)
+
+
+def test_pan_scales_only_the_scalar_channels(trained_models):
+    from pansim.backbones.mace import _ScalarMessageScaling
+
+    layer = trained_models["pan"].pan_layers[0]
+    assert isinstance(layer, _ScalarMessageScaling)
+    g = torch.Generator().manual_seed(0)
+    message = torch.randn(4, 8, 9, generator=g, dtype=torch.float64)
+    species = torch.eye(2, dtype=torch.float64)[torch.tensor([0, 1, 1, 0])]
+    edge_index = torch.tensor([[0, 1, 2, 3, 0], [1, 0, 3, 2, 2]])
+    envelope = torch.rand(5, 1, generator=g, dtype=torch.float64)
+    out = layer(message, envelope, species, edge_index)
+    s = layer.pan(envelope, species, edge_index[0], edge_index[1])
+    assert torch.equal(out[..., 1:], message[..., 1:])
+    torch.testing.assert_close(out[..., 0], message[..., 0] * s, rtol=0, atol=0)
+    assert not torch.allclose(s, torch.ones_like(s))
+
+
+def test_readout_expansion_sees_only_scalars(trained_models):
+    expansion = trained_models["pgs"].readout_expansions[0]
+    feats = torch.randn(3, 8 * 4, dtype=torch.float64)  # 8x0e + 8x1o
+    other = feats.clone()
+    other[:, 8:] = torch.randn(3, 8 * 3, dtype=torch.float64)
+    base = torch.zeros(3, dtype=torch.float64)
+    torch.testing.assert_close(expansion(base, feats), expansion(base, other), rtol=0, atol=0)
+    assert expansion(base, feats).abs().max() > 0
