@@ -1,0 +1,166 @@
+"""``PANCalculator``: the ASE face of every pansim model.
+
+>>> from pansim import PANCalculator
+>>> atoms.calc = PANCalculator(model="si")          # a registered pretrained model
+>>> atoms.calc = PANCalculator(model="my.safetensors", default_dtype="float32")
+>>> atoms.calc = PANCalculator(model=torch_module)  # any model of the pansim contract
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from pansim.graph import atoms_to_graph, collate
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_model(
+    model: str | os.PathLike | torch.nn.Module,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> torch.nn.Module:
+    """A ready model (eval mode, frozen, on ``device`` in ``dtype``) from a name, path or module.
+
+    A module passed in is copied, never changed in place.
+    """
+    from pansim.model_io import load_model
+    from pansim.pretrained import UnknownModelError, get_model_path, list_models
+
+    if isinstance(model, torch.nn.Module):
+        module = copy.deepcopy(model)
+    elif isinstance(model, (str, os.PathLike)):
+        name = str(model)
+        if name in list_models():
+            module = load_model(get_model_path(name))
+        elif Path(name).exists():
+            module = load_model(name)
+        else:
+            listed = ", ".join(list_models()) or "none yet"
+            raise UnknownModelError(
+                f"{name!r} is neither a registered pretrained model nor an existing model file; "
+                f"registered: {listed}"
+            )
+    else:
+        raise TypeError(f"model must be a name, a path or a torch.nn.Module, not {type(model)}")
+    module = module.to(device=device, dtype=dtype).eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+class PANCalculator(Calculator):
+    """ASE calculator for pansim models (energy, free_energy, forces, stress, energies).
+
+    Parameters
+    ----------
+    model : str, PathLike or torch.nn.Module
+        A registered pretrained name (``pansim.pretrained.list_models()``), a
+        model file written by ``pansim.save_model``, or a model module.
+    device : str
+        Torch device, e.g. ``"cpu"`` or ``"cuda"``.
+    default_dtype : {"float64", "float32"}
+        Precision of the model and the graph.
+
+    Notes
+    -----
+    Units: eV, eV/A, eV/A^3 (ASE sign convention). Stress is available for
+    fully periodic cells only. Only what is asked is computed: an energy call
+    builds no gradient graph, and stress is computed only when asked.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(
+        self,
+        model: str | os.PathLike | torch.nn.Module,
+        device: str = "cpu",
+        default_dtype: str = "float64",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if default_dtype not in _DTYPES:
+            raise ValueError(
+                f"default_dtype must be one of {sorted(_DTYPES)}, not {default_dtype!r}"
+            )
+        self.dtype = _DTYPES[default_dtype]
+        self.device = torch.device(device)
+        self.model = resolve_model(model, self.device, self.dtype)
+        self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
+        self.r_max = float(self.model.r_max)
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        """Evaluate the asked ``properties`` for ``atoms`` into ``self.results``."""
+        Calculator.calculate(self, atoms, properties, system_changes)
+        if "stress" in properties and not np.all(self.atoms.pbc):
+            raise PropertyNotImplementedError(
+                f"stress needs a fully periodic cell; this structure has pbc={self.atoms.pbc.tolist()}"
+            )
+        self.results = self._evaluate([self.atoms], properties)[0]
+
+    def batch_evaluate(
+        self,
+        structures: Sequence[Atoms],
+        properties: Sequence[str] = ("energy", "forces"),
+        batch_size: int = 16,
+    ) -> list[dict[str, Any]]:
+        """Evaluate many structures in batched model calls.
+
+        Returns one result dict per structure (the keys of ``self.results``),
+        equal to separate single-point calls to float round-off.
+        """
+        if "stress" in properties:
+            bad = [k for k, a in enumerate(structures) if not np.all(a.pbc)]
+            if bad:
+                raise PropertyNotImplementedError(
+                    f"stress asked for non-periodic structures {bad[:5]}"
+                )
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(structures), batch_size):
+            out.extend(self._evaluate(structures[start : start + batch_size], properties))
+        return out
+
+    def _evaluate(self, structures: Sequence[Atoms], properties: Sequence[str]) -> list[dict]:
+        graphs = [atoms_to_graph(a, self.atomic_numbers, self.r_max) for a in structures]
+        data = collate(graphs, dtype=self.dtype, device=self.device)
+        want_forces = "forces" in properties
+        want_stress = "stress" in properties
+        with torch.no_grad():
+            out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
+        return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+
+
+def _split_results(out, ptr: np.ndarray, forces: bool, stress: bool) -> list[dict[str, Any]]:
+    energy = out["energy"].detach().cpu().double().numpy()
+    node = out["node_energy"].detach().cpu().double().numpy()
+    f = out["forces"].detach().cpu().double().numpy() if forces else None
+    s = out["stress"].detach().cpu().double().numpy() if stress else None
+    results = []
+    for g in range(len(energy)):
+        lo, hi = ptr[g], ptr[g + 1]
+        r = {"energy": float(energy[g]), "free_energy": float(energy[g]), "energies": node[lo:hi]}
+        if f is not None:
+            r["forces"] = f[lo:hi]
+        if s is not None:
+            r["stress"] = _voigt(s[g])
+        results.append(r)
+    return results
+
+
+def _voigt(s: np.ndarray) -> np.ndarray:
+    """3x3 -> ASE Voigt order (xx, yy, zz, yz, xz, xy)."""
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

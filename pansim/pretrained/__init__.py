@@ -1,0 +1,72 @@
+"""The one registry of pretrained pansim models shipped in this package.
+
+``registry.json`` beside this file maps a model name to its entry::
+
+    {"si": {"file": "si.safetensors",      # model file (pansim.save_model), beside this file
+            "card": "si.md",               # model card (data, hyperparameters, metrics)
+            "system": "si",                # reference system it was trained for
+            "variant": "pan+pgs",          # baseline | pan | pgs | pan+pgs
+            "baseline": "si-baseline",     # the identically trained plain backbone, if any
+            "default": true}}              # optional: the default of `pansim validate`
+
+The calculator and the CLI read their choices from here; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REGISTRY = HERE / "registry.json"
+
+
+class UnknownModelError(KeyError):
+    """A model name that is not registered (the message lists those that are)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict[str, Any]]:
+    if not REGISTRY.exists():
+        return {}
+    return json.loads(REGISTRY.read_text())
+
+
+def list_models() -> list[str]:
+    """Names of the registered pretrained models (sorted)."""
+    return sorted(_registry())
+
+
+def model_entry(name: str) -> dict[str, Any]:
+    """The registry entry of ``name`` (see the module docstring)."""
+    reg = _registry()
+    if name not in reg:
+        listed = ", ".join(sorted(reg)) or "none yet (train and register models first)"
+        raise UnknownModelError(f"no pretrained model named {name!r}; registered: {listed}")
+    return {"name": name, **reg[name]}
+
+
+def get_model_path(name: str) -> Path:
+    """Path of the model file of ``name``."""
+    return HERE / model_entry(name)["file"]
+
+
+def model_card(name: str) -> str:
+    """Text of the model card of ``name`` ('' if it has none)."""
+    card = model_entry(name).get("card")
+    return (HERE / card).read_text() if card else ""
+
+
+def default_model() -> str | None:
+    """The default model (entry marked ``default``, else the first pan+pgs model), or None."""
+    reg = _registry()
+    marked = [n for n, e in sorted(reg.items()) if e.get("default")]
+    if marked:
+        return marked[0]
+    full = [n for n, e in sorted(reg.items()) if e.get("variant") == "pan+pgs"]
+    return full[0] if full else None
