@@ -97,7 +97,7 @@ def ship(jobs: list[Job], dest: str | Path) -> list[Path]:
     """Copy the shipped models of finished jobs and their cards to ``dest``."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, entries = [], {}
     for job in jobs:
         if status(job) != "done" or job.seed != 0 or job.variant not in SHIPPED:
             continue
@@ -107,4 +107,28 @@ def ship(jobs: list[Job], dest: str | Path) -> list[Path]:
             target = dest / f"{name}{suffix}"
             shutil.copyfile(src, target)
             written.append(target)
+        entries[name] = registry_entry(job)
+    if entries:
+        written.append(merge_registry(dest / "registry.json", entries))
     return written
+
+
+def registry_entry(job: Job) -> dict[str, Any]:
+    """The :mod:`pansim.pretrained` registry entry of a shipped job's model."""
+    name = model_name(job)
+    entry = {"file": f"{name}.safetensors", "card": f"{name}.md", "system": job.system}
+    entry["variant"] = job.variant
+    if job.variant == "pan+pgs":
+        entry["baseline"] = f"{job.system}{SHIPPED['baseline']}"
+    return entry
+
+
+def merge_registry(path: Path, entries: dict[str, dict[str, Any]]) -> Path:
+    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept)."""
+    registry = json.loads(path.read_text()) if path.exists() else {}
+    for name, entry in entries.items():
+        registry[name] = {**registry.get(name, {}), **entry}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(registry, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path

@@ -59,7 +59,7 @@ def test_aggregate_mean_std_and_relative_change():
     )
 
 
-def test_demo_pipeline_end_to_end(tmp_path):
+def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
     argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--sizes", "8", "4", "4",
             "--seeds", "0", "--variants", "baseline", "pan+pgs",
@@ -81,18 +81,24 @@ def test_demo_pipeline_end_to_end(tmp_path):
         script["main"](["ship", "--configs", str(tmp_path / "configs"), "--dest", str(ship)]) == 0
     )
     names = sorted(p.name for p in ship.iterdir())
-    assert names == [
-        f"emt{s}.{e}" for s in ("-baseline", "") for e in ("json", "md", "safetensors")
-    ]
+    files = [f"emt{s}.{e}" for s in ("-baseline", "") for e in ("json", "md", "safetensors")]
+    assert names == sorted([*files, "registry.json"])
     card = json.loads((ship / "emt.json").read_text())
     assert card["variant"] == "pan+pgs" and card["data_sha256"]["train_file"]
+    registry = json.loads((ship / "registry.json").read_text())
+    assert registry["emt"] == {"file": "emt.safetensors", "card": "emt.md", "system": "emt",
+                               "variant": "pan+pgs", "baseline": "emt-baseline"}  # fmt: skip
+    pretrained = pytest.importorskip("pansim.pretrained")
     from pansim.cli import main
 
+    monkeypatch.setattr(pretrained, "HERE", ship)
+    monkeypatch.setattr(pretrained, "REGISTRY", ship / "registry.json")
+    pretrained._registry.cache_clear()
     out = tmp_path / "eval"
-    assert (
-        main(["eval", str(ship / "emt.safetensors"), card["data"]["test_file"], "--out", str(out)])
-        == 0
-    )
+    try:  # by registered name, as a user of the shipped models would
+        assert main(["eval", "emt", card["data"]["test_file"], "--out", str(out)]) == 0
+    finally:
+        pretrained._registry.cache_clear()
     again = json.loads((out / "metrics.json").read_text())
     for key in ("energy_per_atom", "forces", "stress"):
         assert again[key]["mae"] == pytest.approx(card["test_metrics"][key]["mae"], rel=1e-9)
