@@ -68,6 +68,7 @@ def check_fingerprint(state: dict[str, Any], fingerprint: str, path: str | Path)
     if state.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"checkpoint {path} was written by a run with a different config or data "
-            "(fingerprint mismatch); resume only with the same settings (run-control keys "
-            "such as max_steps, out_dir, checkpoint_every may change) or start a new out_dir"
+            "(fingerprint mismatch); resume only with the same settings (max_steps, out_dir, "
+            "checkpoint_every, device, progress, test_file may change, and max_epochs unless "
+            "the schedule is cosine) or start a new out_dir"
         )

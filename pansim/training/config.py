@@ -19,7 +19,7 @@ import yaml
 
 #: keys that control one run and may change on ``--resume`` (not part of the fingerprint)
 RUN_CONTROL_KEYS = frozenset(
-    {"out_dir", "max_steps", "checkpoint_every", "progress", "device", "resume", "test_file"}
+    {"out_dir", "max_steps", "checkpoint_every", "progress", "device", "test_file"}
 )
 
 
@@ -101,8 +101,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """sha256 of every setting that changes the training trajectory."""
-        data = {k: v for k, v in self.to_dict().items() if k not in RUN_CONTROL_KEYS}
+        """sha256 of every setting that changes the training trajectory.
+
+        ``max_epochs`` counts only with the cosine schedule (its horizon): a
+        plateau or constant schedule may be resumed with more epochs.
+        """
+        skip = RUN_CONTROL_KEYS | ({"max_epochs"} if self.scheduler != "cosine" else set())
+        data = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -85,3 +85,11 @@ def test_numbers_as_text_are_coerced_and_checked():
         TrainConfig(train_file="a", valid_file="b", batch_size=2.5)
     with pytest.raises(ConfigError, match="progress must be true or false"):
         TrainConfig(train_file="a", valid_file="b", progress="yes please")
+
+
+def test_max_epochs_counts_only_for_the_cosine_horizon():
+    def fp(**kw):
+        return TrainConfig(train_file="a", valid_file="b", **kw).fingerprint()
+
+    assert fp(max_epochs=5) == fp(max_epochs=50)
+    assert fp(max_epochs=5, scheduler="cosine") != fp(max_epochs=50, scheduler="cosine")
