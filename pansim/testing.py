@@ -6,7 +6,9 @@ failed and by how much. Most checks take an *evaluate* callable,
     evaluate(atoms) -> {"energy": float (eV), "forces": [n, 3] (eV/A),
                         "stress": [3, 3] (eV/A^3, ASE sign) or None}
 
-so that they work for a raw model and for any ASE calculator alike:
+so that they work for a raw model and for any ASE calculator alike. An
+evaluator may carry an ``energy(atoms) -> float`` attribute, a cheaper
+energy-only path that the finite-difference checks then use:
 
 >>> evaluate = model_evaluator(model)            # a pansim model, via pansim.graph
 >>> evaluate = calculator_evaluator(calc)        # any ASE calculator
@@ -79,7 +81,16 @@ def model_evaluator(model: torch.nn.Module, dtype: torch.dtype = torch.float64) 
             "stress": stress,
         }
 
+    def energy(atoms: Atoms) -> float:
+        return float(model(model_graph(model, atoms, dtype), compute_force=False)["energy"][0])
+
+    evaluate.energy = energy  # energy only: finite differences need no forces
     return evaluate
+
+
+def _energy_fn(evaluate: Evaluate) -> Callable[[Atoms], float]:
+    """``evaluate.energy`` if the evaluator has a cheaper energy-only path."""
+    return getattr(evaluate, "energy", None) or (lambda atoms: evaluate(atoms)["energy"])
 
 
 def calculator_evaluator(calc: Any) -> Evaluate:
@@ -285,7 +296,7 @@ def assert_forces_fd(
     tolerance is with respect to ``|F|`` (norm of all forces).
     """
     rng = np.random.default_rng(seed)
-    ref = evaluate(atoms)
+    ref, energy_of = evaluate(atoms), _energy_fn(evaluate)
     single = np.zeros((len(atoms), 3))
     single[0, 0] = 1.0
     trials = [rng.normal(size=(len(atoms), 3)) for _ in range(directions)] + [single]
@@ -296,7 +307,7 @@ def assert_forces_fd(
         def energy(a: float, d=d) -> float:
             moved = atoms.copy()
             moved.positions = atoms.positions + a * d
-            return evaluate(moved)["energy"]
+            return energy_of(moved)
 
         fd = _derivative(energy, h)
         analytic = -float(np.sum(ref["forces"] * d))
@@ -322,7 +333,7 @@ def assert_stress_fd(
     """
     if not np.all(atoms.pbc):
         raise ValueError("assert_stress_fd needs a fully periodic structure")
-    ref = evaluate(atoms)
+    ref, energy_of = evaluate(atoms), _energy_fn(evaluate)
     stress, volume = np.asarray(ref["stress"]), atoms.get_volume()
     scale = float(np.max(np.abs(stress)))
     for i, j in ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)):
@@ -332,7 +343,7 @@ def assert_stress_fd(
         def energy(a: float, e=e) -> float:
             strained = atoms.copy()
             strained.set_cell(atoms.cell.array @ (np.eye(3) + a * e), scale_atoms=True)
-            return evaluate(strained)["energy"]
+            return energy_of(strained)
 
         fd = _derivative(energy, h) / volume  # symmetric e: dE/da = V stress_ij
         analytic = stress[i, j]
