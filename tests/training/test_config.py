@@ -93,3 +93,15 @@ def test_max_epochs_counts_only_for_the_cosine_horizon():
 
     assert fp(max_epochs=5) == fp(max_epochs=50)
     assert fp(max_epochs=5, scheduler="cosine") != fp(max_epochs=50, scheduler="cosine")
+
+
+def test_example_config_documents_every_key():
+    from pathlib import Path
+
+    import yaml
+
+    from pansim.training.config import known_keys
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "train_example.yaml"
+    assert list(yaml.safe_load(path.read_text())) == known_keys()
+    load_config(path)
