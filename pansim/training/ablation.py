@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from pansim.training.evaluate import batch_to_tensors, forward, metrics, predict, wants_stress
+from pansim.training.data import batch_to_tensors
+from pansim.training.evaluate import forward, metrics, predict, wants_stress
 from pansim.training.plan import Job
 from pansim.training.trainer import BEST_MODEL
 
