@@ -1,0 +1,38 @@
+"""Tiny synthetic labelled data (ASE's EMT on rattled, strained Cu cells), pansim's xyz layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.io import write
+
+
+def emt_frames(n: int, seed: int) -> list:
+    """``n`` rattled, strained 8-atom Cu cells, labels under REF_energy, REF_forces, REF_stress."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((1, 1, 2))
+        strain = np.eye(3) + rng.uniform(-0.03, 0.03, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (strain + strain.T) / 2, scale_atoms=True)
+        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        stress = atoms.get_stress(voigt=False)
+        atoms.calc = None
+        atoms.info["REF_energy"] = energy
+        atoms.info["REF_stress"] = stress
+        atoms.arrays["REF_forces"] = forces
+        frames.append(atoms)
+    return frames
+
+
+def write_emt_dataset(directory: Path, sizes: tuple[int, int, int] = (16, 4, 4)) -> Path:
+    """Write ``train.xyz``, ``val.xyz``, ``test.xyz`` into ``directory``; returns it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for k, (name, n) in enumerate(zip(("train", "val", "test"), sizes, strict=True)):
+        write(directory / f"{name}.xyz", emt_frames(n, seed=k), format="extxyz")
+    return directory

@@ -1,0 +1,67 @@
+"""A few training steps with nequip's own stack and the checked-in configs, then the ASE route.
+
+Runs ``nequip-train`` on ``configs/nequip/si-{nequip,allegro}.yaml`` with command-line
+overrides (tiny model, two epochs, synthetic EMT data in pansim's xyz layout), then
+packages the checkpoint with ``nequip-package`` and loads both files through
+:func:`pansim_nequip.calculator.load_calculator`.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+from pansim_nequip.calculator import load_calculator
+
+from _data import write_emt_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = ["max_epochs=2", "num_features=8", "num_layers=2", "cutoff_radius=4.0", "c_max=10.0"]
+EXTRA = {"nequip": [], "allegro": ["num_tensor_features=4"]}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_emt_dataset(tmp_path_factory.mktemp("emt"))
+
+
+def train(backbone: str, variant: str, dataset: Path, out: Path) -> Path:
+    command = [
+        str(BIN / "nequip-train"),
+        "-cp", str(REPO / "configs" / "nequip"),
+        "-cn", f"si-{backbone}",
+        f"variant={variant}", f"data_dir={dataset}", "model_type_names=[Cu]",
+        f"hydra.run.dir={out}", *TINY, *EXTRA[backbone],
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out / "best.ckpt"
+
+
+@pytest.mark.parametrize(("backbone", "variant"), [("nequip", "pan+pgs"), ("allegro", "pan+pgs")])
+def test_train_package_and_load(backbone, variant, dataset, tmp_path):
+    checkpoint = train(backbone, variant, dataset, tmp_path / "run")
+    assert checkpoint.exists() and (tmp_path / "run" / "test_dataset0.xyz").exists()
+    package = tmp_path / "model.nequip.zip"
+    subprocess.run(
+        [str(BIN / "nequip-package"), "build", str(checkpoint), str(package)],
+        cwd=tmp_path, check=True, capture_output=True,
+    )  # fmt: skip
+    atoms = read(dataset / "test.xyz", 0)
+    results = []
+    for path in (checkpoint, package):
+        calc = load_calculator(path)
+        work = atoms.copy()
+        work.calc = calc
+        results.append((work.get_potential_energy(), work.get_forces(), work.get_stress()))
+        trained = {n: p for n, p in calc.model.named_parameters() if "pgs_readout" in n}
+        assert trained and all(p.abs().sum() > 0 for p in trained.values())  # left zero init
+    (e0, f0, s0), (e1, f1, s1) = results
+    assert np.isfinite(e0) and abs(e0 - e1) < 1e-10
+    np.testing.assert_allclose(f0, f1, atol=1e-10)
+    np.testing.assert_allclose(s0, s1, atol=1e-10)
