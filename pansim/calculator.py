@@ -74,8 +74,14 @@ class PANCalculator(Calculator):
     Notes
     -----
     Units: eV, eV/A, eV/A^3 (ASE sign convention). Stress is available for
-    fully periodic cells only. Only what is asked is computed: an energy call
-    builds no gradient graph, and stress is computed only when asked.
+    fully periodic cells only (``PropertyNotImplementedError`` otherwise).
+    Only what is asked is computed: an energy (or ``energies``) request runs
+    no backward pass, a forces request builds no strain graph, and a stress
+    request also returns the forces, which come out of the same single
+    backward pass at no extra cost. Results are cached by ASE's
+    ``check_state``: asking again for the same structure does not recompute.
+    The model is a frozen copy (eval mode, ``requires_grad=False``) in
+    ``default_dtype``; the caller's module and ``Atoms`` are never modified.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
@@ -107,8 +113,9 @@ class PANCalculator(Calculator):
         """Evaluate the asked ``properties`` for ``atoms`` into ``self.results``."""
         Calculator.calculate(self, atoms, properties, system_changes)
         if "stress" in properties and not np.all(self.atoms.pbc):
+            pbc = self.atoms.pbc.tolist()
             raise PropertyNotImplementedError(
-                f"stress needs a fully periodic cell; this structure has pbc={self.atoms.pbc.tolist()}"
+                f"stress needs a fully periodic cell; this structure has pbc={pbc}"
             )
         self.results = self._evaluate([self.atoms], properties)[0]
 
@@ -118,11 +125,33 @@ class PANCalculator(Calculator):
         properties: Sequence[str] = ("energy", "forces"),
         batch_size: int = 16,
     ) -> list[dict[str, Any]]:
-        """Evaluate many structures in batched model calls.
+        """Evaluate many structures in batched model calls (``batch_size`` per call).
 
-        Returns one result dict per structure (the keys of ``self.results``),
-        equal to separate single-point calls to float round-off.
+        Parameters
+        ----------
+        structures : sequence of ase.Atoms
+            Structures of any size and boundary conditions (never modified).
+        properties : sequence of str
+            Subset of ``implemented_properties``; ``stress`` needs every
+            structure to be fully periodic.
+        batch_size : int
+            Structures per model call.
+
+        Returns
+        -------
+        list of dict
+            One dict per structure with ``energy``/``free_energy`` (float, eV),
+            ``energies`` [n_atoms] (eV), and where asked ``forces`` [n_atoms, 3]
+            (eV/A) and ``stress`` [6] (Voigt, eV/A^3): the values that single
+            calls give, to float round-off.
         """
+        unknown = sorted(set(properties) - set(self.implemented_properties))
+        if unknown:
+            raise PropertyNotImplementedError(
+                f"{unknown} not implemented; available: {self.implemented_properties}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         if "stress" in properties:
             bad = [k for k, a in enumerate(structures) if not np.all(a.pbc)]
             if bad:
@@ -137,14 +166,17 @@ class PANCalculator(Calculator):
     def _evaluate(self, structures: Sequence[Atoms], properties: Sequence[str]) -> list[dict]:
         graphs = [atoms_to_graph(a, self.atomic_numbers, self.r_max) for a in structures]
         data = collate(graphs, dtype=self.dtype, device=self.device)
-        want_forces = "forces" in properties
         want_stress = "stress" in properties
+        want_forces = "forces" in properties or want_stress  # same backward pass
         with torch.no_grad():
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
         return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
 
 
-def _split_results(out, ptr: np.ndarray, forces: bool, stress: bool) -> list[dict[str, Any]]:
+def _split_results(
+    out: dict[str, torch.Tensor], ptr: np.ndarray, forces: bool, stress: bool
+) -> list[dict[str, Any]]:
+    """Per-structure ASE results (float64 numpy) from one batched model output."""
     energy = out["energy"].detach().cpu().double().numpy()
     node = out["node_energy"].detach().cpu().double().numpy()
     f = out["forces"].detach().cpu().double().numpy() if forces else None
@@ -152,9 +184,10 @@ def _split_results(out, ptr: np.ndarray, forces: bool, stress: bool) -> list[dic
     results = []
     for g in range(len(energy)):
         lo, hi = ptr[g], ptr[g + 1]
-        r = {"energy": float(energy[g]), "free_energy": float(energy[g]), "energies": node[lo:hi]}
+        e = float(energy[g])
+        r = {"energy": e, "free_energy": e, "energies": node[lo:hi].copy()}
         if f is not None:
-            r["forces"] = f[lo:hi]
+            r["forces"] = f[lo:hi].copy()
         if s is not None:
             r["stress"] = _voigt(s[g])
         results.append(r)
