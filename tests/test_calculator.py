@@ -24,12 +24,8 @@ from pansim.testing import (
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models on a busy 2-core machine run ~20x faster on one intra-op thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

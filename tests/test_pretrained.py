@@ -1,8 +1,18 @@
 import json
 
+import numpy as np
 import pytest
+from ase.build import bulk
 
 import pansim.pretrained as pre
+from pansim.backbones import VARIANTS
+
+
+def _install(tmp_path, monkeypatch, registry):
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    monkeypatch.setattr(pre, "HERE", tmp_path)
+    monkeypatch.setattr(pre, "REGISTRY", tmp_path / "registry.json")
+    pre._registry.cache_clear()
 
 
 @pytest.fixture
@@ -17,11 +27,8 @@ def registry(tmp_path, monkeypatch):
         },
         "si-baseline": {"file": "b.safetensors", "system": "si", "variant": "baseline"},
     }
-    (tmp_path / "registry.json").write_text(json.dumps(reg))
+    _install(tmp_path, monkeypatch, reg)
     (tmp_path / "si.md").write_text("# si card")
-    monkeypatch.setattr(pre, "HERE", tmp_path)
-    monkeypatch.setattr(pre, "REGISTRY", tmp_path / "registry.json")
-    pre._registry.cache_clear()
     yield reg
     pre._registry.cache_clear()
 
@@ -29,25 +36,81 @@ def registry(tmp_path, monkeypatch):
 def test_registry_lookup(registry, tmp_path):
     assert pre.list_models() == ["si", "si-baseline"]
     assert pre.get_model_path("si") == tmp_path / "si.safetensors"
+    assert pre.model_entry("si")["baseline"] == "si-baseline"
     assert pre.model_card("si") == "# si card"
     assert pre.model_card("si-baseline") == ""
     assert pre.default_model() == "si"
 
 
+def test_default_flag_wins(tmp_path, monkeypatch):
+    reg = {"a": {"file": "a", "variant": "pan+pgs"}, "b": {"file": "b", "default": True}}
+    _install(tmp_path, monkeypatch, reg)
+    assert pre.default_model() == "b"
+    _install(tmp_path, monkeypatch, {})
+    assert pre.list_models() == [] and pre.default_model() is None
+    pre._registry.cache_clear()
+
+
 def test_unknown_name_lists_registered(registry):
-    with pytest.raises(pre.UnknownModelError, match="registered: si, si-baseline"):
-        pre.get_model_path("ag")
+    for lookup in (pre.get_model_path, pre.model_card, pre.model_entry):
+        with pytest.raises(pre.UnknownModelError, match="'ag'; registered: si, si-baseline"):
+            lookup("ag")
 
 
-def test_shipped_registry_entries_exist():
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "JSON object"),
+        (json.dumps({"x": {"card": "x.md"}}), "entry 'x' needs a 'file'"),
+        (json.dumps({"x": {"file": "x", "variant": "magic"}}), "unknown variant 'magic'"),
+    ],
+)
+def test_malformed_registry(tmp_path, monkeypatch, text, match):
+    _install(tmp_path, monkeypatch, {})
+    (tmp_path / "registry.json").write_text(text)
+    with pytest.raises(pre.RegistryError, match=match):
+        pre.list_models()
+    pre._registry.cache_clear()
+
+
+def test_variants_in_sync_with_backbones():
+    assert pre._VARIANTS == VARIANTS
+
+
+def test_shipped_registry_is_valid_and_complete():
     pre._registry.cache_clear()
     for name in pre.list_models():
         assert pre.get_model_path(name).exists(), name
+        entry = pre.model_entry(name)
+        if entry.get("baseline"):
+            assert entry["baseline"] in pre.list_models(), name
 
 
-def test_models_cli(registry, capsys):
+def test_models_cli(registry, capsys, tmp_path):
     from pansim.cli import main
 
+    (tmp_path / "si.safetensors").write_bytes(b"")
     assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "si-baseline" in out and "(default)" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "system", "variant", "baseline", "file"]
+    assert lines[1].split() == ["si", "si", "pan+pgs", "si-baseline", "ok", "(default)"]
+    assert lines[2].split() == ["si-baseline", "si", "baseline", "MISSING"]
+    assert main(["models", "si"]) == 0
+    assert capsys.readouterr().out.strip() == "# si card"
+    assert main(["models", "ag"]) == 2
+    assert "registered: si, si-baseline" in capsys.readouterr().err
+
+
+def test_calculator_loads_registered_name(registry, tmp_path, tiny_model_factory, one_torch_thread):
+    import pansim
+    from pansim.calculator import PANCalculator
+
+    model = tiny_model_factory()
+    pansim.save_model(model, tmp_path / "si.safetensors")
+    atoms = bulk("Si", "diamond", 5.43)
+    atoms.calc = PANCalculator(model="si")
+    reference = atoms.copy()
+    reference.calc = PANCalculator(model=model)
+    assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(), 1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(), atol=1e-12)

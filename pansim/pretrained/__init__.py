@@ -9,7 +9,11 @@
             "baseline": "si-baseline",     # the identically trained plain backbone, if any
             "default": true}}              # optional: the default of `pansim validate`
 
-The calculator and the CLI read their choices from here; nothing is downloaded.
+Only ``file`` is required; paths are relative to this directory. ``variant``,
+when given, is one of ``pansim.backbones.VARIANTS``. The calculator
+(``PANCalculator(model="si")``), ``pansim eval`` and ``pansim models`` read
+their choices from here; nothing is downloaded. A malformed registry raises
+:class:`RegistryError` naming the entry and the problem.
 """
 
 from __future__ import annotations
@@ -30,11 +34,36 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
+class RegistryError(ValueError):
+    """A malformed ``registry.json`` (the message names the file, entry and problem)."""
+
+
+_VARIANTS = ("baseline", "pan", "pgs", "pan+pgs")  # pansim.backbones.VARIANTS (no torch import)
+
+
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, dict[str, Any]]:
     if not REGISTRY.exists():
         return {}
-    return json.loads(REGISTRY.read_text())
+    try:
+        registry = json.loads(REGISTRY.read_text())
+    except json.JSONDecodeError as err:
+        raise RegistryError(f"{REGISTRY}: not valid JSON ({err})") from None
+    if not isinstance(registry, dict):
+        raise RegistryError(f"{REGISTRY}: expected a JSON object of name -> entry")
+    for name, entry in registry.items():
+        _check_entry(name, entry)
+    return registry
+
+
+def _check_entry(name: str, entry: Any) -> None:
+    """Raise :class:`RegistryError` for an entry that does not follow the schema."""
+    where = f"{REGISTRY}: entry {name!r}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        raise RegistryError(f"{where} needs a 'file' (model file name beside the registry)")
+    variant = entry.get("variant")
+    if variant is not None and variant not in _VARIANTS:
+        raise RegistryError(f"{where}: unknown variant {variant!r}; known: {list(_VARIANTS)}")
 
 
 def list_models() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -12,22 +13,35 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the registry, or one model card."""
-    from pansim.pretrained import default_model, list_models, model_card, model_entry
+    from pansim.pretrained import UnknownModelError, list_models, model_card
 
     if args.name:
-        print(model_card(args.name) or f"{args.name}: no model card")
+        try:
+            print(model_card(args.name) or f"{args.name}: no model card")
+        except UnknownModelError as err:
+            print(f"pansim models: {err}", file=sys.stderr)
+            return 2
         return 0
     names = list_models()
     if not names:
         print("no pretrained models registered yet")
         return 0
+    print(_table(names))
+    return 0
+
+
+def _table(names: list[str]) -> str:
+    """One line per model: name, system, variant, baseline, file status, default mark."""
+    from pansim.pretrained import default_model, get_model_path, model_entry
+
     default = default_model()
-    print(f"{'name':<22}{'system':<14}{'variant':<10}baseline")
+    lines = [f"{'name':<22}{'system':<14}{'variant':<10}{'baseline':<22}file"]
     for name in names:
         e = model_entry(name)
+        found = "ok" if get_model_path(name).exists() else "MISSING"
         mark = " (default)" if name == default else ""
-        print(
+        lines.append(
             f"{name:<22}{e.get('system', ''):<14}{e.get('variant', ''):<10}"
-            f"{e.get('baseline', '')}{mark}"
+            f"{e.get('baseline', ''):<22}{found}{mark}"
         )
-    return 0
+    return "\n".join(lines)
