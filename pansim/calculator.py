@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from pansim.graph import atoms_to_graph, collate
+from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -37,7 +38,7 @@ def resolve_model(
     from pansim.pretrained import UnknownModelError, get_model_path, list_models
 
     if isinstance(model, torch.nn.Module):
-        module = copy.deepcopy(model)
+        module = _copy_module(model)
     elif isinstance(model, (str, os.PathLike)):
         name = str(model)
         if name in list_models():
@@ -56,6 +57,20 @@ def resolve_model(
     for p in module.parameters():
         p.requires_grad_(False)
     return module
+
+
+def _copy_module(model: torch.nn.Module) -> torch.nn.Module:
+    """An independent copy; TorchScript modules go through ``torch.jit.save``/``load``.
+
+    (``copy.deepcopy`` of a ScriptModule gives non-leaf parameters, which cannot
+    be frozen.)
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(model, buffer)
+        buffer.seek(0)
+        return torch.jit.load(buffer, map_location="cpu")
+    return copy.deepcopy(model)
 
 
 class PANCalculator(Calculator):
@@ -160,15 +175,28 @@ class PANCalculator(Calculator):
                 )
         out: list[dict[str, Any]] = []
         for start in range(0, len(structures), batch_size):
-            out.extend(self._evaluate(structures[start : start + batch_size], properties))
+            chunk = structures[start : start + batch_size]
+            out.extend(self._evaluate(chunk, properties, first_index=start))
         return out
 
-    def _evaluate(self, structures: Sequence[Atoms], properties: Sequence[str]) -> list[dict]:
-        graphs = [atoms_to_graph(a, self.atomic_numbers, self.r_max) for a in structures]
+    def _evaluate(
+        self, structures: Sequence[Atoms], properties: Sequence[str], first_index: int | None = None
+    ) -> list[dict]:
+        """One model call for ``structures``; ``first_index`` names them in errors."""
+        graphs = []
+        for k, atoms in enumerate(structures):
+            try:
+                graphs.append(atoms_to_graph(atoms, self.atomic_numbers, self.r_max))
+            except InvalidStructureError as err:
+                if first_index is None:
+                    raise
+                raise InvalidStructureError(f"structure {first_index + k}: {err}") from None
         data = collate(graphs, dtype=self.dtype, device=self.device)
         want_stress = "stress" in properties
         want_forces = "forces" in properties or want_stress  # same backward pass
-        with torch.no_grad():
+        # forces need autograd (w.r.t. positions only: the parameters are frozen);
+        # eager pansim models enable it themselves, TorchScript ones cannot
+        with torch.set_grad_enabled(want_forces):
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
         return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
 

@@ -164,8 +164,8 @@ def test_batch_evaluate_bad_requests(calc):
         calc.batch_evaluate([_si()], properties=("magmoms",))
     with pytest.raises(ValueError, match="batch_size"):
         calc.batch_evaluate([_si()], batch_size=0)
-    with pytest.raises(InvalidStructureError, match="empty"):
-        calc.batch_evaluate([_si(), Atoms()])
+    with pytest.raises(InvalidStructureError, match="structure 3: empty"):
+        calc.batch_evaluate([_si(), _si(), _si(), Atoms()], batch_size=2)
 
 
 def test_caller_atoms_and_model_unchanged(model):
@@ -197,6 +197,18 @@ def test_float32_close_to_float64(model):
     batched = calc32.batch_evaluate([atoms], properties=("energy", "forces"))[0]
     assert batched["forces"].dtype == np.float64
     assert abs(batched["energy"] - e32["energy"]) < 1e-5
+
+
+def test_torchscript_model(model):
+    scripted = torch.jit.script(model)
+    atoms = _si()
+    eager = calculator_evaluator(PANCalculator(model=model))(atoms)
+    script = calculator_evaluator(PANCalculator(model=scripted))(atoms)
+    assert script["energy"] == pytest.approx(eager["energy"], rel=1e-12)
+    np.testing.assert_allclose(script["forces"], eager["forces"], atol=1e-12)
+    np.testing.assert_allclose(script["stress"], eager["stress"], atol=1e-12)
+    single = PANCalculator(model=scripted, default_dtype="float32")
+    assert abs(calculator_evaluator(single)(atoms)["energy"] - eager["energy"]) < 1e-4
 
 
 def test_model_file_round_trip(tmp_path, model):
