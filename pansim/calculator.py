@@ -32,7 +32,29 @@ def resolve_model(
 ) -> torch.nn.Module:
     """A ready model (eval mode, frozen, on ``device`` in ``dtype``) from a name, path or module.
 
-    A module passed in is copied, never changed in place.
+    Parameters
+    ----------
+    model : str, PathLike or torch.nn.Module
+        A registered pretrained name (checked first), a model file of
+        ``pansim.save_model``, or a module of the pansim model contract (eager
+        or TorchScript), which is copied and never changed in place.
+    device : str or torch.device
+        Where the model runs.
+    dtype : torch.dtype
+        Floating-point type of the parameters (integer buffers are kept).
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, in eval mode with ``requires_grad=False`` parameters.
+
+    Raises
+    ------
+    pansim.pretrained.UnknownModelError
+        A string that is neither registered nor an existing file (the message
+        lists the registered names).
+    pansim.model_io.ModelFileError
+        A corrupt, truncated or incompatible model file (from ``load_model``).
     """
     from pansim.model_io import load_model
     from pansim.pretrained import UnknownModelError, get_model_path, list_models
@@ -97,6 +119,12 @@ class PANCalculator(Calculator):
     ``check_state``: asking again for the same structure does not recompute.
     The model is a frozen copy (eval mode, ``requires_grad=False``) in
     ``default_dtype``; the caller's module and ``Atoms`` are never modified.
+
+    Structures no model can evaluate raise
+    :class:`pansim.graph.InvalidStructureError` naming the problem: elements
+    the model does not know (the supported ones are listed), NaN/inf positions
+    or cell, atoms closer than 0.1 A, empty ``Atoms``, zero cell volume under
+    pbc. For how ``model`` is resolved and its errors see :func:`resolve_model`.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
