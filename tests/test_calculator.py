@@ -311,3 +311,17 @@ def test_environment_untouched(tmp_path, model):
         [sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_implemented_properties_own_list(calc):
+    from ase.calculators.calculator import Calculator
+
+    assert PANCalculator.implemented_properties == [
+        "energy",
+        "free_energy",
+        "forces",
+        "stress",
+        "energies",
+    ]
+    assert "energies" not in Calculator.implemented_properties
+    assert calc.implemented_properties is PANCalculator.implemented_properties
