@@ -7,6 +7,7 @@ as in SPEC section 3)::
 
     {
       "system": "si",
+      "reference": "DFT",       # label of the reference column (e.g. "EMT"); default "DFT"
       "eos": {"V0": A^3/atom, "E0": eV/atom, "B0": GPa, "B0_prime": -,
               "compressed": {"volume_ratio": [0.80, 0.85, 0.90], "energy": [eV/atom, ...]}},
       "elastic": {"C11": GPa, "C12": GPa, "C44": GPa},
@@ -20,6 +21,10 @@ as in SPEC section 3)::
 (LiF: TO modes, no non-analytic correction). ``repulsion`` is the energy rise
 (eV, zero at the longest distance) when one atom of the conventional cell moves
 toward its nearest neighbour, as in :mod:`workflows.repulsion`.
+
+With no MODEL, the registry default is used (``pansim.pretrained``); the system
+comes from its registry entry (else from the model name), and the report goes to
+``results/validate/<model>/`` unless ``--out`` is given.
 
 Missing references, models or failing workflows give a message and a partial
 report, never a crash. Outputs: ``OUT/report.md`` (table and plots),
@@ -69,6 +74,8 @@ SYSTEMS: dict[str, System] = {
     "si": System("si", "Si", "diamond", 5.47, liquid_K=2000.0),
     "ag": System("ag", "Ag", "fcc", 4.16, liquid_K=1600.0),
     "lif": System("lif", "LiF", "rocksalt", 4.07),
+    # demonstration system: Ag with ASE's EMT as the reference (EMT lattice constant)
+    "ag-emt": System("ag-emt", "Ag", "fcc", 4.064, liquid_K=1600.0),
 }
 
 
@@ -77,6 +84,12 @@ def default_reference_dir() -> Path:
     import pansim
 
     return Path(pansim.__file__).parent / "data" / "reference" / "properties"
+
+
+def reference_label(reference: dict[str, Any]) -> str:
+    """Label of the reference column: the file's top-level ``"reference"`` (default ``DFT``)."""
+    label = reference.get("reference") if isinstance(reference, dict) else None
+    return str(label) if label else "DFT"
 
 
 def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[str, Any], str]:
@@ -98,7 +111,8 @@ def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[st
     for candidate in candidates:
         if candidate.is_file():
             try:
-                return json.loads(candidate.read_text()), f"DFT reference: {candidate}"
+                data = json.loads(candidate.read_text())
+                return data, f"{reference_label(data)} reference: {candidate}"
             except json.JSONDecodeError as err:
                 return {}, f"DFT reference {candidate} is not valid JSON: {err}"
     names = ", ".join(str(c) for c in candidates)
@@ -363,6 +377,7 @@ def _fmt_error(error: Any, ref: Any) -> str:
 
 def markdown_report(report: dict[str, Any]) -> str:
     """The Markdown report: header, messages, the table, then the plots of each model."""
+    ref = report.get("reference_label", "DFT")
     lines = [
         f"# pansim validation: {report['system']}",
         "",
@@ -371,14 +386,14 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"- {report['reference_message']}",
         f"- settings: {'quick' if report['quick'] else 'full'}",
         "",
-        "| quantity | unit | DFT | baseline | PAN+PGS | baseline error | PAN+PGS error |",
+        f"| quantity | unit | {ref} | baseline | PAN+PGS | baseline error | PAN+PGS error |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["table"]:
         values = [_fmt(r[k]) for k in ("dft", "baseline", "model")]
         errors = [_fmt_error(r[f"{k}_error"], r["dft"]) for k in ("baseline", "model")]
         lines.append("| " + " | ".join([r["quantity"], r["unit"], *values, *errors]) + " |")
-    lines += ["", "Errors are value - DFT (percent of the DFT value)."]
+    lines += ["", f"Errors are value - {ref} (percent of the {ref} value)."]
     if report["messages"]:
         lines += ["", "## Messages", ""] + [f"- {m}" for m in report["messages"]]
     for label in ("model", "baseline"):
@@ -409,9 +424,23 @@ def registry_models() -> tuple[list[str], str | None, str]:
 
 
 def infer_system(model: str) -> str | None:
-    """The system named in a model name (``si``, ``ag``, ``lif``), if any."""
+    """The system of a model: its registry entry's ``system``, else the one in its name.
+
+    Names are split on ``-``/``_``; a multi-token system (``ag-emt``) wins over the
+    shorter one it contains (``ag``).
+    """
+    try:
+        from pansim import pretrained
+
+        registered = pretrained.model_entry(model).get("system")
+        if registered in SYSTEMS:
+            return registered
+    except Exception:  # noqa: BLE001 - not a registered name: fall back to the name
+        pass
     tokens = Path(model).stem.lower().replace("_", "-").split("-")
-    found = [name for name in SYSTEMS if name in tokens]
+    joined = f"-{'-'.join(tokens)}-"
+    found = [name for name in SYSTEMS if f"-{name}-" in joined]
+    found = [n for n in found if not any(n != m and f"-{n}-" in f"-{m}-" for m in found)]
     return found[0] if len(found) == 1 else None
 
 
@@ -465,6 +494,7 @@ def validate(
         "baseline": baseline,
         "quick": quick,
         "reference_message": ref_message,
+        "reference_label": reference_label(dft),
         "reference": dft,
         "messages": messages,
         "table": comparison_table(dft, results.get("baseline"), results.get("model")),
@@ -493,7 +523,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--baseline", help="baseline model (default: MODEL-baseline or SYSTEM-baseline)"
     )
     parser.add_argument("--references", help="DFT reference JSON file or directory")
-    parser.add_argument("--out", help="output directory (default: validation/SYSTEM)")
+    parser.add_argument("--out", help="output directory (default: results/validate/MODEL)")
     parser.add_argument("--quick", action="store_true", help="small settings (CI)")
     parser.add_argument("--skip", nargs="*", default=[], choices=sorted(WORKFLOWS))
     parser.add_argument("--device", default="cpu")
@@ -510,11 +540,11 @@ def run(args: argparse.Namespace) -> int:
     system = args.system or infer_system(model)
     if system is None:
         print(
-            f"error: cannot tell the system from {model!r}; pass --system {{si,ag,lif}}",
+            f"error: cannot tell the system from {model!r}; pass --system {{{','.join(SYSTEMS)}}}",
             file=sys.stderr,
         )
         return 2
-    out = Path(args.out or f"validation/{system}")
+    out = Path(args.out or f"results/validate/{Path(model).stem if Path(model).suffix else model}")
     report = validate(
         model,
         system,
