@@ -1,0 +1,1 @@
+"""Reference data: sampling, DFT labelling (GPAW, PySCF), datasets and their provenance."""

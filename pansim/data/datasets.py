@@ -1,0 +1,208 @@
+"""The registry of reference systems, and their datasets on disk.
+
+Layout of ``data/`` (``$PANSIM_DATA_DIR`` or ``--data-dir`` to move it)::
+
+    data/<system>/manifest.json      every job: input, provenance, status, labels (source of truth)
+    data/<system>/<system>.extxyz     all labelled configurations (regenerated atomically)
+    data/<system>/{train,val,test}.extxyz   fixed splits of the same
+    data/<system>/reference/          DFT reference properties (crystals, SPEC 2.4)
+
+The extended XYZ files are rebuilt from the manifest's finished entries after
+every label, so a partial dataset is always complete and usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import write
+
+import pansim
+from pansim.data.labelers import crystal_job, dict_to_atoms, job_hash, molecule_job
+from pansim.data.manifest import Manifest, write_text_atomic
+from pansim.data.settings import CRYSTALS, MoleculeSettings
+
+SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+@dataclass(frozen=True)
+class System:
+    """One reference system: how to sample it and how to label it.
+
+    Attributes
+    ----------
+    sampler : callable
+        ``sampler(n, seed, start) -> list[Atoms]``, deterministic; ``info`` carries the provenance.
+    make_job : callable
+        ``make_job(atoms) -> dict``, the worker input with every setting.
+    split_unit : str
+        Provenance key whose value is the unit of splitting (a configuration, or
+        a trajectory block for MD-sampled molecules).
+    """
+
+    name: str
+    kind: str
+    elements: tuple[str, ...]
+    default_n: int
+    sampler: Callable[..., list[Atoms]]
+    make_job: Callable[[Atoms], dict]
+    split_unit: str = "config_id"
+
+
+def _crystal(name: str, n: int) -> System:
+    s = CRYSTALS[name]
+
+    def sampler(n, seed=0, start=0):
+        from pansim.data.sampling import sample_crystal
+
+        return sample_crystal(name, n, seed, start)
+
+    return System(
+        name,
+        "crystal",
+        s.elements,
+        n,
+        sampler,
+        lambda atoms: crystal_job(atoms, s, atoms.info["kpts"]),
+    )
+
+
+def _molecule(name: str, elements: tuple[str, ...], n: int) -> System:
+    def sampler(n, seed=0, start=0):
+        from pansim.data.molecules import sample_molecule
+
+        return sample_molecule(name, n, seed, start)
+
+    return System(
+        name,
+        "molecule",
+        elements,
+        n,
+        sampler,
+        lambda atoms: molecule_job(atoms, MoleculeSettings(), elements),
+        split_unit="block",
+    )
+
+
+#: name -> System; the CLI reads its choices from here
+SYSTEMS: dict[str, System] = {
+    "si": _crystal("si", 300),
+    "lif": _crystal("lif", 300),
+    "ag": _crystal("ag", 300),
+    "ethanol": _molecule("ethanol", ("C", "H", "O"), 700),
+    "malonaldehyde": _molecule("malonaldehyde", ("C", "H", "O"), 700),
+}
+
+
+def get_system(name: str) -> System:
+    """The registered system ``name`` (case-insensitive)."""
+    try:
+        return SYSTEMS[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}") from None
+
+
+def data_dir(path: str | Path | None = None) -> Path:
+    """The datasets folder: ``path``, else ``$PANSIM_DATA_DIR``, else the repository's ``data/``."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("PANSIM_DATA_DIR")
+    return Path(env) if env else Path(pansim.__file__).resolve().parent.parent / "data"
+
+
+def manifest_path(system: str, root: str | Path | None = None) -> Path:
+    """``data/<system>/manifest.json``."""
+    return data_dir(root) / system / "manifest.json"
+
+
+def _provenance(atoms: Atoms) -> dict:
+    keep = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool, list))}
+    return {**keep, "sampled_by": f"pansim {pansim.__version__}"}
+
+
+def sample(
+    system: str, n: int | None = None, seed: int = 0, root: str | Path | None = None, start: int = 0
+) -> int:
+    """Queue configurations ``start .. start+n-1`` of ``system`` in its manifest.
+
+    Returns the number of new jobs; already queued ones are left as they are
+    (same content) or rejected (different content under the same id).
+    """
+    sys_ = get_system(system)
+    atoms_list = sys_.sampler(n or sys_.default_n, seed, start)
+    meta = {"system": sys_.name, "kind": sys_.kind, "elements": list(sys_.elements)}
+    added = 0
+    with Manifest.update(manifest_path(sys_.name, root), meta) as m:
+        for atoms in atoms_list:
+            job = sys_.make_job(atoms)
+            added += m.add(atoms.info["config_id"], job, _provenance(atoms), job_hash(job))
+    return added
+
+
+def split_of(unit: str, seed: str = "pansim-splits-v1") -> str:
+    """Fixed split of a unit (configuration id or trajectory block): a hash, not a position.
+
+    A unit keeps its split however many others are labelled later.
+    """
+    u = int(hashlib.sha256(f"{seed}:{unit}".encode()).hexdigest()[:8], 16) / 16**8
+    edge = 0.0
+    for name, frac in SPLIT_FRACTIONS.items():
+        edge += frac
+        if u < edge:
+            return name
+    return "test"
+
+
+def labelled_atoms(entry: dict, key: str, split_unit: str = "config_id") -> Atoms:
+    """One finished manifest entry as Atoms with ``REF_*`` labels and provenance in ``info``."""
+    job, res, prov = entry["job"], entry["result"], entry["provenance"]
+    atoms = dict_to_atoms(job["atoms"])
+    atoms.info["REF_energy"] = float(res["energy"])
+    atoms.arrays["REF_forces"] = np.asarray(res["forces"], dtype=float)
+    if "stress" in res:
+        atoms.info["REF_stress"] = np.asarray(res["stress"], dtype=float).reshape(3, 3)
+    for k, v in prov.items():
+        atoms.info[k] = json.dumps(v) if isinstance(v, list) else v
+    atoms.info.update(
+        config_id=key,
+        code=res.get("code", job["code"]),
+        code_version=res.get("version", "?"),
+        settings=json.dumps(job["calc"], sort_keys=True),
+        content_hash=entry["hash"],
+        label_seconds=round(float(res.get("seconds", 0.0)), 1),
+    )
+    atoms.info["split"] = split_of(f"{prov.get('system', '')}:{prov.get(split_unit, key)}")
+    return atoms
+
+
+def _extxyz_text(frames: list[Atoms]) -> str:
+    buf = io.StringIO()
+    if frames:
+        write(buf, frames, format="extxyz")
+    return buf.getvalue()
+
+
+def export(system: str, root: str | Path | None = None) -> dict[str, int]:
+    """Rewrite ``<system>.extxyz`` and ``train/val/test.extxyz`` from the finished entries.
+
+    Returns the number of configurations per file; each file is replaced atomically.
+    """
+    sys_ = get_system(system)
+    m = Manifest.load(manifest_path(sys_.name, root))
+    frames = [labelled_atoms(m.entries[k], k, sys_.split_unit) for k in m.done()]
+    out = data_dir(root) / sys_.name
+    counts = {sys_.name: len(frames)}
+    write_text_atomic(out / f"{sys_.name}.extxyz", _extxyz_text(frames))
+    for split in SPLIT_FRACTIONS:
+        part = [a for a in frames if a.info["split"] == split]
+        write_text_atomic(out / f"{split}.extxyz", _extxyz_text(part))
+        counts[split] = len(part)
+    return counts

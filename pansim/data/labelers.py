@@ -1,0 +1,177 @@
+"""Jobs and the worker processes that run them (GPAW on the system python, PySCF in the venv).
+
+A *job* is a JSON-serialisable dict, the complete input of one worker run::
+
+    {"code": "gpaw" | "pyscf", "atoms": {numbers, positions, cell, pbc},
+     "calc": {...every setting...}, "task": "single" | "relax", "stress": bool}
+
+Each job runs in its own process: a crash, a non-converged SCF or a kill never
+leaves a half label, and the driver stays a plain venv process. GPAW runs with
+the Debian GPAW 22.8 on ``/usr/bin/python3`` (override: ``PANSIM_GPAW_PYTHON``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from pansim.data.manifest import write_json_atomic
+from pansim.data.settings import CRYSTALS, CrystalSettings, MoleculeSettings
+
+WORKER_DIR = Path(__file__).with_name("workers")
+DEFAULT_TIMEOUT_S = 4 * 3600
+
+
+class LabelError(RuntimeError):
+    """A job that cannot be labelled (uncovered element, failed SCF, crashed worker)."""
+
+
+def gpaw_python() -> str:
+    """The python that has GPAW: ``$PANSIM_GPAW_PYTHON`` or ``/usr/bin/python3``."""
+    return os.environ.get("PANSIM_GPAW_PYTHON", "/usr/bin/python3")
+
+
+def atoms_to_dict(atoms: Atoms) -> dict:
+    """Numbers, positions (A), cell (A) and pbc of ``atoms`` as plain lists."""
+    return {
+        "numbers": atoms.numbers.tolist(),
+        "positions": atoms.positions.tolist(),
+        "cell": atoms.cell.array.tolist(),
+        "pbc": atoms.pbc.tolist(),
+    }
+
+
+def dict_to_atoms(d: dict) -> Atoms:
+    """Inverse of :func:`atoms_to_dict`."""
+    return Atoms(
+        numbers=d["numbers"],
+        positions=np.array(d["positions"]),
+        cell=np.array(d["cell"]),
+        pbc=d["pbc"],
+    )
+
+
+def job_hash(job: dict) -> str:
+    """sha256 of the canonical JSON of a job (structure + every setting)."""
+    return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+
+
+def check_elements(atoms: Atoms, covered: tuple[str, ...] | None, system: str) -> None:
+    """Raise :class:`LabelError` if ``atoms`` holds an element the settings do not cover."""
+    if covered is None:
+        return
+    extra = sorted(set(atoms.get_chemical_symbols()) - set(covered))
+    if extra:
+        raise LabelError(
+            f"{system}: elements {extra} are not covered by its settings (covers {list(covered)})"
+        )
+
+
+def crystal_job(
+    atoms: Atoms, settings: CrystalSettings | str, kpts, task: str = "single", **calc_extra
+) -> dict:
+    """GPAW job with the settings of SPEC 2.1 and the family's fixed mesh ``kpts``."""
+    s = CRYSTALS[settings] if isinstance(settings, str) else settings
+    check_elements(atoms, s.elements, s.system)
+    calc = {
+        "xc": s.xc,
+        "ecut": s.ecut,
+        "width": s.width,
+        "kpts": [int(k) for k in kpts],
+        "gamma": False,
+        "convergence": dict(s.convergence),
+        **calc_extra,
+    }
+    return {
+        "code": "gpaw",
+        "atoms": atoms_to_dict(atoms),
+        "calc": calc,
+        "task": task,
+        "stress": True,
+    }
+
+
+def molecule_job(atoms: Atoms, settings: MoleculeSettings | None = None, elements=None) -> dict:
+    """PySCF RKS job with the settings of SPEC 2.2."""
+    s = settings or MoleculeSettings()
+    check_elements(atoms, elements, "molecule")
+    calc = {
+        "xc": s.xc,
+        "basis": s.basis,
+        "conv_tol": s.conv_tol,
+        "grid_level": s.grid_level,
+        "density_fitting": s.density_fitting,
+        "charge": 0,
+        "spin": 0,
+    }
+    return {
+        "code": "pyscf",
+        "atoms": atoms_to_dict(atoms),
+        "calc": calc,
+        "task": "single",
+        "stress": False,
+    }
+
+
+def _command(job: dict, inp: Path, out: Path, log: Path) -> list[str]:
+    if job["code"] == "gpaw":
+        return [gpaw_python(), str(WORKER_DIR / "gpaw_worker.py"), str(inp), str(out), str(log)]
+    if job["code"] == "pyscf":
+        return [
+            sys.executable,
+            "-m",
+            "pansim.data.workers.pyscf_worker",
+            str(inp),
+            str(out),
+            str(log),
+        ]
+    raise LabelError(f"unknown code {job['code']!r}")
+
+
+def run_job(
+    job: dict,
+    workdir: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    threads: int = 1,
+) -> dict:
+    """Run one job in a worker process and return its result dict.
+
+    Returns ``{"ok": True, "energy": eV, "forces": eV/A [n, 3], "stress": eV/A^3 [3, 3], ...}``
+    or ``{"ok": False, "error": reason}``; never raises for a failed calculation.
+    The worker's own log (GPAW txt / PySCF output) is kept in ``workdir``.
+    """
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="pansim-job-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    inp, out, log = workdir / "input.json", workdir / "result.json", workdir / "calc.log"
+    out.unlink(missing_ok=True)
+    write_json_atomic(inp, job)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
+    try:
+        proc = subprocess.run(
+            _command(job, inp, out, log), env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timeout after {timeout:.0f} s"}
+    if out.exists():
+        try:
+            return json.loads(out.read_text())
+        except json.JSONDecodeError as exc:
+            return {"ok": False, "error": f"unreadable worker result: {exc}"}
+    tail = (proc.stderr or proc.stdout or "")[-1500:]
+    return {
+        "ok": False,
+        "error": f"worker exited with code {proc.returncode} and no result: {tail}",
+    }
