@@ -115,3 +115,11 @@ def test_splits_are_fixed_by_unit():
     assert datasets.split_of("x:1") == datasets.split_of("x:1")
     got = {datasets.split_of(f"si:si-s0-{k:04d}") for k in range(200)}
     assert got == {"train", "val", "test"}
+
+
+def test_two_workers_label_everything_once(root, monkeypatch):
+    build.sample("lif", 5, root=root)
+    fake, calls = _fake_run_job()
+    monkeypatch.setattr(runner, "run_job", fake)
+    s = build.label(["lif"], root, workers=2, progress=False, reference=False)
+    assert s.done == 5 and len(calls) == 5 and len(set(calls)) == 5
