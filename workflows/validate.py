@@ -398,7 +398,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     for r in report["table"]:
         values = [_fmt(r[k]) for k in ("dft", "baseline", "model")]
         errors = [_fmt_error(r[f"{k}_error"], r["dft"]) for k in ("baseline", "model")]
-        lines.append("| " + " | ".join([r["quantity"], r["unit"], *values, *errors]) + " |")
+        quantity = r["quantity"].replace("DFT", ref)
+        lines.append("| " + " | ".join([quantity, r["unit"], *values, *errors]) + " |")
     lines += ["", f"Errors are value - {ref} (percent of the {ref} value)."]
     if report["messages"]:
         lines += ["", "## Messages", ""] + [f"- {m}" for m in report["messages"]]
