@@ -1,0 +1,111 @@
+"""The shipped models: registry entries load, cards match ``pansim eval``, references load.
+
+Every registered model must load through ``PANCalculator`` in a fresh interpreter
+(nothing but the installed package and the shipped files), ``pansim eval`` on the
+committed test split must reproduce the test metrics written in the model card
+(``<name>.json`` beside the model, key ``test_metrics``), and the EMT reference
+properties used by ``pansim validate`` for the demo system must load with the
+keys validate reads.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pansim.pretrained as pre
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = pre.list_models()
+REFERENCE = ROOT / "pansim" / "data" / "reference" / "properties" / "ag-emt.json"
+
+
+def _card_json(name):
+    path = pre.HERE / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_registry_has_a_default_with_its_baseline():
+    if not MODELS:
+        pytest.skip("no model registered")
+    default = pre.default_model()
+    assert default in MODELS
+    entry = pre.model_entry(default)
+    assert entry.get("baseline") in MODELS
+    for name in MODELS:
+        entry = pre.model_entry(name)
+        assert pre.get_model_path(name).is_file(), name
+        assert pre.get_model_path(name).stat().st_size < 2_000_000, name
+        if entry.get("card"):
+            assert pre.model_card(name).strip(), name
+
+
+@pytest.mark.skipif(not MODELS, reason="no model registered")
+def test_every_registered_model_loads_in_a_fresh_interpreter():
+    code = (
+        "import json, sys\n"
+        "import numpy as np\n"
+        "from ase.build import bulk\n"
+        "from pansim import PANCalculator\n"
+        "out = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    atoms = bulk('Ag', 'fcc', a=4.06, cubic=True)\n"
+        "    atoms.rattle(0.05, seed=1)\n"
+        "    atoms.calc = PANCalculator(model=name)\n"
+        "    e = atoms.get_potential_energy(); f = atoms.get_forces(); s = atoms.get_stress()\n"
+        "    out[name] = bool(np.isfinite(e) and np.isfinite(f).all() and np.isfinite(s).all())\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *MODELS],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded == {name: True for name in MODELS}
+
+
+CARDED = [n for n in MODELS if (_card_json(n) or {}).get("test_metrics")]
+
+
+@pytest.mark.parametrize("name", CARDED)
+def test_pansim_eval_reproduces_the_card_metrics(name, capsys):
+    from pansim.cli import main
+
+    card = _card_json(name)
+    test_file = ROOT / card["data"]["test_file"]
+    assert test_file.is_file(), test_file
+    assert main(["eval", name, str(test_file), "--json"]) == 0
+    printed = capsys.readouterr().out
+    measured = json.loads(printed[printed.find("{") :])
+    written = card["test_metrics"]
+    for key in ("energy_per_atom", "forces", "stress"):
+        for stat in ("mae", "rmse"):
+            assert measured[key][stat] == pytest.approx(written[key][stat], rel=1e-6), (key, stat)
+    assert measured["n_structures"] == written["n_structures"]
+
+
+def test_demo_reference_properties_load_with_the_validate_schema():
+    from workflows.validate import QUANTITIES, SYSTEMS, comparison_table, load_reference
+
+    assert "ag-emt" in SYSTEMS
+    ref, message = load_reference("ag-emt")
+    assert ref, message
+    assert ref["system"] == "ag-emt" and ref["reference"] == "EMT"
+    assert message.startswith("EMT reference")
+    assert {"V0", "E0", "B0", "B0_prime", "compressed"} <= set(ref["eos"])
+    assert len(ref["eos"]["compressed"]["volume_ratio"]) == len(ref["eos"]["compressed"]["energy"])
+    assert set(ref["elastic"]) == {"C11", "C12", "C44"}
+    assert {"gamma_THz", "X_THz", "L_THz"} <= set(ref["phonons"])
+    assert len(ref["repulsion"]["r"]) == len(ref["repulsion"]["energy"]) > 3
+    assert ref["md"]["rdf_first_peak_A"] > 2.5
+    assert {"temperature_K", "rdf_first_peak_A", "min_distance_A"} <= set(ref["liquid"])
+    rows = comparison_table(ref, None, None)
+    referenced = [r for r, q in zip(rows, QUANTITIES, strict=True) if q[3] is not None]
+    assert all(r["dft"] is not None for r in referenced), [r["quantity"] for r in referenced]
