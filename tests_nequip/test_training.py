@@ -6,6 +6,7 @@ packages the checkpoint with ``nequip-package`` and loads both files through
 :func:`pansim_nequip.calculator.load_calculator`.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,27 @@ def test_train_package_and_load(backbone, variant, dataset, tmp_path):
     assert np.isfinite(e0) and abs(e0 - e1) < 1e-10
     np.testing.assert_allclose(f0, f1, atol=1e-10)
     np.testing.assert_allclose(s0, s1, atol=1e-10)
+
+
+@pytest.mark.slow  # two more trainings; run with: bash scripts/test_nequip.sh -m slow
+def test_comparison_run_and_table(dataset, tmp_path):
+    """The comparison driver trains baseline and pan+pgs, then writes the ablation rows."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "nequip").symlink_to(REPO / "configs" / "nequip")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "si").symlink_to(dataset)
+    selection = ["--systems", "si", "--backbones", "nequip", "--seeds", "0"]
+    overrides = ["model_type_names=[Cu]", *TINY]
+    driver = [sys.executable, "-m", "pansim_nequip.comparison"]
+    for command in ("run", "table"):
+        result = subprocess.run(
+            [*driver, command, *selection, "--", *overrides],
+            cwd=tmp_path, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = json.loads((tmp_path / "results" / "ablation-nequip" / "ablation.json").read_text())
+    rows = {row["variant"]: row for row in table["table"]}
+    assert set(rows) == {"baseline", "pan+pgs"}
+    assert rows["baseline"]["system"] == "si (nequip)"
+    assert rows["pan+pgs"]["flops_ratio"] > 1.0
+    assert all(row["forces"]["mean"] > 0 for row in rows.values())
