@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--nproc", type=int, default=1, help="processes per job (torchrun)")
         p.add_argument("--in-process", action="store_true", help="no subprocess (nproc 1)")
         p.add_argument("--base", type=Path, default=CONFIGS / "base")
-        p.add_argument("--runs", default="runs/pretrained")
+        p.add_argument("--runs", default="results/training")
         p.add_argument("--dest", type=Path, help="ship: destination folder")
     p = sub.add_parser("demo")
     p.set_defaults(func=demo)

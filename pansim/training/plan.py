@@ -49,7 +49,7 @@ def read_base(path: Path) -> dict:
 def expand(
     base_dir: str | Path,
     config_dir: str | Path,
-    runs_dir: str | Path = "runs/pretrained",
+    runs_dir: str | Path = "results/training",
     variants: Sequence[str] = VARIANTS,
     seeds: Sequence[int] = SEEDS,
 ) -> list[Job]:

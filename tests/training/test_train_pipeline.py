@@ -31,7 +31,7 @@ def test_variants_differ_only_in_variant_seed_and_out_dir(system):
 
 
 def test_committed_configs_are_the_expansion_of_the_base_files(tmp_path):
-    plan.expand(CONFIGS / "base", tmp_path, "runs/pretrained")
+    plan.expand(CONFIGS / "base", tmp_path, "results/training")
     for job in plan.jobs_in(CONFIGS):
         assert (tmp_path / job.system / job.config.name).read_text() == job.config.read_text()
 
