@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phonons": ("workflows.phonons", "phonons with phonopy"),
     "md": ("workflows.md", "molecular dynamics (NVE, NVT, NPT) and analysis"),
     "repulsion": ("workflows.repulsion", "short-range repulsion scan"),
+    "vibrations": ("workflows.vibrations", "harmonic vibrations of a molecule"),
     "validate": ("workflows.validate", "all workflows against DFT and the baseline"),
     "export": ("pansim.export", "export a model for LAMMPS"),
 }

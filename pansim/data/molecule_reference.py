@@ -1,0 +1,413 @@
+"""DFT reference properties of the molecules (SPEC 2.2 settings), resumable point by point.
+
+``pansim data molref ethanol`` computes, with PySCF RKS PBE/def2-SVP
+(``conv_tol`` 1e-10, grid level 3, no density fitting: the labelling settings
+and the labelling code, :mod:`pansim.data.workers.pyscf_worker`, run in-process):
+
+1. **Start geometry**: the molecule's sampling start geometry relaxed with
+   GFN2-xTB (tblite, fmax 1e-3 eV/A), stored once in ``points/start.json``.
+2. **Vibrations** -> ``reference/vibrations.json``: DFT relaxation (ASE BFGS,
+   fmax ``RELAX_FMAX``, at most ``RELAX_STEPS``), then central differences of the
+   DFT forces (``DISPLACEMENT_A``, 6N single points) analysed by
+   :func:`workflows.vibrations.vibrations`, the same code that analyses the
+   models, so that model and reference frequencies differ only by the forces.
+   The integration grid (no grid response) leaves a net force of a few meV/A and
+   a net torque; both are removed from every force before use (exact forces have
+   neither), as the undisplaced forces are subtracted for the crystal phonons.
+3. **Repulsion** -> ``reference/repulsion.json``: at the relaxed geometry, the
+   shortest X-H bond and the shortest bond between heavy atoms are compressed to
+   ``FRACTIONS`` of their length by moving the smaller fragment on one side of
+   the bond rigidly along it (no relaxation); energies relative to the
+   uncompressed molecule, the force on the moved fragment along the bond
+   (positive = repulsive), and the full forces.
+
+Resumable: every finished single point is one JSON record,
+``reference/points/<hash>.json``, written atomically and named by the sha256
+of the complete job (structure and every setting). The optimiser is
+deterministic, so a rerun walks the same path, finds every finished point on
+disk and computes only the missing ones; an interrupted run loses at most the
+point in flight. A failed SCF is recorded as a failed point (``--retry-failed``
+reruns it): fatal during relaxation and Hessian, a gap in the repulsion curve.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from pansim.data.datasets import data_dir
+from pansim.data.labelers import LabelError, atoms_to_dict, dict_to_atoms, job_hash, molecule_job
+from pansim.data.manifest import write_json_atomic
+from pansim.data.settings import MoleculeSettings
+
+#: molecules with a reference recipe (the registered molecule datasets)
+MOLECULES = ("ethanol", "malonaldehyde")
+DISPLACEMENT_A = 0.01
+RELAX_FMAX = 5e-4
+RELAX_STEPS = 100
+XTB_FMAX = 1e-3
+FRACTIONS = (0.70, 0.75, 0.80, 0.85, 0.90, 0.95, 1.00)
+BOND_MULT = 1.2
+
+Evaluate = Callable[[dict], dict]
+
+
+def reference_dir(molecule: str, root: str | Path | None = None) -> Path:
+    """``data/<molecule>/reference``."""
+    return data_dir(root) / molecule / "reference"
+
+
+def pyscf_single_point(job: dict) -> dict:
+    """Run one PySCF job in this process with the labelling worker's code; never raises."""
+    from pansim.data.workers.pyscf_worker import run
+
+    try:
+        return run(job)
+    except Exception as exc:  # noqa: BLE001 - a failed SCF is a recorded failure
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+# --------------------------------------------------------------------------- point store
+class PointStore:
+    """Content-addressed single points: ``points/<sha256[:16]>.json``, one record per job.
+
+    Parameters
+    ----------
+    directory : Path
+        Where the records live.
+    evaluate : callable
+        ``evaluate(job) -> result`` (``{"ok", "energy" eV, "forces" eV/A [n, 3], ...}``).
+    make_job : callable
+        ``make_job(atoms) -> job``, the complete input (structure and every setting).
+    retry_failed : bool
+        Run again the jobs recorded as failed.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        evaluate: Evaluate,
+        make_job: Callable[[Atoms], dict],
+        retry_failed: bool = False,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.dir, self.evaluate, self.make_job = Path(directory), evaluate, make_job
+        self.retry_failed, self.log = retry_failed, log or (lambda _msg: None)
+        self.computed = self.reused = 0
+        self.seconds = 0.0
+
+    def result(self, atoms: Atoms, tag: str) -> dict:
+        """The result of ``atoms``' job: from its record, or computed and recorded now."""
+        job = self.make_job(atoms)
+        key = job_hash(job)
+        path = self.dir / f"{key[:16]}.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+            if record["hash"] == key and (record["result"].get("ok") or not self.retry_failed):
+                self.reused += 1
+                return record["result"]
+        t0 = time.perf_counter()
+        result = self.evaluate(job)
+        dt = time.perf_counter() - t0
+        self.computed += 1
+        self.seconds += dt
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        record = {"hash": key, "tag": tag, "finished": stamp, "job": job, "result": result}
+        write_json_atomic(path, record)
+        status = "ok" if result.get("ok") else f"FAILED {result.get('error', '')[:200]}"
+        self.log(f"[{stamp}] {tag} {key[:16]} {dt:.1f} s {status}")
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Points computed in this run, points found on disk, compute time (s)."""
+        return {"computed": self.computed, "reused": self.reused, "seconds": self.seconds}
+
+
+def remove_rigid_body_forces(forces: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Forces ``[n, 3]`` (eV/A) without their net force and net torque (about the centroid).
+
+    Exact forces have neither; PySCF's grid (no grid response) leaves a few meV/A of
+    net force, on which an optimiser would drift and rotate the molecule forever.
+    """
+    from workflows.vibrations import rigid_body_basis
+
+    f = np.asarray(forces, float).ravel()
+    basis = rigid_body_basis(np.asarray(positions, float), np.ones(len(positions)))
+    return (f - basis @ (basis.T @ f)).reshape(-1, 3)
+
+
+class StoreCalculator(Calculator):
+    """ASE face of a :class:`PointStore`: energy and forces; failed points raise LabelError.
+
+    ``batch_evaluate(structures)`` returns the per-structure results, so that
+    :func:`workflows.vibrations.vibrations` sends its displaced structures here.
+    With ``rigid=False`` (default) the net force and torque are removed from the
+    forces (:func:`remove_rigid_body_forces`); records keep the raw forces.
+    """
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, store: PointStore, tag: str = "point", rigid: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.store, self.tag, self.rigid = store, tag, rigid
+
+    def _get(self, atoms: Atoms) -> dict:
+        res = self.store.result(atoms, self.tag)
+        if not res.get("ok"):
+            raise LabelError(f"{self.tag}: single point failed: {res.get('error')}")
+        forces = np.asarray(res["forces"], float)
+        if not self.rigid:
+            forces = remove_rigid_body_forces(forces, atoms.positions)
+        return {"energy": float(res["energy"]), "forces": forces}
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Energy (eV) and forces (eV/A) of ``atoms`` from the store."""
+        super().calculate(atoms, properties, system_changes)
+        res = self._get(self.atoms)
+        self.results = {**res, "free_energy": res["energy"]}
+
+    def batch_evaluate(self, structures: list[Atoms]) -> list[dict]:
+        """Energy and forces of each structure, in order."""
+        return [self._get(a) for a in structures]
+
+
+# --------------------------------------------------------------------------- geometry
+def xtb_start(molecule: str) -> Atoms:
+    """The molecule's sampling start geometry relaxed with GFN2-xTB (fmax ``XTB_FMAX``)."""
+    from ase.optimize import BFGS
+    from tblite.ase import TBLite
+
+    from pansim.data.molecules import initial_geometry
+
+    atoms = initial_geometry(molecule)
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    BFGS(atoms, logfile=None).run(fmax=XTB_FMAX, steps=500)
+    return Atoms(atoms.numbers, atoms.positions.copy())
+
+
+def start_geometry(molecule: str, out: Path, start: Atoms | None = None) -> Atoms:
+    """The stored start geometry (``points/start.json``); written on first use."""
+    path = out / "points" / "start.json"
+    if path.exists():
+        return dict_to_atoms(json.loads(path.read_text())["atoms"])
+    route = "given" if start is not None else "GFN2-xTB (tblite) relaxation of the sampling start"
+    atoms = start.copy() if start is not None else xtb_start(molecule)
+    atoms = Atoms(atoms.numbers, atoms.positions)
+    write_json_atomic(path, {"molecule": molecule, "route": route, "atoms": atoms_to_dict(atoms)})
+    return atoms
+
+
+def bonds(atoms: Atoms, mult: float = BOND_MULT) -> list[tuple[int, int, float]]:
+    """Covalent bonds ``(i, j, length A)``, ``i < j``: distance below ``mult`` x covalent radii."""
+    from ase.data import covalent_radii
+
+    radii = covalent_radii[atoms.numbers]
+    d = atoms.get_all_distances()
+    return [
+        (i, j, float(d[i, j]))
+        for i in range(len(atoms))
+        for j in range(i + 1, len(atoms))
+        if d[i, j] < mult * (radii[i] + radii[j])
+    ]
+
+
+def fragment(atoms: Atoms, i: int, j: int, mult: float = BOND_MULT) -> list[int]:
+    """Atoms on ``j``'s side of bond i-j (``[j]`` alone when the bond is in a ring)."""
+    graph: dict[int, set[int]] = {k: set() for k in range(len(atoms))}
+    for a, b, _ in bonds(atoms, mult):
+        if {a, b} != {i, j}:
+            graph[a].add(b)
+            graph[b].add(a)
+    seen, todo = {j}, [j]
+    while todo:
+        for nb in graph[todo.pop()] - seen:
+            seen.add(nb)
+            todo.append(nb)
+    return [j] if i in seen else sorted(seen)
+
+
+def scan_bonds(atoms: Atoms) -> list[dict[str, Any]]:
+    """The shortest X-H bond and the shortest heavy-atom bond, each with its moved fragment.
+
+    Each entry: ``name`` (e.g. ``O-H``), fixed atom ``i``, moved atom ``j``,
+    ``fragment`` (moved rigidly, the smaller side), ``r0_A``.
+    """
+    sym = atoms.get_chemical_symbols()
+    found = bonds(atoms)
+    xh = [b for b in found if (sym[b[0]] == "H") != (sym[b[1]] == "H")]
+    heavy = [b for b in found if sym[b[0]] != "H" and sym[b[1]] != "H"]
+    out = []
+    for candidates in (xh, heavy):
+        if not candidates:
+            continue
+        i, j, r0 = min(candidates, key=lambda b: b[2])
+        if sym[j] != "H" and (
+            sym[i] == "H" or len(fragment(atoms, j, i)) < len(fragment(atoms, i, j))
+        ):
+            i, j = j, i
+        out.append(
+            {
+                "name": f"{sym[i]}-{sym[j]}",
+                "i": i,
+                "j": j,
+                "fragment": fragment(atoms, i, j),
+                "r0_A": r0,
+            }
+        )
+    return out
+
+
+def compress_bond(atoms: Atoms, bond: dict[str, Any], fraction: float) -> Atoms:
+    """Copy of ``atoms`` with ``bond``'s fragment moved rigidly so that r_ij = fraction * r0."""
+    work = Atoms(atoms.numbers, atoms.positions.copy(), cell=atoms.cell, pbc=atoms.pbc)
+    vec = work.positions[bond["j"]] - work.positions[bond["i"]]
+    r0 = float(np.linalg.norm(vec))
+    work.positions[bond["fragment"]] -= (1.0 - fraction) * r0 * vec / r0
+    return work
+
+
+def bond_force(forces: np.ndarray, atoms: Atoms, bond: dict[str, Any]) -> float:
+    """Total force on the moved fragment along the bond (eV/A, positive = repulsive)."""
+    vec = atoms.positions[bond["j"]] - atoms.positions[bond["i"]]
+    return float(np.asarray(forces)[bond["fragment"]].sum(axis=0) @ (vec / np.linalg.norm(vec)))
+
+
+# --------------------------------------------------------------------------- stages
+def _dft_block(settings: MoleculeSettings, results: list[dict]) -> dict[str, Any]:
+    versions = sorted({str(r.get("version")) for r in results if r.get("version")})
+    codes = sorted({str(r.get("code")) for r in results if r.get("code")})
+    return {
+        "reference": "DFT",
+        "code": codes[0] if len(codes) == 1 else codes,
+        "version": versions[0] if len(versions) == 1 else versions,
+        "settings": settings.to_dict(),
+        "units": "energies eV, forces eV/A (Hartree, Bohr: CODATA 2018, pansim.data.units)",
+    }
+
+
+def reference_vibrations(
+    molecule: str, start: Atoms, store: PointStore, settings: MoleculeSettings, out: Path
+) -> dict[str, Any]:
+    """DFT relaxation and finite-difference frequencies -> ``out/vibrations.json``."""
+    from workflows.vibrations import vibrations
+
+    calc = StoreCalculator(store, tag="vibrations")
+    res = vibrations(
+        start, calc, delta=DISPLACEMENT_A, relax_first=True, fmax=RELAX_FMAX, max_steps=RELAX_STEPS
+    )
+    probe = store.result(Atoms(res.symbols, res.positions_A), "vibrations")
+    data = {"molecule": molecule, **_dft_block(settings, [probe]), **res.to_dict()}
+    data["points"] = store.stats()
+    write_json_atomic(out / "vibrations.json", data, indent=1)
+    return data
+
+
+def reference_repulsion(
+    molecule: str, geometry: Atoms, store: PointStore, settings: MoleculeSettings, out: Path
+) -> dict[str, Any]:
+    """Compressed-bond scans at the relaxed geometry -> ``out/repulsion.json``."""
+    scans, results = [], []
+    for bond in scan_bonds(geometry):
+        e, f, full = [], [], []
+        for frac in FRACTIONS:
+            atoms = compress_bond(geometry, bond, frac)
+            r = store.result(atoms, f"repulsion {bond['name']} {frac:.2f}")
+            results.append(r)
+            ok = bool(r.get("ok"))
+            e.append(float(r["energy"]) if ok else None)
+            f.append(bond_force(r["forces"], atoms, bond) if ok else None)
+            full.append(r["forces"] if ok else None)
+        e_ref = e[FRACTIONS.index(1.0)]
+        rel = [None if x is None or e_ref is None else x - e_ref for x in e]
+        scans.append(
+            {
+                **bond,
+                "fractions": list(FRACTIONS),
+                "r_A": [frac * bond["r0_A"] for frac in FRACTIONS],
+                "energy_eV": rel,
+                "energy_abs_eV": e,
+                "force_eV_per_A": f,
+                "forces_eV_per_A": full,
+            }
+        )
+    data = {
+        "molecule": molecule,
+        **_dft_block(settings, [r for r in results if r.get("ok")]),
+        "geometry": atoms_to_dict(geometry),
+        "units": {
+            "r_A": "A",
+            "energy_eV": "eV, relative to the uncompressed molecule",
+            "force_eV_per_A": "eV/A, total force on the moved fragment along the bond, + repulsive",
+        },
+        "note": "fragment moved rigidly along the bond, no relaxation; failed points are null",
+        "bonds": scans,
+        "points": store.stats(),
+    }
+    write_json_atomic(out / "repulsion.json", data, indent=1)
+    return data
+
+
+def compute_reference(
+    molecule: str,
+    root: str | Path | None = None,
+    *,
+    start: Atoms | None = None,
+    evaluate: Evaluate | None = None,
+    settings: MoleculeSettings | None = None,
+    retry_failed: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Vibrations then repulsion of ``molecule``; resumable (see the module docstring).
+
+    Parameters
+    ----------
+    start : Atoms, optional
+        Start geometry (default: GFN2-xTB-relaxed sampling start); only used when
+        ``points/start.json`` does not exist yet.
+    evaluate : callable, optional
+        ``evaluate(job) -> result``; default :func:`pyscf_single_point` (tests pass a fake).
+
+    Returns
+    -------
+    dict
+        ``{"vibrations": ..., "repulsion": ...}`` as written to ``data/<molecule>/reference/``.
+    """
+    settings = settings or MoleculeSettings()
+    out = reference_dir(molecule, root)
+    store = PointStore(
+        out / "points",
+        evaluate or pyscf_single_point,
+        lambda atoms: molecule_job(atoms, settings),
+        retry_failed,
+        log,
+    )
+    t0 = time.perf_counter()
+    vib = reference_vibrations(molecule, start_geometry(molecule, out, start), store, settings, out)
+    geometry = Atoms(vib["symbols"], vib["positions_A"])
+    rep = reference_repulsion(molecule, geometry, store, settings, out)
+    if log is not None:
+        f = vib["frequencies_cm1"]
+        log(
+            f"{molecule}: {len(f)} modes {f[0]:.1f} .. {f[-1]:.1f} cm^-1, "
+            f"relaxation {vib['relaxation']}, points {store.stats()}, "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
+    return {"vibrations": vib, "repulsion": rep}
+
+
+def load_reference(molecule: str, root: str | Path | None = None) -> dict[str, Any]:
+    """Reference blocks found in ``data/<molecule>/reference``: ``vibrations``, ``repulsion``."""
+    out = reference_dir(molecule, root)
+    return {
+        name: json.loads((out / f"{name}.json").read_text())
+        for name in ("vibrations", "repulsion")
+        if (out / f"{name}.json").is_file()
+    }
