@@ -1,0 +1,230 @@
+"""Shared pieces of the benchmarks: Si cells, models, interleaved timing, machine, output.
+
+Every benchmark measures ratios side by side in one process: the things it
+compares are called in rounds, in a shuffled order every round, so that all of
+them see the same machine load, and medians of the rounds are reported. Both
+the wall time and the CPU time of the process (``time.process_time``, all
+threads) are kept; on a shared machine the CPU time is the steadier of the two.
+
+Models are random-initialised pansim models (``pansim.backbones.mace.DEFAULTS``
+unless ``--hyperparameters`` overrides them): timing does not depend on the
+weights' values, only on the architecture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+#: cutoff of every benchmark model (A)
+R_MAX = 5.0
+#: Si lattice constant (SPEC 2.1), A
+SI_A = 5.47
+#: where results go unless ``--out-dir`` says otherwise
+OUT_DIR = Path(__file__).resolve().parent.parent / "results" / "bench"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+# -- structures and models ------------------------------------------------------------
+def cubic_repeats(n_atoms: int) -> tuple[int, int, int]:
+    """Near-cubic repeats of the 8-atom cubic Si cell with an atom count nearest ``n_atoms``."""
+    best: tuple[int, int, int] = (1, 1, 1)
+    for k in range(1, 64):
+        for extra in range(4):
+            reps = (k,) * (3 - extra) + (k + 1,) * extra
+            if abs(8 * np.prod(reps) - n_atoms) < abs(8 * np.prod(best) - n_atoms):
+                best = reps
+    return best
+
+
+def si_cell(n_atoms: int, rattle: float = 0.02, seed: int = 0) -> Atoms:
+    """Diamond Si (a = 5.47 A) with about ``n_atoms`` atoms, rattled by ``rattle`` A."""
+    atoms = bulk("Si", "diamond", a=SI_A, cubic=True).repeat(cubic_repeats(n_atoms))
+    if rattle:
+        atoms.rattle(rattle, seed=seed)
+    return atoms
+
+
+def build(
+    variant: str = "baseline",
+    dtype: str = "float64",
+    hyperparameters: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A random-initialised Si pansim model (eval mode) in ``dtype`` (default dtype restored)."""
+    import pansim
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(DTYPES[dtype])
+    try:
+        model = pansim.build_model(
+            variant=variant, elements=["Si"], r_max=R_MAX, seed=seed, **(hyperparameters or {})
+        )
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+# -- timing --------------------------------------------------------------------------
+def interleaved(
+    calls: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, seed: int = 0
+) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds of every call over ``repeats`` shuffled rounds (after ``warmup``)."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    samples = {name: {"wall": [], "cpu": []} for name in calls}
+    order = list(calls)
+    rng = random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for name in order:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            calls[name]()
+            samples[name]["cpu"].append(time.process_time() - start_cpu)
+            samples[name]["wall"].append(time.perf_counter() - start)
+    return samples
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    """``{"wall": median, "cpu": median}`` of one entry of :func:`interleaved`."""
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# -- machine and versions ---------------------------------------------------------------
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, torch threads and load at the time of the call."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1_5_15": [round(x, 2) for x in load],
+        "platform": platform.platform(),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of python and the packages the numbers depend on."""
+    out = {"python": platform.python_version()}
+    for name in ("pansim", "torch", "mace-torch", "e3nn", "numpy", "ase", "vesin", "phonopy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def now() -> str:
+    """UTC time, ISO 8601, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+# -- command line and output -----------------------------------------------------------------
+def parser(doc: str) -> argparse.ArgumentParser:
+    """Arguments every benchmark takes."""
+    p = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument(
+        "--hyperparameters", type=json.loads, default={}, help="JSON overrides of DEFAULTS"
+    )
+    p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where JSON and .md go")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    return p
+
+
+def header(name: str, args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Common fields of every result: preset, machine, versions, date, duration."""
+    return {
+        "benchmark": name,
+        "preset": "quick" if args.quick else "full",
+        "date": now(),
+        "duration_s": round(time.perf_counter() - started, 1),
+        "repeats": args.repeats,
+        "hyperparameters": args.hyperparameters or "pansim.backbones.mace.DEFAULTS",
+        "models": "random-initialised pansim models (timing does not depend on weight values)",
+        "machine": machine(),
+        "versions": versions(),
+    }
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """A Markdown table of ``rows``; ``columns`` are ``(key, heading, format spec)``."""
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |"]
+    lines.append("|" + "|".join(" ---: " if f else " --- " for _, _, f in columns) + "|")
+    for row in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            cells.append("" if value is None else format(value, spec) if spec else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """Print the Markdown; write ``<out-dir>/<name>.json`` and ``.md`` unless ``--no-write``."""
+    print(result["markdown"])
+    if args.no_write:
+        return
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    name = result["benchmark"]
+    with open(args.out_dir / f"{name}.json", "w") as handle:
+        json.dump(result, handle, indent=1, default=_jsonable)
+    label = f" ({result['preset']} preset)" if result["preset"] == "quick" else ""
+    text = f"# {name}{label}\n\n{result['markdown']}\n"
+    (args.out_dir / f"{name}.md").write_text(text)
+    print(f"wrote {args.out_dir / name}.json and .md", file=sys.stderr)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (np.ndarray,)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")

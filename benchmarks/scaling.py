@@ -1,0 +1,187 @@
+"""Time and peak memory per atom of PANCalculator from about 100 to about 20000 atoms.
+
+Each size runs in its own Python process (``--child``), so that its peak
+resident memory is its own: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is
+read after the set-up (imports, model, calculator) and after the first
+evaluation; the difference is the memory of the evaluation (graph, features,
+the autograd graph of the forces), reported per atom. ``tracemalloc`` would
+not see torch's allocations. Time per atom is the median of the repeats after
+the first call (the first call is reported separately).
+
+Diamond Si (a = 5.47 A, rattled 0.02 A, r_max 5 A: 76 neighbours per atom),
+a random-initialised pan+pgs model at ``DEFAULTS``, energy + forces (add
+``--stress``). Sizes grow until ``--max-atoms``; the run stops at the first
+size whose process fails (out of memory, ``--timeout``), and reports where.
+Target (issue 6): time and memory per atom stay flat.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.scaling [--quick] [--max-atoms 20000] [--sizes 100 1000 ...]
+        [--dtype float32] [--timeout 1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: python benchmarks/scaling.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from ase.calculators.calculator import all_changes  # noqa: E402
+
+from benchmarks import _common as common  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = {"sizes": [100, 200, 500, 1000, 2000, 5000, 10000, 20000], "repeats": 3}
+QUICK = {"sizes": [100, 200, 500], "repeats": 1}
+
+
+def measure_one(
+    n_atoms: int, dtype: str, repeats: int, hyperparameters: dict, variant: str, stress: bool
+) -> dict[str, Any]:
+    """Time and memory of one size in this process (the child's work)."""
+    from pansim.calculator import PANCalculator
+    from pansim.graph import neighbor_list
+
+    atoms = common.si_cell(n_atoms)
+    calc = PANCalculator(common.build(variant, dtype, hyperparameters), default_dtype=dtype)
+    properties = ["energy", "forces"] + (["stress"] if stress else [])
+    edges = neighbor_list(atoms, common.R_MAX)[0].shape[1]
+    rss_setup = common.max_rss_mb()
+    start = time.perf_counter()
+    calc.calculate(atoms, properties, all_changes)
+    first = time.perf_counter() - start
+    rss_peak = common.max_rss_mb()
+    calls = {"calculate": lambda: calc.calculate(atoms, properties, all_changes)}
+    t = common.medians(common.interleaved(calls, repeats, warmup=0)["calculate"])
+    n = len(atoms)
+    return {
+        "atoms": n,
+        "edges": int(edges),
+        "first_call_s": first,
+        "median_wall_s": t["wall"],
+        "median_cpu_s": t["cpu"],
+        "wall_us_per_atom": 1e6 * t["wall"] / n,
+        "cpu_us_per_atom": 1e6 * t["cpu"] / n,
+        "rss_setup_mb": rss_setup,
+        "rss_peak_mb": max(rss_peak, common.max_rss_mb()),
+        "eval_memory_mb": rss_peak - rss_setup,
+        "eval_kb_per_atom": 1024.0 * (rss_peak - rss_setup) / n,
+    }
+
+
+def run_child(n_atoms: int, args) -> tuple[dict[str, Any] | None, str | None]:
+    """``measure_one`` in a fresh process; ``(row, None)`` or ``(None, why it failed)``."""
+    command = [sys.executable, "-m", "benchmarks.scaling", "--child", str(n_atoms)]
+    command += ["--dtype", args.dtype, "--repeats", str(args.repeats), "--variant", args.variant]
+    command += ["--threads", str(args.threads)]
+    command += ["--hyperparameters", json.dumps(args.hyperparameters)]
+    command += ["--stress"] if args.stress else []
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"timeout after {args.timeout} s"
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        return None, f"exit code {done.returncode} ({tail[0][:200]})"
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]), None
+
+
+def scan(args) -> tuple[list[dict[str, Any]], str]:
+    """Rows for every size up to ``--max-atoms``, and where (and why) the scan stopped."""
+    rows: list[dict[str, Any]] = []
+    for n in [s for s in args.sizes if s <= args.max_atoms]:
+        if args.in_process:
+            row, error = measure_one(n, args.dtype, args.repeats, args.hyperparameters,
+                                     args.variant, args.stress), None  # fmt: skip
+        else:
+            row, error = run_child(n, args)
+        if error is not None:
+            return rows, f"stopped at about {n} atoms: {error}"
+        rows.append(row)
+        print(f"{row['atoms']} atoms: {row['wall_us_per_atom']:.0f} us/atom, "
+              f"{row['eval_kb_per_atom']:.1f} KiB/atom", file=sys.stderr)  # fmt: skip
+    return rows, f"completed every size up to --max-atoms {args.max_atoms}"
+
+
+COLUMNS = [
+    ("atoms", "atoms", "d"),
+    ("edges", "edges", "d"),
+    ("median_wall_s", "wall (s)", ".3f"),
+    ("wall_us_per_atom", "wall us/atom", ".0f"),
+    ("cpu_us_per_atom", "CPU us/atom", ".0f"),
+    ("time_per_atom_rel", "time/atom rel.", ".2f"),
+    ("eval_memory_mb", "eval memory (MiB)", ".1f"),
+    ("eval_kb_per_atom", "KiB/atom", ".1f"),
+    ("rss_peak_mb", "peak RSS (MiB)", ".0f"),
+]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the scan (or, with ``--child``, one size), print, write JSON and Markdown."""
+    p = common.parser(__doc__)
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="target atom counts")
+    p.add_argument("--max-atoms", type=int, default=20000, help="largest size tried")
+    p.add_argument("--dtype", choices=sorted(common.DTYPES), default="float64")
+    p.add_argument("--variant", default="pan+pgs")
+    p.add_argument("--stress", action="store_true", help="also compute the stress")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per size")
+    p.add_argument(
+        "--in-process", action="store_true", help="no child processes (memory is then cumulative)"
+    )
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for key in ("sizes", "repeats"):
+        if getattr(args, key) is None:
+            setattr(args, key, preset[key])
+    torch.set_num_threads(args.threads)
+    if args.child is not None:
+        row = measure_one(args.child, args.dtype, args.repeats, args.hyperparameters,
+                          args.variant, args.stress)  # fmt: skip
+        print(json.dumps(row))
+        return row
+    started = time.perf_counter()
+    rows, stopped = scan(args)
+    reference = rows[0]["cpu_us_per_atom"] if rows else float("nan")
+    for row in rows:
+        row["time_per_atom_rel"] = row["cpu_us_per_atom"] / reference
+    result = common.header("scaling", args, started)
+    result.update(
+        {
+            "structure": "diamond Si, a = 5.47 A, rattled 0.02 A, r_max 5 A",
+            "variant": args.variant,
+            "dtype": args.dtype,
+            "computed": "energy + forces" + (" + stress" if args.stress else ""),
+            "memory": "ru_maxrss of a process per size: after the first evaluation - after set-up",
+            "in_process": args.in_process,
+            "rows": rows,
+            "stopped": stopped,
+        }
+    )
+    note = (
+        f"{args.variant}, {args.dtype}, {result['computed']}, PANCalculator, "
+        f"{args.threads} torch thread(s), medians of {args.repeats} call(s) after the first; "
+        f"time/atom rel. = CPU time per atom over the first row's. Memory: peak RSS of a "
+        f"fresh process per size, after the first evaluation minus after set-up. "
+        f"Scan {stopped}."
+    )
+    result["markdown"] = common.table(rows, COLUMNS) + "\n\n" + note
+    common.write(result, args)
+    return result
+
+
+if __name__ == "__main__":
+    main()
