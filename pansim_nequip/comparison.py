@@ -2,23 +2,28 @@
 
 Run from the repository root in the second environment::
 
+    .venv-nequip/bin/python -m pansim_nequip.comparison plan             # dry run: data, commands
     .venv-nequip/bin/python -m pansim_nequip.comparison run              # trains what is missing
     .venv-nequip/bin/python -m pansim_nequip.comparison table            # evaluates finished runs
 
-``run`` calls ``nequip-train`` with ``configs/nequip/<system>-<backbone>.yaml``
-(``variant=...  seed=...``) into ``runs/nequip/<system>/<backbone>-<variant>-seed<k>/``
+``plan`` prints the frame counts of ``data/<system>/{train,val,test}.extxyz`` and the
+exact ``nequip-train`` command of every run, marked ``done`` or ``todo``, and starts
+nothing. ``run`` calls those commands (``configs/nequip/<system>-<backbone>.yaml`` with
+``variant=...  seed=...``) into ``runs/nequip/<system>/<backbone>-<variant>-seed<k>/``
 and marks a finished run with ``done.json`` (resumable: finished runs are skipped).
-``table`` evaluates every finished run on ``data/<system>/test.xyz`` (labels
-``REF_energy`` / ``REF_forces`` / ``REF_stress``) through nequip's ASE calculator,
-measures FLOPs (``torch.utils.flop_counter``, energy + forces) and median wall time
-of one call per model, and writes the ablation table of :mod:`pansim.training.ablation`
-(same metrics, units and FLOPs ratio), one system row group per ``system (backbone)``.
+``table`` evaluates every finished run on ``data/<system>/test.extxyz`` (labels
+``REF_energy`` / ``REF_forces`` / ``REF_stress``) through nequip's ASE calculator with
+the metrics of :func:`pansim.training.evaluate.metrics`, measures FLOPs
+(``torch.utils.flop_counter`` rules, energy + forces) and median wall time of one call
+per model, and writes the ablation table of :mod:`pansim.training.ablation` (same
+metrics, units and FLOPs ratio), one system row group per ``system (backbone)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -31,13 +36,15 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.io import read
-from ase.units import GPa
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 RUNS = Path("runs/nequip")
 CONFIGS = Path("configs/nequip")
 DATA = Path("data")
+SPLITS = ("train", "val", "test")
+#: label keys of pansim's data files (SPEC 3): energy, forces, stress
+LABELS = ("REF_energy", "REF_forces", "REF_stress")
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,15 @@ class Job:
         """Whether the run finished (``done.json`` written after training)."""
         return (self.out_dir / "done.json").exists()
 
+    def command(self, overrides: Sequence[str] = ()) -> list[str]:
+        """The ``nequip-train`` command line of this run (``overrides``: Hydra overrides)."""
+        return [
+            str(Path(sys.executable).parent / "nequip-train"),
+            "-cp", str(CONFIGS.resolve()), "-cn", self.config_name,
+            f"variant={self.variant}", f"seed={self.seed}", f"hydra.run.dir={self.out_dir}",
+            *overrides,
+        ]  # fmt: skip
+
 
 def plan(
     systems: Sequence[str], backbones: Sequence[str], variants: Sequence[str], seeds: Sequence[int]
@@ -74,14 +90,8 @@ def plan(
 
 def train(job: Job, overrides: Sequence[str] = ()) -> float:
     """Run ``nequip-train`` for ``job``; returns the wall time (s) and writes ``done.json``."""
-    command = [
-        str(Path(sys.executable).parent / "nequip-train"),
-        "-cp", str(CONFIGS.resolve()), "-cn", job.config_name,
-        f"variant={job.variant}", f"seed={job.seed}", f"hydra.run.dir={job.out_dir}",
-        *overrides,
-    ]  # fmt: skip
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    subprocess.run(job.command(overrides), check=True)
     seconds = time.perf_counter() - start
     config = (job.out_dir / ".hydra" / "config.yaml").read_text()
     epochs = int(
@@ -109,30 +119,27 @@ def predictions(calc: Any, frames: Sequence[Atoms]) -> list[dict[str, Any]]:
     return out
 
 
-def _mae_rmse(errors: np.ndarray, scale: float) -> dict[str, float | None]:
-    if errors.size == 0:
-        return {"mae": None, "rmse": None}
-    return {
-        "mae": float(scale * np.mean(np.abs(errors))),
-        "rmse": float(scale * np.sqrt(np.mean(errors**2))),
-    }
+def labelled(frames: Sequence[Atoms]) -> list[Any]:
+    """A pansim :class:`~pansim.training.data.Sample` per frame (labels :data:`LABELS`).
+
+    The samples carry no graph (the metrics need only the labels); stress labels are
+    kept for periodic frames only, the ones :func:`predictions` gives a stress for.
+    """
+    from pansim.training.data import Sample, extract_labels
+
+    samples = []
+    for index, atoms in enumerate(frames):
+        energy, forces, stress = extract_labels(atoms, LABELS, f"test frame {index}")
+        stress = stress if bool(np.all(atoms.pbc)) else None
+        samples.append(Sample({}, atoms.numbers.copy(), energy, forces, stress))
+    return samples
 
 
 def metrics(frames: Sequence[Atoms], preds: Sequence[dict]) -> dict[str, Any]:
-    """MAE / RMSE: ``energy_per_atom`` (meV/atom), ``forces`` (meV/A), ``stress`` (GPa)."""
-    pairs = list(zip(frames, preds, strict=True))
-    e = np.array([(p["energy"] - a.info["REF_energy"]) / len(a) for a, p in pairs])
-    f = np.concatenate([p["forces"] - a.arrays["REF_forces"] for a, p in pairs])
-    s = [
-        np.asarray(p["stress"]) - np.asarray(a.info["REF_stress"]).reshape(3, 3)
-        for a, p in pairs
-        if p["stress"] is not None and "REF_stress" in a.info
-    ]
-    return {
-        "energy_per_atom": _mae_rmse(e, 1e3),
-        "forces": _mae_rmse(f.ravel(), 1e3),
-        "stress": _mae_rmse(np.concatenate([x.ravel() for x in s]) if s else np.zeros(0), 1 / GPa),
-    }
+    """:func:`pansim.training.evaluate.metrics` of ``preds`` (meV/atom, meV/A, GPa)."""
+    from pansim.training.evaluate import metrics as pansim_metrics
+
+    return pansim_metrics(labelled(frames), preds)
 
 
 class _FlopCounter(TorchDispatchMode):
@@ -176,6 +183,71 @@ def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 10, warmup: int = 
     return out
 
 
+#: stand-ins for ``${training_data_stats:...}`` when a model is built without training data:
+#: they set constants only (no FLOPs), so cost measurements do not depend on them
+PLACEHOLDER_STATS = {
+    "num_neighbors_mean": 10.0,
+    "per_atom_energy_mean": 0.0,
+    "forces_rms": 1.0,
+    "per_type_forces_rms": 1.0,
+    "c_max": 12.0,
+}
+
+
+def build_from_config(job: Job, overrides: Sequence[str] = ()) -> Any:
+    """The untrained model of ``job``, built from its config's model section as nequip-train does.
+
+    ``overrides`` are Hydra-style ``key=value`` (plain keys only); the data statistics
+    are :data:`PLACEHOLDER_STATS`. Returns a nequip ``GraphModel``.
+    """
+    from hydra.utils import get_method
+    from nequip.utils.global_state import set_global_state
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(CONFIGS / f"{job.config_name}.yaml")
+    plain = [o.lstrip("+") for o in overrides if "." not in o.split("=")[0]]
+    config.merge_with_dotlist([f"variant={job.variant}", f"seed={job.seed}", *plain])
+    OmegaConf.register_new_resolver("training_data_stats", PLACEHOLDER_STATS.get, replace=True)
+    try:
+        model = OmegaConf.to_container(config.training_module.model, resolve=True)
+    finally:
+        OmegaConf.clear_resolver("training_data_stats")
+    set_global_state()
+    return get_method(model.pop("_target_"))(**model)
+
+
+def measure(
+    system: str,
+    backbone: str,
+    variants: Sequence[str],
+    atoms: Atoms,
+    overrides: Sequence[str] = (),
+    repeats: int = 10,
+) -> list[dict[str, Any]]:
+    """FLOPs and wall time (:func:`costs`) of each variant of one config on ``atoms``.
+
+    The models are untrained and share the seed; ratios are relative to ``variants[0]``.
+    """
+    from pansim_nequip.calculator import calculator_from_model
+
+    calcs = {
+        v: calculator_from_model(build_from_config(Job(system, backbone, v, 0), overrides))
+        for v in variants
+    }
+    first = next(iter(calcs.values()))
+    edges = int(first.atoms_to_data(atoms)["edge_index"].shape[1])
+    measured = costs(calcs, atoms, repeats=repeats, warmup=min(3, repeats))
+    base = measured[variants[0]]
+    return [
+        {
+            "system": system, "backbone": backbone, "variant": v, "atoms": len(atoms),
+            "edges": edges, **m,
+            "flops_ratio": m["flops"] / base["flops"], "time_ratio": m["seconds"] / base["seconds"],
+        }
+        for v, m in measured.items()
+    ]  # fmt: skip
+
+
 def evaluate(jobs: Sequence[Job], frames: Sequence[Atoms]) -> list[dict[str, Any]]:
     """Ablation rows (the layout of :func:`pansim.training.ablation.evaluate_jobs`)."""
     from pansim_nequip.calculator import load_calculator
@@ -207,7 +279,7 @@ def table(jobs: Sequence[Job], out: Path) -> Path | None:
     for key in sorted({(j.system, j.backbone) for j in jobs}):
         done = [j for j in jobs if (j.system, j.backbone) == key and j.done]
         if done:
-            rows += evaluate(done, read(DATA / key[0] / "test.xyz", ":"))
+            rows += evaluate(done, read(DATA / key[0] / "test.extxyz", ":"))
     if not rows:
         return None
     seeds = sorted({r["seed"] for r in rows})
@@ -215,35 +287,95 @@ def table(jobs: Sequence[Job], out: Path) -> Path | None:
     return md
 
 
+def data_report(systems: Sequence[str]) -> list[str]:
+    """One line per data file of ``systems``: its path and frame count, or what is wrong."""
+    lines = []
+    for system in systems:
+        for split in SPLITS:
+            path = DATA / system / f"{split}.extxyz"
+            if not path.exists():
+                lines.append(f"missing  {path}")
+                continue
+            frames = read(path, ":") if path.stat().st_size else []
+            lines.append(f"{'empty' if not frames else 'ok':7}  {path}: {len(frames)} frames")
+    return lines
+
+
+def _print_plan(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
+    print("\n".join(data_report(args.systems)))
+    for job in jobs:
+        print(f"{'done' if job.done else 'todo'}  {shlex.join(job.command(overrides))}")
+    return 0
+
+
+def _run(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
+    for job in jobs:
+        if not job.done:
+            print(f"[comparison] {shlex.join(job.command(overrides))}", flush=True)
+            train(job, overrides)
+    return 0
+
+
+def _table(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
+    md = table(jobs, args.out)
+    if md is None:
+        print("no finished runs", file=sys.stderr)
+        return 1
+    print(md.read_text())
+    return 0
+
+
+def _flops(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
+    print(
+        "| system | backbone | atoms | edges | variant | MFLOPs | FLOPs ratio | ms | time ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for system in args.systems:
+        atoms = read(DATA / system / "test.extxyz", 0)
+        if bool(np.all(atoms.pbc)):
+            atoms = atoms.repeat(args.supercell)
+        for backbone in args.backbones:
+            for r in measure(system, backbone, args.variants, atoms, overrides):
+                print(
+                    f"| {system} | {backbone} | {r['atoms']} | {r['edges']} | {r['variant']} "
+                    f"| {r['flops'] / 1e6:.2f} | {r['flops_ratio']:.4f} "
+                    f"| {1e3 * r['seconds']:.1f} | {r['time_ratio']:.3f} |"
+                )
+    return 0
+
+
+#: sub-command -> (action, help)
+COMMANDS = {
+    "plan": (_print_plan, "dry run: data files, then every run's nequip-train command (done/todo)"),
+    "run": (_run, "train the runs not done yet, in the order plan prints them"),
+    "table": (_table, "evaluate finished runs; write <out>/ablation.{md,json}"),
+    "flops": (_flops, "FLOPs and time of untrained models at the configs' sizes (test frame 0)"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``run`` (train missing runs) or ``table`` (evaluate finished runs)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "table", "plan"])
+    """Command line: ``plan`` (dry run), ``run`` (train missing runs), ``table`` (evaluate)."""
+    epilog = "\n".join(f"  {name:6} {text}" for name, (_, text) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m pansim_nequip.comparison",
+        description=__doc__.splitlines()[0],
+        epilog=f"commands:\n{epilog}\n\nHydra overrides for every run follow a '--', "
+        "e.g. -- max_epochs=50",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=list(COMMANDS))
     parser.add_argument("--systems", nargs="+", default=["si", "ethanol"])
     parser.add_argument("--backbones", nargs="+", default=["nequip", "allegro"])
     parser.add_argument("--variants", nargs="+", default=["baseline", "pan+pgs"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("results/ablation-nequip"))
-    parser.epilog = "Hydra overrides for every run follow a '--', e.g. -- max_epochs=50"
+    parser.add_argument("--supercell", type=int, default=1, help="flops: repeat periodic cells")
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     args, overrides = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     jobs = plan(args.systems, args.backbones, args.variants, args.seeds)
-    if args.command == "plan":
-        for job in jobs:
-            print(f"{'done' if job.done else 'todo'}  {job.out_dir}")
-    elif args.command == "run":
-        for job in jobs:
-            if not job.done:
-                print(f"[comparison] training {job.out_dir}", flush=True)
-                train(job, overrides)
-    else:
-        md = table(jobs, args.out)
-        if md is None:
-            print("no finished runs", file=sys.stderr)
-            return 1
-        print(md.read_text())
-    return 0
+    action, _ = COMMANDS[args.command]
+    return action(args, jobs, overrides)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,7 @@ from nequip.nn.embedding import BesselEdgeLengthEncoding
 from nequip.nn.interaction_block import InteractionBlock
 from nequip.nn.model_modifier_utils import replace_submodules
 
-from pansim.modules.pan import PANPooling
-from pansim.modules.pgs import ESReadoutExpansion
+from pansim.modules import MODULE_DEFAULTS, build_es_readout, build_pan, variant_flags
 from pansim_nequip.nn import (
     EdgeMixerModule,
     PANAmplitude,
@@ -64,29 +63,6 @@ from pansim_nequip.nn import (
     ReadoutExpansionModule,
     scalar_slice,
 )
-
-#: pansim module options (same names and defaults as the MACE adapter)
-DEFAULTS: dict[str, Any] = {
-    "c_max": 12.0,
-    "pan_num_basis": 8,
-    "pan_hidden": 16,
-    "pgs_edge": True,
-    "pgs_readout": True,
-    "pgs_num_fb": 8,
-    "pgs_num_es": 8,
-    "pgs_tau": 1.0,
-    "pgs_beta": 4.0,
-    "pgs_width": None,
-    "pgs_taper_power": 2,
-}
-
-#: which modules each variant switches on: (PAN, PGS)
-VARIANT_FLAGS: dict[str, tuple[bool, bool]] = {
-    "baseline": (False, False),
-    "pan": (True, False),
-    "pgs": (False, True),
-    "pan+pgs": (True, True),
-}
 
 
 @dataclass(frozen=True)
@@ -178,16 +154,8 @@ def _attach_readout(
     energy: SequentialGraphNetwork, sites: BackboneSites, options: dict[str, Any]
 ) -> None:
     after, feature_field, energy_field, channels = sites.readout(energy)
-    expansion = ESReadoutExpansion(
-        channels,
-        num_basis=int(options["pgs_num_es"]),
-        tau=float(options["pgs_tau"]),
-        beta=float(options["pgs_beta"]),
-        width=options["pgs_width"],
-        taper_power=int(options["pgs_taper_power"]),
-    )
     module = ReadoutExpansionModule(
-        expansion,
+        build_es_readout(options, channels),
         feature_field,
         energy_field,
         irreps_in=getattr(energy, after).irreps_out,
@@ -198,8 +166,8 @@ def _attach_readout(
 
 def resolve_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Pop the pansim options out of the builder ``kwargs``; defaults for the rest."""
-    options = copy.deepcopy(DEFAULTS)
-    for key in DEFAULTS:
+    options = copy.deepcopy(MODULE_DEFAULTS)
+    for key in MODULE_DEFAULTS:
         if key in kwargs:
             options[key] = kwargs.pop(key)
     return options
@@ -226,7 +194,7 @@ def attach_pansim_modules(
     num_types : int
         Number of atom types.
     options : dict
-        Resolved pansim options (:data:`DEFAULTS`).
+        Resolved pansim options (:data:`pansim.modules.MODULE_DEFAULTS`).
 
     Returns
     -------
@@ -234,20 +202,11 @@ def attach_pansim_modules(
         ``model``. The modules are created under a forked RNG, after the backbone:
         the backbone weights do not depend on the variant.
     """
-    if variant not in VARIANT_FLAGS:
-        raise ValueError(f"unknown variant {variant!r}; available: {list(VARIANT_FLAGS)}")
-    use_pan, use_pgs = VARIANT_FLAGS[variant]
+    use_pan, use_pgs = variant_flags(variant)
     sites, energy = BACKBONE_SITES[backbone], model.func
 
     def make_pan(num_channels: int) -> PANAmplitude:
-        pan = PANPooling(
-            num_types,
-            num_channels,
-            c_max=float(options["c_max"]),
-            num_basis=int(options["pan_num_basis"]),
-            hidden=int(options["pan_hidden"]),
-        )
-        return PANAmplitude(pan, num_types)
+        return PANAmplitude(build_pan(options, num_types, num_channels), num_types)
 
     with torch.random.fork_rng(devices=[]):
         if use_pgs and options["pgs_edge"]:
@@ -270,8 +229,9 @@ def NequIPPANModel(variant: str = "pan+pgs", **kwargs: Any) -> torch.nn.Module:
     variant : str
         ``baseline``, ``pan``, ``pgs`` or ``pan+pgs``.
     **kwargs
-        pansim options (:data:`DEFAULTS`) and every argument of ``NequIPGNNModel``
-        (``seed``, ``model_dtype``, ``type_names``, ``r_max``, ``num_layers``, ...).
+        pansim options (``pansim.modules.MODULE_DEFAULTS``) and every argument of
+        ``NequIPGNNModel`` (``seed``, ``model_dtype``, ``type_names``, ``r_max``,
+        ``num_layers``, ...).
     """
     options = resolve_options(kwargs)
     model = NequIPGNNModel(**kwargs)
@@ -287,9 +247,9 @@ def AllegroPANModel(variant: str = "pan+pgs", **kwargs: Any) -> torch.nn.Module:
     variant : str
         ``baseline``, ``pan``, ``pgs`` or ``pan+pgs``.
     **kwargs
-        pansim options (:data:`DEFAULTS`) and every argument of ``AllegroModel``
-        (``l_max``, ``radial_chemical_embed`` with ``allegro.nn.TwoBodyBesselScalarEmbed``,
-        ``num_layers``, ``num_scalar_features``, ...).
+        pansim options (``pansim.modules.MODULE_DEFAULTS``) and every argument of
+        ``AllegroModel`` (``l_max``, ``radial_chemical_embed`` with
+        ``allegro.nn.TwoBodyBesselScalarEmbed``, ``num_layers``, ``num_scalar_features``, ...).
     """
     from allegro.model import AllegroModel
 

@@ -1,4 +1,4 @@
-"""Tiny synthetic labelled data (ASE's EMT on rattled, strained Cu cells), pansim's xyz layout."""
+"""Tiny synthetic labelled data (ASE's EMT on rattled, strained Cu cells), pansim's data layout."""
 
 from __future__ import annotations
 
@@ -31,8 +31,31 @@ def emt_frames(n: int, seed: int) -> list:
 
 
 def write_emt_dataset(directory: Path, sizes: tuple[int, int, int] = (16, 4, 4)) -> Path:
-    """Write ``train.xyz``, ``val.xyz``, ``test.xyz`` into ``directory``; returns it."""
+    """Write ``train.extxyz``, ``val.extxyz``, ``test.extxyz`` into ``directory``; returns it."""
     directory.mkdir(parents=True, exist_ok=True)
     for k, (name, n) in enumerate(zip(("train", "val", "test"), sizes, strict=True)):
-        write(directory / f"{name}.xyz", emt_frames(n, seed=k), format="extxyz")
+        write(directory / f"{name}.extxyz", emt_frames(n, seed=k), format="extxyz")
     return directory
+
+
+def pansim_c_max(frames: list, r_max: float, p: int = 6, percentile: float = 99.0) -> float:
+    """``c_max`` of ``frames`` by the MACE route's function (``pansim.training.data.statistics``).
+
+    The graphs are made in pansim's layout with ASE's neighbour list (pansim's own,
+    vesin, is not installed in the second environment).
+    """
+    from ase.neighborlist import neighbor_list
+    from pansim.training.data import Sample, statistics
+
+    samples = []
+    for atoms in frames:
+        i, j, shifts = neighbor_list("ijS", atoms, r_max)
+        graph = {
+            "positions": atoms.positions,
+            "edge_index": np.stack((i, j)),
+            "shifts": shifts @ atoms.cell.array,
+            "node_attrs": np.ones((len(atoms), 1)),
+        }
+        energy, forces = atoms.info["REF_energy"], atoms.arrays["REF_forces"]
+        samples.append(Sample(graph, atoms.numbers, energy, forces, None))
+    return statistics(samples, np.zeros(1), r_max, percentile, p)["c_max"]

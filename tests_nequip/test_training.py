@@ -1,9 +1,12 @@
-"""A few training steps with nequip's own stack and the checked-in configs, then the ASE route.
+"""A few training steps: every variant in process, then nequip's own stack and the ASE route.
 
-Runs ``nequip-train`` on ``configs/nequip/si-{nequip,allegro}.yaml`` with command-line
-overrides (tiny model, two epochs, synthetic EMT data in pansim's xyz layout), then
-packages the checkpoint with ``nequip-package`` and loads both files through
-:func:`pansim_nequip.calculator.load_calculator`.
+``test_few_steps_every_variant`` takes a few Adam steps on energies and forces for
+every backbone and variant. ``test_train_package_and_load`` runs ``nequip-train`` on
+``configs/nequip/si-{nequip,allegro}.yaml`` with command-line overrides (tiny model, two
+epochs, synthetic EMT data in pansim's data layout), then packages the checkpoint with
+``nequip-package`` and loads both files through
+:func:`pansim_nequip.calculator.load_calculator`; PAN's ``c_max`` in them is the one the
+MACE route computes from the same training file.
 """
 
 import json
@@ -14,14 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from ase.io import read
-from pansim_nequip.calculator import load_calculator
+from nequip.data import AtomicDataDict
+from pansim_nequip.calculator import calculator_from_model, load_calculator
 
-from _data import write_emt_dataset
+from _data import emt_frames, pansim_c_max, write_emt_dataset
+from _tiny import build
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TINY = ["max_epochs=2", "num_features=8", "num_layers=2", "cutoff_radius=4.0", "c_max=10.0"]
+R_MAX = 4.0
+TINY = ["max_epochs=2", "num_features=8", "num_layers=2", f"cutoff_radius={R_MAX}"]
 EXTRA = {"nequip": [], "allegro": ["num_tensor_features=4"]}
 
 
@@ -44,6 +51,41 @@ def train(backbone: str, variant: str, dataset: Path, out: Path) -> Path:
     return out / "best.ckpt"
 
 
+def loss_fn(model, batch, reference):
+    out = model(dict(batch))
+    n_atoms = batch[AtomicDataDict.NUM_NODES_KEY].view(-1)
+    energy = (out[AtomicDataDict.TOTAL_ENERGY_KEY].view(-1) - reference["energy"]) / n_atoms
+    forces = out[AtomicDataDict.FORCE_KEY] - reference["forces"]
+    return energy.square().mean() + forces.square().mean()
+
+
+@pytest.mark.parametrize("backbone", ["nequip", "allegro"])
+@pytest.mark.parametrize("variant", ["baseline", "pan", "pgs", "pan+pgs"])
+def test_few_steps_every_variant(backbone, variant):
+    model = build(backbone, variant, type_names=["Cu"], r_max=R_MAX)
+    frames = emt_frames(4, seed=5)
+    calc = calculator_from_model(model)
+    batch = AtomicDataDict.batched_from_list([calc.atoms_to_data(a) for a in frames])
+    reference = {
+        "energy": torch.tensor([a.info["REF_energy"] for a in frames], dtype=torch.float64),
+        "forces": torch.tensor(np.concatenate([a.arrays["REF_forces"] for a in frames])),
+    }
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss = loss_fn(model, batch, reference)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    moved = [n for n, p in model.named_parameters() if not torch.equal(p, start[n])]
+    added = [n for n in moved if "amplitude" in n or "pgs_" in n]
+    assert bool(added) == (variant != "baseline"), added
+
+
 @pytest.mark.parametrize(("backbone", "variant"), [("nequip", "pan+pgs"), ("allegro", "pan+pgs")])
 def test_train_package_and_load(backbone, variant, dataset, tmp_path):
     checkpoint = train(backbone, variant, dataset, tmp_path / "run")
@@ -53,7 +95,8 @@ def test_train_package_and_load(backbone, variant, dataset, tmp_path):
         [str(BIN / "nequip-package"), "build", str(checkpoint), str(package)],
         cwd=tmp_path, check=True, capture_output=True,
     )  # fmt: skip
-    atoms = read(dataset / "test.xyz", 0)
+    atoms = read(dataset / "test.extxyz", 0)
+    c_max = pansim_c_max(read(dataset / "train.extxyz", ":"), R_MAX, p=6)
     results = []
     for path in (checkpoint, package):
         calc = load_calculator(path)
@@ -62,6 +105,8 @@ def test_train_package_and_load(backbone, variant, dataset, tmp_path):
         results.append((work.get_potential_energy(), work.get_forces(), work.get_stress()))
         trained = {n: p for n, p in calc.model.named_parameters() if "pgs_readout" in n}
         assert trained and all(p.abs().sum() > 0 for p in trained.values())  # left zero init
+        centres = [b for n, b in calc.model.named_buffers() if n.endswith("pan.centers")]
+        assert centres and all(float(c[-1]) == pytest.approx(c_max, rel=1e-10) for c in centres)
     (e0, f0, s0), (e1, f1, s1) = results
     assert np.isfinite(e0) and abs(e0 - e1) < 1e-10
     np.testing.assert_allclose(f0, f1, atol=1e-10)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from pansim._compat import import_mace
+from pansim.modules import MODULE_DEFAULTS, build_es_readout, build_pan, variant_flags
 from pansim.modules.pan import PANPooling
 from pansim.modules.pgs import ESReadoutExpansion, FourierBesselEdgeMixer
 
@@ -75,27 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "atomic_energies": None,
     "atomic_inter_scale": 1.0,
     "atomic_inter_shift": 0.0,
-    # PAN
-    "c_max": 12.0,
-    "pan_num_basis": 8,
-    "pan_hidden": 16,
-    # PGS
-    "pgs_edge": True,
-    "pgs_readout": True,
-    "pgs_num_fb": 8,
-    "pgs_num_es": 8,
-    "pgs_tau": 1.0,
-    "pgs_beta": 4.0,
-    "pgs_width": None,
-    "pgs_taper_power": 2,
-}
-
-#: which modules each variant switches on
-VARIANT_FLAGS: dict[str, tuple[bool, bool]] = {
-    "baseline": (False, False),
-    "pan": (True, False),
-    "pgs": (False, True),
-    "pan+pgs": (True, True),
+    # PAN and PGS: shared by every backbone adapter
+    **MODULE_DEFAULTS,
 }
 
 
@@ -182,7 +164,7 @@ class PANMACE(ScaleShiftMACE):
         if use_pan:
             self.pan_layers = torch.nn.ModuleList(
                 [
-                    _ScalarMessageScaling(_pan(config, len(self.atomic_numbers)))
+                    _ScalarMessageScaling(build_pan(config, len(self.atomic_numbers), channels))
                     for _ in self.interactions
                 ]
             )
@@ -192,7 +174,7 @@ class PANMACE(ScaleShiftMACE):
             )
         if use_pgs and config["pgs_readout"]:
             self.readout_expansions = torch.nn.ModuleList(
-                [_ReadoutExpansion(_es(config, channels)) for _ in self.readouts]
+                [_ReadoutExpansion(build_es_readout(config, channels)) for _ in self.readouts]
             )
 
     def __prepare_scriptable__(self) -> torch.nn.Module:
@@ -343,27 +325,6 @@ def _derivatives(
 
 
 # -- construction ------------------------------------------------------------------
-def _pan(config: dict[str, Any], num_species: int) -> PANPooling:
-    return PANPooling(
-        num_species,
-        int(config["num_channels"]),
-        c_max=float(config["c_max"]),
-        num_basis=int(config["pan_num_basis"]),
-        hidden=int(config["pan_hidden"]),
-    )
-
-
-def _es(config: dict[str, Any], channels: int) -> ESReadoutExpansion:
-    return ESReadoutExpansion(
-        channels,
-        num_basis=int(config["pgs_num_es"]),
-        tau=float(config["pgs_tau"]),
-        beta=float(config["pgs_beta"]),
-        width=config["pgs_width"],
-        taper_power=int(config["pgs_taper_power"]),
-    )
-
-
 def resolve_elements(elements: list[str] | list[int]) -> list[int]:
     """Atomic numbers of ``elements`` (symbols or numbers), order kept, duplicates refused."""
     from ase.data import atomic_numbers as numbers_by_symbol
@@ -465,13 +426,11 @@ def build_mace(
     PANMACE
         In the current default dtype; ``model.pansim_config`` rebuilds it.
     """
-    if variant not in VARIANT_FLAGS:
-        raise ValueError(f"unknown variant {variant!r}; available: {list(VARIANT_FLAGS)}")
+    use_pan, use_pgs = variant_flags(variant)
     from ase.data import chemical_symbols
 
     numbers = resolve_elements(elements)
     config = resolve_config(hyperparameters, numbers)
-    use_pan, use_pgs = VARIANT_FLAGS[variant]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = PANMACE(**_mace_kwargs(config, numbers, r_max))

@@ -1,0 +1,63 @@
+"""The comparison driver without training: dry run, metrics, FLOPs at the configs' sizes."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from pansim_nequip import comparison
+
+from _data import emt_frames, write_emt_dataset
+
+REPO = comparison.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A working directory with the repository's configs and a small si data set."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "nequip").symlink_to(REPO / "configs" / "nequip")
+    write_emt_dataset(tmp_path / "data" / "si", sizes=(3, 2, 2))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_plan_is_a_dry_run_that_prints_data_and_commands(project, capsys):
+    argv = ["plan", "--systems", "si", "ethanol", "--backbones", "nequip", "--seeds", "0"]
+    assert comparison.main([*argv, "--", "max_epochs=1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "ok       data/si/train.extxyz: 3 frames" in out
+    assert "missing  data/ethanol/val.extxyz" in out
+    commands = [line for line in out if line.startswith("todo")]
+    assert len(commands) == 4  # 2 systems x 1 backbone x 2 variants x 1 seed
+    assert commands[1].endswith(
+        "-cn si-nequip variant=pan+pgs seed=0 hydra.run.dir=runs/nequip/si/nequip-pan+pgs-seed0 "
+        "max_epochs=1"
+    )
+    assert not (project / "runs").exists()
+
+
+def test_metrics_are_pansims():
+    frames = emt_frames(3, seed=7)
+    preds = [
+        {
+            "energy": a.info["REF_energy"] + 0.01 * len(a),
+            "forces": a.arrays["REF_forces"] + 0.002,
+            "stress": a.info["REF_stress"],
+        }
+        for a in frames
+    ]
+    result = comparison.metrics(frames, preds)
+    assert result["energy_per_atom"]["mae"] == pytest.approx(10.0)  # meV/atom
+    assert result["forces"]["rmse"] == pytest.approx(2.0)  # meV/A
+    assert result["stress"]["mae"] == pytest.approx(0.0)
+    assert result["n_stress"] == 3 and "forces_per_element" in result
+
+
+@pytest.mark.parametrize("backbone", ["nequip", "allegro"])
+def test_flops_overhead_at_config_sizes(backbone, monkeypatch):
+    """SPEC 1.3.5 at the sizes of configs/nequip (measured with the driver's counter)."""
+    monkeypatch.chdir(REPO)  # the driver reads configs/nequip from the working directory
+    atoms = bulk("Si", "diamond", a=5.47, cubic=True)
+    atoms.rattle(0.05, seed=0)
+    rows = comparison.measure("si", backbone, ["baseline", "pan+pgs"], atoms, repeats=1)
+    ratio = rows[1]["flops_ratio"]
+    assert np.isfinite(ratio) and 1.0 < ratio <= 1.05, ratio
