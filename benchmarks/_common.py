@@ -108,9 +108,40 @@ def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
-def max_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def rounds(repeats: int, n_atoms: int, reference: int, cap: int = 20) -> int:
+    """``repeats`` rounds at ``reference`` atoms, more (at most ``cap``) for smaller cells."""
+    return min(max(cap, repeats), max(repeats, -(-repeats * reference // max(n_atoms, 1))))
+
+
+def memory_mb() -> dict[str, float]:
+    """Resident memory of this process now (``rss``) and its peak (``peak``), MiB.
+
+    From /proc/self/status (VmRSS, VmHWM): unlike ``getrusage``'s ``ru_maxrss``,
+    which after ``fork`` + ``exec`` still carries the parent's peak, VmHWM
+    belongs to this process's own memory map. Elsewhere ``ru_maxrss`` is used
+    for both.
+    """
+    try:
+        fields = {}
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    fields[key] = int(value.split()[0]) / 1024.0
+        return {"rss": fields["VmRSS"], "peak": fields["VmHWM"]}
+    except (OSError, KeyError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return {"rss": peak, "peak": peak}
+
+
+def reset_peak_memory() -> bool:
+    """Reset this process's peak RSS to its current RSS (Linux ``clear_refs`` 5); success."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 
 
 # -- machine and versions ---------------------------------------------------------------
@@ -168,6 +199,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats")
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds")
+    p.add_argument(
+        "--max-rounds", type=int, default=20, help="cap on the extra rounds of small cells"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument(
         "--hyperparameters", type=json.loads, default={}, help="JSON overrides of DEFAULTS"

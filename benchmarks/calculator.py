@@ -7,7 +7,8 @@ calculators: by pansim's ``PANCalculator`` directly, and by mace-torch's own
 strict ``load_state_dict``; a temporary file of this benchmark). Both give the
 same numbers (the max differences are reported).
 
-Measured, interleaved, medians:
+Measured, interleaved, medians (``--repeats`` and ``--profile-repeats``
+rounds at 1000 atoms, proportionally more for smaller cells, at most 20):
 
 - single point: energy + forces + stress (``calculate`` called directly, so
   nothing is cached), Si cells of about 64 and 1000 atoms;
@@ -200,14 +201,15 @@ def measure(size: int, args, model, pan, mace) -> dict[str, Any]:
     """Single point, NVE (up to ``nve_max_atoms``), stages and neighbour lists for one cell size."""
     atoms = common.si_cell(size)
     out: dict[str, Any] = {"atoms": len(atoms), "agreement": agreement(pan, mace, atoms)}
+    n_rounds = common.rounds(args.repeats, len(atoms), reference=1000, cap=args.max_rounds)
     sp = common.interleaved(
         {
             "pansim": lambda: pan.calculate(atoms, PROPERTIES, all_changes),
             "mace": lambda: mace.calculate(atoms, PROPERTIES, all_changes),
         },
-        args.repeats,
+        n_rounds,
     )
-    out["single_point"] = _ratio_row(len(atoms), "single point (E+F+S)", sp, args.repeats)
+    out["single_point"] = _ratio_row(len(atoms), "single point (E+F+S)", sp, n_rounds)
     if len(atoms) <= args.nve_max_atoms:
         final: dict[str, Any] = {}
         runs = common.interleaved(
@@ -222,8 +224,9 @@ def measure(size: int, args, model, pan, mace) -> dict[str, Any]:
         out["nve"] = _ratio_row(len(atoms), label, runs, args.nve_repeats)
         drift = np.abs(final["pansim"].positions - final["mace"].positions).max()
         out["nve"]["max_final_position_diff_A"] = float(drift)
-    out["stages"] = profile(pan, mace, atoms, args.profile_repeats)
-    nl = common.interleaved(neighbour_lists(atoms, common.R_MAX), args.profile_repeats)
+    n_rounds = common.rounds(args.profile_repeats, len(atoms), reference=1000, cap=args.max_rounds)
+    out["stages"] = profile(pan, mace, atoms, n_rounds)
+    nl = common.interleaved(neighbour_lists(atoms, common.R_MAX), n_rounds)
     pairs = {k: len(f()[0]) for k, f in neighbour_lists(atoms, common.R_MAX).items()}
     out["neighbour_lists"] = [
         {

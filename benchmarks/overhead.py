@@ -10,8 +10,10 @@ call (forward and the backward pass for forces and stress). It counts
 matmul-like operations only (mm, bmm, addmm, einsum lowered to them,
 convolutions): elementwise work (Bessel functions, envelopes, tanh, the ES
 basis, scatter sums) is not counted, so the wall and CPU time ratios, medians
-of interleaved rounds, are the measure of what PAN/PGS cost in practice. The
-FLOP-counting call doubles as the warm-up of each variant. Target (issue 6):
+of interleaved rounds, are the measure of what PAN/PGS cost in practice
+(``--repeats`` rounds at 512 atoms, proportionally more for smaller, cheaper
+cells, at most 20). The FLOP-counting call doubles as the warm-up of each
+variant. Target (issue 6):
 pan+pgs at most 1.05 in FLOPs and in wall time.
 
 Usage (from the repository root)::
@@ -66,6 +68,7 @@ def measure(
     repeats: int,
     hyperparameters: dict,
     variants: tuple[str, ...] | list[str] = VARIANTS,
+    max_rounds: int = 20,
 ) -> list[dict[str, Any]]:
     """One row per variant for one cell size and dtype (ratios over the baseline)."""
     atoms = common.si_cell(n_atoms)
@@ -74,7 +77,8 @@ def measure(
     models = {v: common.build(v, dtype, hyperparameters) for v in variants}
     flops = {v: count_flops(m, data) for v, m in models.items()}  # also the warm-up
     calls = {v: (lambda m=m: call(m, data)) for v, m in models.items()}
-    times = {v: common.medians(s) for v, s in common.interleaved(calls, repeats, 0).items()}
+    n_rounds = common.rounds(repeats, len(atoms), reference=512, cap=max_rounds)
+    times = {v: common.medians(s) for v, s in common.interleaved(calls, n_rounds, 0).items()}
     base_f, base_t = flops["baseline"], times["baseline"]
     return [
         {
@@ -82,6 +86,7 @@ def measure(
             "edges": int(data["edge_index"].shape[1]),
             "dtype": dtype,
             "variant": v,
+            "rounds": n_rounds,
             "parameters": sum(p.numel() for p in models[v].parameters()),
             "gflops": flops[v] / 1e9,
             "flops_ratio": flops[v] / base_f,
@@ -98,6 +103,7 @@ COLUMNS = [
     ("atoms", "atoms", "d"),
     ("dtype", "dtype", ""),
     ("variant", "variant", ""),
+    ("rounds", "rounds", "d"),
     ("gflops", "GFLOPs", ".3f"),
     ("flops_ratio", "FLOPs ratio", ".4f"),
     ("median_wall_ms", "wall (ms)", ".1f"),
@@ -133,7 +139,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for n in args.sizes:
         for dtype in args.dtypes:
-            rows.extend(measure(n, dtype, args.repeats, args.hyperparameters, args.variants))
+            rows.extend(
+                measure(
+                    n, dtype, args.repeats, args.hyperparameters, args.variants, args.max_rounds
+                )
+            )
             r = rows[-1]
             line = f"FLOPs {r['flops_ratio']:.4f}, wall {r['wall_ratio']:.3f}"
             print(f"{r['atoms']} atoms {dtype}: pan+pgs {line}", file=sys.stderr)
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
     )
     note = (
-        f"Energy + forces + stress, medians of {args.repeats} interleaved rounds, "
+        f"Energy + forces + stress, medians of interleaved rounds ({args.repeats} at 512 atoms, "
+        f"more for smaller cells, at most 20), "
         f"{args.threads} torch thread(s). FLOPs: matmul-like only (torch.utils.flop_counter). "
         f"Target pan+pgs <= {TARGET}: FLOPs {_word(result['target_met_flops'])}, "
         f"wall {_word(result['target_met_wall'])}."

@@ -51,9 +51,10 @@ PRESETS: dict[str, dict[str, str]] = {
     "full": {name: "" for name in BENCHMARKS},
     "quick": {name: "--quick" for name in BENCHMARKS},
     "smoke": {
-        "overhead": "--quick --sizes 8 --dtypes float64 --repeats 1 --variants baseline pan+pgs",
-        "calculator": "--quick --sizes 8 --dtype float64 --repeats 1 --steps 2 --nve-max-atoms 8"
-        " --profile-repeats 1",
+        "overhead": "--quick --sizes 8 --dtypes float64 --repeats 1 --max-rounds 1"
+        " --variants baseline pan+pgs",
+        "calculator": "--quick --sizes 8 --dtype float64 --repeats 1 --max-rounds 1"
+        " --steps 2 --nve-max-atoms 8 --profile-repeats 1",
         "scaling": "--quick --sizes 8 --repeats 1 --in-process",
         "batched": "--quick --repeats 1 --workloads phonons-8",
     },

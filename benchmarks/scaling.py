@@ -1,12 +1,15 @@
 """Time and peak memory per atom of PANCalculator from about 100 to about 20000 atoms.
 
-Each size runs in its own Python process (``--child``), so that its peak
-resident memory is its own: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is
-read after the set-up (imports, model, calculator) and after the first
-evaluation; the difference is the memory of the evaluation (graph, features,
-the autograd graph of the forces), reported per atom. ``tracemalloc`` would
-not see torch's allocations. Time per atom is the median of the repeats after
-the first call (the first call is reported separately).
+Each size runs in its own Python process (``--child``). Memory of the
+evaluation: the process's peak resident memory during the first evaluation
+(VmHWM of /proc/self/status, reset to the current RSS just before it with
+Linux's ``clear_refs``) minus its resident memory just before it; the graph,
+features and the autograd graph of the forces, reported per atom. Without
+/proc the ``getrusage`` peak is used, whose set-up peak can hide the
+evaluation's. (``ru_maxrss`` is not used on Linux: after ``fork`` + ``exec`` it
+still carries the parent's peak. ``tracemalloc`` would not see torch's
+allocations.) Time per atom is the median of the repeats after the first call
+(the first call is reported separately).
 
 Diamond Si (a = 5.47 A, rattled 0.02 A, r_max 5 A: 76 neighbours per atom),
 a random-initialised pan+pgs model at ``DEFAULTS``, energy + forces (add
@@ -55,11 +58,13 @@ def measure_one(
     calc = PANCalculator(common.build(variant, dtype, hyperparameters), default_dtype=dtype)
     properties = ["energy", "forces"] + (["stress"] if stress else [])
     edges = neighbor_list(atoms, common.R_MAX)[0].shape[1]
-    rss_setup = common.max_rss_mb()
+    before = common.memory_mb()
+    reset = common.reset_peak_memory()
     start = time.perf_counter()
     calc.calculate(atoms, properties, all_changes)
     first = time.perf_counter() - start
-    rss_peak = common.max_rss_mb()
+    after = common.memory_mb()
+    eval_mb = after["peak"] - (before["rss"] if reset else before["peak"])
     calls = {"calculate": lambda: calc.calculate(atoms, properties, all_changes)}
     t = common.medians(common.interleaved(calls, repeats, warmup=0)["calculate"])
     n = len(atoms)
@@ -71,10 +76,11 @@ def measure_one(
         "median_cpu_s": t["cpu"],
         "wall_us_per_atom": 1e6 * t["wall"] / n,
         "cpu_us_per_atom": 1e6 * t["cpu"] / n,
-        "rss_setup_mb": rss_setup,
-        "rss_peak_mb": max(rss_peak, common.max_rss_mb()),
-        "eval_memory_mb": rss_peak - rss_setup,
-        "eval_kb_per_atom": 1024.0 * (rss_peak - rss_setup) / n,
+        "rss_setup_mb": before["rss"],
+        "rss_peak_mb": max(after["peak"], common.memory_mb()["peak"]),
+        "eval_memory_mb": eval_mb,
+        "eval_kb_per_atom": 1024.0 * eval_mb / n,
+        "peak_reset": reset,
     }
 
 
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "variant": args.variant,
             "dtype": args.dtype,
             "computed": "energy + forces" + (" + stress" if args.stress else ""),
-            "memory": "ru_maxrss of a process per size: after the first evaluation - after set-up",
+            "memory": "peak RSS during the first evaluation (VmHWM, reset before) - RSS before",
             "in_process": args.in_process,
             "rows": rows,
             "stopped": stopped,
@@ -174,8 +180,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     note = (
         f"{args.variant}, {args.dtype}, {result['computed']}, PANCalculator, "
         f"{args.threads} torch thread(s), medians of {args.repeats} call(s) after the first; "
-        f"time/atom rel. = CPU time per atom over the first row's. Memory: peak RSS of a "
-        f"fresh process per size, after the first evaluation minus after set-up. "
+        f"time/atom rel. = CPU time per atom over the first row's. Memory: one process per "
+        f"size, peak RSS during the first evaluation minus RSS before it; peak RSS: whole "
+        f"process. "
         f"Scan {stopped}."
     )
     result["markdown"] = common.table(rows, COLUMNS) + "\n\n" + note
