@@ -102,7 +102,7 @@ class PointStore:
         self.dir, self.evaluate, self.make_job = Path(directory), evaluate, make_job
         self.retry_failed, self.log = retry_failed, log or (lambda _msg: None)
         self.computed = self.reused = 0
-        self.seconds = 0.0
+        self.used: dict[tuple[str, str], float] = {}
 
     def result(self, atoms: Atoms, tag: str) -> dict:
         """The result of ``atoms``' job: from its record, or computed and recorded now."""
@@ -113,22 +113,35 @@ class PointStore:
             record = json.loads(path.read_text())
             if record["hash"] == key and (record["result"].get("ok") or not self.retry_failed):
                 self.reused += 1
-                return record["result"]
+                return self._use(key, tag, record["result"])
         t0 = time.perf_counter()
         result = self.evaluate(job)
         dt = time.perf_counter() - t0
         self.computed += 1
-        self.seconds += dt
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         record = {"hash": key, "tag": tag, "finished": stamp, "job": job, "result": result}
         write_json_atomic(path, record)
         status = "ok" if result.get("ok") else f"FAILED {result.get('error', '')[:200]}"
         self.log(f"[{stamp}] {tag} {key[:16]} {dt:.1f} s {status}")
+        return self._use(key, tag, result)
+
+    def _use(self, key: str, tag: str, result: dict) -> dict:
+        self.used[(tag.split()[0], key)] = float(result.get("seconds", 0.0))
         return result
 
-    def stats(self) -> dict[str, Any]:
-        """Points computed in this run, points found on disk, compute time (s)."""
-        return {"computed": self.computed, "reused": self.reused, "seconds": self.seconds}
+    def stats(self, stage: str = "") -> dict[str, Any]:
+        """Distinct points used by ``stage`` (first word of the tags; all when ``""``) and cost.
+
+        ``dft_seconds`` sums the single-point times stored in the records, so it is the
+        same on every rerun; ``computed``/``reused`` count this run's requests (all stages).
+        """
+        used = {k: sec for (st, k), sec in self.used.items() if stage in ("", st)}.values()
+        return {
+            "points": len(used),
+            "dft_seconds": sum(used),
+            "computed_this_run": self.computed,
+            "reused_this_run": self.reused,
+        }
 
 
 def remove_rigid_body_forces(forces: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -305,7 +318,7 @@ def reference_vibrations(
     )
     probe = store.result(Atoms(res.symbols, res.positions_A), "vibrations")
     data = {"molecule": molecule, **_dft_block(settings, [probe]), **res.to_dict()}
-    data["points"] = store.stats()
+    data["points"] = store.stats("vibrations")
     write_json_atomic(out / "vibrations.json", data, indent=1)
     return data
 
@@ -349,7 +362,7 @@ def reference_repulsion(
         },
         "note": "fragment moved rigidly along the bond, no relaxation; failed points are null",
         "bonds": scans,
-        "points": store.stats(),
+        "points": store.stats("repulsion"),
     }
     write_json_atomic(out / "repulsion.json", data, indent=1)
     return data

@@ -79,7 +79,10 @@ def test_reference_files_and_resume(root):
 
     again = FakeDFT()
     rerun = run(root, again)
-    assert again.calls == 0 and rerun["repulsion"]["points"]["reused"] >= fake.calls
+    assert again.calls == 0 and rerun["repulsion"]["points"]["computed_this_run"] == 0
+    n_vib, n_rep = (rerun[k]["points"]["points"] for k in ("vibrations", "repulsion"))
+    assert n_rep == 2 * len(mr.FRACTIONS) - 1  # both scans share the relaxed molecule
+    assert n_vib + n_rep - 1 == fake.calls  # ... which the vibrations used too
     assert rerun["vibrations"]["hessian_eV_per_A2"] == res["vibrations"]["hessian_eV_per_A2"]
     assert rerun["repulsion"]["bonds"] == res["repulsion"]["bonds"]
 
