@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from pansim.data.molecule_reference import MOLECULES  # noqa: F401 - the molecule registry
 from workflows import validate as crystal
 from workflows._common import (
     WorkflowResult,
@@ -57,9 +58,6 @@ from workflows._common import (
     to_jsonable,
     versions,
 )
-
-#: molecules with datasets and a DFT reference recipe
-MOLECULES = ("ethanol", "malonaldehyde")
 
 
 # --------------------------------------------------------------------------- settings
