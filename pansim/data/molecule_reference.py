@@ -162,22 +162,24 @@ class StoreCalculator(Calculator):
 
     ``batch_evaluate(structures)`` returns the per-structure results, so that
     :func:`workflows.vibrations.vibrations` sends its displaced structures here.
-    With ``rigid=False`` (default) the net force and torque are removed from the
+    Unless ``keep_rigid_body`` the net force and torque are removed from the
     forces (:func:`remove_rigid_body_forces`); records keep the raw forces.
     """
 
     implemented_properties = ("energy", "forces")
 
-    def __init__(self, store: PointStore, tag: str = "point", rigid: bool = False, **kwargs):
+    def __init__(
+        self, store: PointStore, tag: str = "point", keep_rigid_body: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.store, self.tag, self.rigid = store, tag, rigid
+        self.store, self.tag, self.keep_rigid_body = store, tag, keep_rigid_body
 
     def _get(self, atoms: Atoms) -> dict:
         res = self.store.result(atoms, self.tag)
         if not res.get("ok"):
             raise LabelError(f"{self.tag}: single point failed: {res.get('error')}")
         forces = np.asarray(res["forces"], float)
-        if not self.rigid:
+        if not self.keep_rigid_body:
             forces = remove_rigid_body_forces(forces, atoms.positions)
         return {"energy": float(res["energy"]), "forces": forces}
 
