@@ -1,9 +1,13 @@
 """``pansim validate``: every workflow for one system, model vs baseline vs DFT, in one report.
 
-The DFT reference properties are read from ``REFERENCE_DIR/<system>.json``
-(``REFERENCE_DIR`` defaults to ``pansim/data/reference/properties``; change it
-with ``--references DIR_OR_FILE``). Expected schema (every block optional, units
-as in SPEC section 3)::
+The reference properties are looked up, by default, in
+``pansim/data/reference/properties/<system>.json`` (references the DFT pipeline does
+not make, e.g. the EMT demonstration ``ag-emt``), then in
+``data/<system>/reference/properties.json``, which ``pansim data`` writes from the
+finished DFT reference jobs of ``si``, ``ag`` and ``lif`` (``pansim/data/reference.py``;
+``$PANSIM_DATA_DIR`` moves ``data/``). ``--references DIR_OR_FILE`` replaces the
+lookup. Expected schema (every block optional, extra keys ignored, units as in SPEC
+section 3)::
 
     {
       "system": "si",
@@ -18,9 +22,14 @@ as in SPEC section 3)::
     }
 
 ``phonons`` frequencies are sorted per point; the table compares their maxima
-(LiF: TO modes, no non-analytic correction). ``repulsion`` is the energy rise
-(eV, zero at the longest distance) when one atom of the conventional cell moves
-toward its nearest neighbour, as in :mod:`workflows.repulsion`.
+(LiF: TO modes, no non-analytic correction). The Gamma row is left out for 1-atom
+primitive cells (fcc Ag): their only modes at Gamma are the zero acoustic ones, so
+its maximum is numerical noise (~1e-6 THz); X and L stay. The DFT pipeline's file
+also holds ``gamma_optical_frozen_phonon_THz``, its direct check of the Gamma
+optical mode. ``repulsion`` is the energy rise (eV, zero at the longest distance)
+when one atom of the conventional cell moves toward its nearest neighbour, as in
+:mod:`workflows.repulsion` (the DFT pipeline does not compute this curve yet; its
+short-range check is the ``eos.compressed`` block).
 
 With no MODEL, the registry default is used (``pansim.pretrained``); the system
 comes from its registry entry (else from the model name), and the report goes to
@@ -92,22 +101,32 @@ def reference_label(reference: dict[str, Any]) -> str:
     return str(label) if label else "DFT"
 
 
+def _candidates(base: Path, system: str) -> list[Path]:
+    """Reference files tried in the folder ``base``."""
+    return [
+        base / f"{system}.json",
+        base / system / "properties.json",
+        base / system / "reference" / "properties.json",
+        base / f"{system}_properties.json",
+    ]
+
+
 def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[str, Any], str]:
-    """DFT reference properties of ``system`` and a message; ``{}`` when none is found.
+    """Reference properties of ``system`` and a message; ``{}`` when none is found.
 
     ``path`` may be a JSON file or a directory holding ``<system>.json`` (or
-    ``<system>/properties.json``).
+    ``<system>/properties.json``, ``<system>/reference/properties.json``). Without
+    ``path``: :func:`default_reference_dir`, then the DFT pipeline's
+    ``data/<system>/reference/properties.json``.
     """
-    base = Path(path) if path is not None else default_reference_dir()
-    candidates = (
-        [base]
-        if base.suffix == ".json"
-        else [
-            base / f"{system}.json",
-            base / system / "properties.json",
-            base / f"{system}_properties.json",
-        ]
-    )
+    if path is None:
+        from pansim.data.datasets import data_dir
+
+        candidates = [default_reference_dir() / f"{system}.json"]
+        candidates.append(data_dir() / system / "reference" / "properties.json")
+    else:
+        base = Path(path)
+        candidates = [base] if base.suffix == ".json" else _candidates(base, system)
     for candidate in candidates:
         if candidate.is_file():
             try:
@@ -350,12 +369,25 @@ QUANTITIES: list[tuple[str, str, tuple, tuple | None]] = [
 ]
 
 
+#: rows about optical modes at Gamma: meaningless for a 1-atom primitive cell
+OPTICAL_ROWS = ("max freq. Gamma",)
+
+
 def comparison_table(
-    dft: dict[str, Any], baseline: dict[str, Any] | None, model: dict[str, Any] | None
+    dft: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    model: dict[str, Any] | None,
+    n_atoms_primitive: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows: quantity, unit, dft, baseline, model, baseline_error, model_error (value - DFT)."""
+    """Rows: quantity, unit, dft, baseline, model, baseline_error, model_error (value - DFT).
+
+    With ``n_atoms_primitive == 1`` the Gamma-optical rows (``OPTICAL_ROWS``) are
+    left out: such a cell has only the three zero acoustic modes at Gamma.
+    """
     rows = []
     for quantity, unit, path, dft_path in QUANTITIES:
+        if n_atoms_primitive == 1 and quantity in OPTICAL_ROWS:
+            continue
         ref = lookup(dft, dft_path) if dft_path else None
         row = {"quantity": quantity, "unit": unit, "dft": ref}
         for label, res in (("baseline", baseline), ("model", model)):
@@ -495,6 +527,12 @@ def validate(
             continue
         results[label], msgs = evaluate(spec, calc, settings, out / label, dft, skip)
         messages += msgs
+    n_prim = len(spec.primitive())
+    if n_prim == 1:
+        messages.append(
+            f"{', '.join(OPTICAL_ROWS)} left out: the primitive cell of {system} has 1 atom "
+            "(only the zero acoustic modes at Gamma)"
+        )
     report = {
         "system": system,
         "model": model,
@@ -504,7 +542,7 @@ def validate(
         "reference_label": reference_label(dft),
         "reference": dft,
         "messages": messages,
-        "table": comparison_table(dft, results.get("baseline"), results.get("model")),
+        "table": comparison_table(dft, results.get("baseline"), results.get("model"), n_prim),
         "results": results,
         "versions": versions(),
     }

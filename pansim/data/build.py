@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from pansim.data import datasets
-from pansim.data.datasets import SYSTEMS, data_dir, export, get_system, manifest_path, sample  # noqa: F401
+from pansim.data.datasets import (  # noqa: F401
+    SYSTEMS,
+    data_dir,
+    export,
+    get_system,
+    manifest_path,
+    refresh_pending,
+    sample,
+)
 from pansim.data.labelers import run_job
 from pansim.data.manifest import Manifest
 from pansim.data.runner import Queue, RunSummary

@@ -3,6 +3,7 @@
 Examples::
 
     pansim data sample si -n 300            # queue configurations in data/si/manifest.json
+    pansim data sample si --refresh-pending # redraw unlabelled ones after a sampler change
     pansim data reference si                # queue the SPEC 2.4 reference-property jobs
     pansim data label                       # label every queue round-robin, resumable
     pansim data label si lif --workers 2
@@ -32,6 +33,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=0, help="index of the first configuration")
+    p.add_argument(
+        "--refresh-pending",
+        action="store_true",
+        help="crystals: redraw queued, not yet labelled configurations with the current sampler "
+        "(labelled ones are never touched; refused while a labeller runs)",
+    )
 
     p = sub.add_parser(
         "reference", help="queue the DFT reference-property jobs of a crystal (SPEC 2.4)"
@@ -90,8 +97,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _sample(args, build) -> int:
     for name in _systems(args.system):
-        n = build.sample(name, args.n, seed=args.seed, start=args.start, root=args.data_dir)
-        print(f"{name}: {n} new configurations queued")
+        kw = dict(seed=args.seed, start=args.start, root=args.data_dir)
+        if args.refresh_pending and build.get_system(name).kind != "crystal":
+            print(f"{name}: skipped (only the crystal sampler is versioned)")
+        elif args.refresh_pending:
+            counts = build.refresh_pending(name, args.n, **kw)
+            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        else:
+            print(f"{name}: {build.sample(name, args.n, **kw)} new configurations queued")
     return 0
 
 

@@ -13,6 +13,7 @@ every label, so a partial dataset is always complete and usable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -27,7 +28,7 @@ from ase.io import write
 
 import pansim
 from pansim.data.labelers import crystal_job, dict_to_atoms, job_hash, molecule_job
-from pansim.data.manifest import Manifest, write_text_atomic
+from pansim.data.manifest import Manifest, ManifestError, file_lock, write_text_atomic
 from pansim.data.settings import CRYSTALS, MoleculeSettings
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -134,17 +135,138 @@ def sample(
     """Queue configurations ``start .. start+n-1`` of ``system`` in its manifest.
 
     Returns the number of new jobs; already queued ones are left as they are
-    (same content) or rejected (different content under the same id).
+    (same content, or labelled by an earlier sampler version) or rejected (a
+    different unlabelled structure under the same id: the sampler changed; see
+    :func:`refresh_pending`).
     """
     sys_ = get_system(system)
     atoms_list = sys_.sampler(n or sys_.default_n, seed, start)
-    meta = {"system": sys_.name, "kind": sys_.kind, "elements": list(sys_.elements)}
     added = 0
-    with Manifest.update(manifest_path(sys_.name, root), meta) as m:
+    with Manifest.update(manifest_path(sys_.name, root), _meta(sys_)) as m:
         for atoms in atoms_list:
-            job = sys_.make_job(atoms)
-            added += m.add(atoms.info["config_id"], job, _provenance(atoms), job_hash(job))
+            job, prov = sys_.make_job(atoms), _provenance(atoms)
+            if _labelled_by_older_sampler(m.entries.get(prov["config_id"]), prov):
+                continue  # a valid label of an earlier sampler version: kept as it is
+            try:
+                added += m.add(prov["config_id"], job, prov, job_hash(job))
+            except ManifestError as exc:
+                raise ManifestError(
+                    f"{exc}: the sampler changed since it was queued; "
+                    f"`pansim data sample {sys_.name} --refresh-pending` redraws the "
+                    "configurations not labelled yet (labelled ones are kept)"
+                ) from None
     return added
+
+
+#: what :func:`refresh_pending` did to each configuration
+REFRESH_COUNTS = (
+    "added",
+    "redrawn",
+    "provenance_updated",
+    "unchanged",
+    "kept_done",
+    "kept_done_older_sampler",
+)
+
+
+def _labelled_by_older_sampler(entry: dict | None, prov: dict) -> bool:
+    """True for a finished entry drawn by another sampler version than ``prov`` records."""
+    if entry is None or entry["status"] != "done":
+        return False
+    return entry["provenance"].get("sampler_version", 1) != prov.get("sampler_version", 1)
+
+
+def _meta(sys_: System) -> dict:
+    return {"system": sys_.name, "kind": sys_.kind, "elements": list(sys_.elements)}
+
+
+def _refresh_entry(m: Manifest, key: str, job: dict, prov: dict, counts: dict) -> None:
+    """Bring one queued entry to the current sampler; a labelled one is never touched."""
+    old, new_hash = m.entries.get(key), job_hash(job)
+    if old is None:
+        m.add(key, job, prov, new_hash)
+        counts["added"] += 1
+        return
+    if old["status"] == "done":
+        older = old["hash"] != new_hash and _labelled_by_older_sampler(old, prov)
+        counts["kept_done_older_sampler" if older else "kept_done"] += 1
+        return
+    if old["hash"] != new_hash:  # pending, or failed on a structure no longer drawn
+        prov = {
+            **prov,
+            "redrawn_from_hash": old["hash"],
+            "redrawn_from_status": old["status"],
+            "redrawn_from_sampler_version": old["provenance"].get("sampler_version", 1),
+        }
+        m.entries[key] = {"status": "pending", "hash": new_hash, "job": job, "provenance": prov}
+        counts["redrawn"] += 1
+        return
+    redrawn = {k: v for k, v in old["provenance"].items() if k.startswith("redrawn_from_")}
+    if old["status"] == "pending" and old["provenance"] != {**prov, **redrawn}:
+        old["provenance"] = {**prov, **redrawn}
+        counts["provenance_updated"] += 1
+    else:
+        counts["unchanged"] += 1
+
+
+def refresh_pending(
+    system: str,
+    n: int | None = None,
+    seed: int = 0,
+    root: str | Path | None = None,
+    start: int = 0,
+) -> dict[str, int]:
+    """Redraw the not-yet-labelled configurations of a crystal with the current sampler.
+
+    For configurations ``start .. start+n-1`` (default: up to the largest index
+    the manifest holds for ``seed``, or the system's default count if it holds none):
+
+    - a ``done`` entry is never touched, even if the current sampler draws another
+      structure: its label is valid and its provenance records the sampler that
+      drew it;
+    - a ``pending`` entry whose structure changed is replaced by the new one (its
+      provenance gets ``redrawn_from_hash``, ``redrawn_from_status`` and
+      ``redrawn_from_sampler_version``); an unchanged one gets the new provenance;
+    - a ``failed`` entry is redrawn only if its structure changed (its failure
+      belongs to a structure no longer drawn);
+    - missing ones are added.
+
+    The manifest is rewritten once, atomically.
+
+    Runs under the data folder's labelling lock (``.label.lock``), so it refuses to
+    run while a labeller is running: a job replaced under a running labeller could
+    get the label of the structure that labeller was given.
+
+    Returns counts: ``added``, ``redrawn``, ``provenance_updated``, ``unchanged``,
+    ``kept_done``, ``kept_done_older_sampler``.
+    """
+    sys_ = get_system(system)
+    if sys_.kind != "crystal":
+        raise ValueError(f"{sys_.name}: only crystal samplers are versioned; nothing to refresh")
+    path = manifest_path(sys_.name, root)
+    counts = dict.fromkeys(REFRESH_COUNTS, 0)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(data_dir(root) / ".label.lock", timeout=0))
+        except ManifestError:
+            raise ManifestError(
+                f"a labeller is running on {data_dir(root)} (it holds .label.lock); stop it "
+                "first: a pending job replaced under it could receive another structure's label"
+            ) from None
+        if n is None:
+            n = (_next_index(Manifest.open(path), seed) or sys_.default_n) - start
+        atoms_list = sys_.sampler(n, seed, start)
+        with Manifest.update(path, _meta(sys_)) as m:
+            for atoms in atoms_list:
+                job = sys_.make_job(atoms)
+                _refresh_entry(m, atoms.info["config_id"], job, _provenance(atoms), counts)
+    return counts
+
+
+def _next_index(m: Manifest, seed: int) -> int:
+    """One past the largest configuration index of ``seed`` in ``m`` (0 when none)."""
+    provs = [e["provenance"] for e in m.entries.values()]
+    return max((p.get("index", -1) for p in provs if p.get("seed") == seed), default=-1) + 1
 
 
 def split_of(unit: str, seed: str = "pansim-splits-v1") -> str:

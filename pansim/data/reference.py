@@ -16,6 +16,18 @@ through the same round-robin driver as the datasets. After each finished job
    supercell of the primitive cell plus the undisplaced supercell, whose residual
    forces are subtracted; frequencies at Gamma, X, L -> ``phonons.json`` (LiF: TO
    modes only, no non-analytic correction: pansim models are short-ranged).
+4. With them, for 2-atom primitive cells (Si, LiF), the ``frozen_phonon`` check of
+   SPEC 2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
+   +-0.01 A along x against the other sublattice; the Gamma optical frequency
+   follows from the force constant and the reduced mass
+   (:func:`frozen_phonon_frequency`). ``phonons.json`` reports it, phonopy's Gamma
+   optical frequency and their difference. Ag (1 atom) has no optical mode.
+
+From whatever stages are complete, :func:`analyse` also writes
+``properties.json``, the same results in the schema ``pansim validate`` reads
+(:mod:`workflows.validate`), with their provenance (code, settings, meshes, which
+stages are done). It is derived, never edited: the jobs' manifest is the source of
+truth, the stage files and ``properties.json`` are rewritten from it.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase import units as ase_units
 from ase.build import bulk
 
 from pansim.data.datasets import data_dir
@@ -37,6 +50,10 @@ EOS_SCALES = tuple(np.round(np.linspace(0.94, 1.06, 9), 4)) + (0.80, 0.85, 0.90)
 STRAIN = 0.005
 DISPLACEMENT_A = 0.01
 ELASTIC_KPTS = {"ag": (12, 12, 12)}
+COMPRESSED = (0.80, 0.85, 0.90)  # V/V0 of the validate schema's compressed points
+STAGES = ("eos", "elastic", "frozen_phonon", "phonon")
+THZ_TO_CM1 = 33.35640951981521
+THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) -> THz
 _STRUCT = {"si": ("Si", "diamond"), "ag": ("Ag", "fcc"), "lif": ("LiF", "rocksalt")}
 
 
@@ -69,7 +86,7 @@ def queue(system: str, root=None) -> int:
     return added
 
 
-def _done(m: Manifest, stage: str) -> dict[str, dict]:
+def _stage(m: Manifest, stage: str) -> dict[str, dict]:
     return {k: e for k, e in m.entries.items() if e["provenance"].get("stage") == stage}
 
 
@@ -88,22 +105,46 @@ def fit_eos(volumes: np.ndarray, energies: np.ndarray) -> dict:
     }
 
 
+def compressed_energies(
+    volumes: np.ndarray, energies: np.ndarray, v0: float, ratios=COMPRESSED
+) -> list[float]:
+    """E at ``ratios * v0`` by cubic interpolation through the 4 smallest-volume points.
+
+    The EOS jobs sit at fixed fractions of the SPEC lattice constant's volume, not
+    of the fitted V0 (they differ by a few 0.1 %); the validate schema wants E at
+    exactly 0.80/0.85/0.90 V0. Units follow the inputs (A^3, eV).
+    """
+    order = np.argsort(volumes)[:4]
+    coef = np.polyfit(volumes[order], energies[order], 3)
+    return [float(np.polyval(coef, r * v0)) for r in ratios]
+
+
 def _eos(system: str, m: Manifest, out: Path) -> dict | None:
-    jobs = _done(m, "eos")
+    jobs = _stage(m, "eos")
     if not jobs or any(e["status"] != "done" for e in jobs.values()):
         return None
     near = [e for e in jobs.values() if e["provenance"]["volume_scale"] >= 0.94]
     vol = np.array([abs(np.linalg.det(e["job"]["atoms"]["cell"])) for e in near])
     en = np.array([e["result"]["energy"] for e in near])
+    every = list(jobs.values())
+    v_all = np.array([abs(np.linalg.det(e["job"]["atoms"]["cell"])) for e in every])
+    e_all = np.array([e["result"]["energy"] for e in every])
+    fit = fit_eos(vol, en)
     res = {
         "system": system,
-        **fit_eos(vol, en),
+        **fit,
         "n_atoms": len(near[0]["job"]["atoms"]["numbers"]),
         "points": sorted(zip(vol.tolist(), en.tolist(), strict=True)),
+        "compressed": {
+            "volume_ratio": list(COMPRESSED),
+            "energy_eV": compressed_energies(v_all, e_all, fit["V0_A3"]),
+            "method": "cubic through the 4 most compressed points, at ratio * fitted V0",
+        },
+        "kpts": near[0]["provenance"]["kpts"],
         "settings": near[0]["job"]["calc"],
     }
     write_json_atomic(out / "eos.json", res, indent=1)
-    rep = [(e["provenance"]["volume_scale"], e["result"]["energy"]) for e in jobs.values()]
+    rep = [(e["provenance"]["volume_scale"], e["result"]["energy"]) for e in every]
     write_json_atomic(
         out / "repulsion.json",
         {
@@ -114,6 +155,13 @@ def _eos(system: str, m: Manifest, out: Path) -> dict | None:
         indent=1,
     )
     return res
+
+
+def _primitive_at(system: str, v0: float) -> Atoms:
+    """Primitive cell scaled to the volume ``v0`` (A^3 per primitive cell)."""
+    prim = _cell(system, CRYSTALS[system].lattice_constant, cubic=False)
+    prim.set_cell(prim.cell * (v0 / prim.get_volume()) ** (1 / 3), scale_atoms=True)
+    return prim
 
 
 def _queue_elastic(system: str, m: Manifest, v0: float) -> None:
@@ -149,8 +197,7 @@ def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
     from phonopy.structure.atoms import PhonopyAtoms
 
     s = CRYSTALS[system]
-    prim = _cell(system, s.lattice_constant, cubic=False)
-    prim.set_cell(prim.cell * (v0 / prim.get_volume()) ** (1 / 3), scale_atoms=True)
+    prim = _primitive_at(system, v0)
     unit = PhonopyAtoms(
         symbols=prim.get_chemical_symbols(),
         cell=prim.cell.array,
@@ -180,7 +227,7 @@ def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
 def _elastic(system: str, m: Manifest, out: Path) -> dict | None:
     jobs = {
         e["provenance"]["component"] + ("p" if e["provenance"]["strain"] > 0 else "m"): e
-        for e in _done(m, "elastic").values()
+        for e in _stage(m, "elastic").values()
     }
     if len(jobs) < 4 or any(e["status"] != "done" for e in jobs.values()):
         return None
@@ -208,8 +255,87 @@ def _elastic(system: str, m: Manifest, out: Path) -> dict | None:
     return res
 
 
-def _phonons(system: str, m: Manifest, out: Path) -> dict | None:
-    jobs = _done(m, "phonon")
+def frozen_phonon_frequency(
+    forces_plus: np.ndarray, forces_minus: np.ndarray, displacement: float, masses
+) -> dict:
+    """Gamma optical frequency of a 2-atom cell from a +-``displacement`` of atom 0 along x.
+
+    With atom 0 moved by ``u`` against atom 1 the harmonic forces are
+    ``F0 = -k u``, ``F1 = +k u`` (plus any residual force, the same in both runs),
+    so the central difference ``k = [(F1 - F0)(+u) - (F1 - F0)(-u)]_x / (4 u)`` is
+    free of residual forces and of even-order anharmonicity; the optical mode at
+    Gamma has ``omega^2 = k / mu``, ``mu = m0 m1 / (m0 + m1)``.
+
+    Parameters
+    ----------
+    forces_plus, forces_minus : array [2, 3]
+        Forces (eV/A) with atom 0 displaced by ``+displacement`` and ``-displacement`` (A)
+        along x.
+    masses : sequence of 2 floats
+        Atomic masses (amu).
+
+    Returns
+    -------
+    dict
+        ``force_constant_eV_A2``, ``reduced_mass_amu``, ``frequency_THz`` (negative:
+        imaginary) and ``frequency_cm1``.
+    """
+    fp, fm = np.asarray(forces_plus, float), np.asarray(forces_minus, float)
+    k = ((fp[1, 0] - fp[0, 0]) - (fm[1, 0] - fm[0, 0])) / (4 * displacement)
+    mu = masses[0] * masses[1] / (masses[0] + masses[1])
+    nu = float(np.sign(k) * np.sqrt(abs(k) / mu) * THZ_PER_SQRT_EV_A2_AMU)
+    return {
+        "force_constant_eV_A2": float(k),
+        "reduced_mass_amu": float(mu),
+        "frequency_THz": nu,
+        "frequency_cm1": nu * THZ_TO_CM1,
+    }
+
+
+def _queue_frozen_phonon(system: str, m: Manifest, v0: float) -> None:
+    s = CRYSTALS[system]
+    prim = _primitive_at(system, v0)
+    if len(prim) != 2:
+        return  # no optical mode to check (Ag: 1 atom)
+    kpts = kmesh(prim.cell, s.dk)
+    for sign, tag in ((1, "p"), (-1, "m")):
+        atoms = prim.copy()
+        atoms.positions[0, 0] += sign * DISPLACEMENT_A
+        prov = {
+            "stage": "frozen_phonon",
+            "displacement_A": sign * DISPLACEMENT_A,
+            "atom": 0,
+            "direction": [1.0, 0.0, 0.0],
+            "unitcell": atoms_to_dict(prim),
+            "kpts": list(kpts),
+        }
+        job = crystal_job(atoms, s, kpts)
+        job["stress"] = False
+        _add(m, f"frozen-phonon-{tag}", job, prov)
+
+
+def _frozen_phonon(m: Manifest) -> dict | None:
+    jobs = _stage(m, "frozen_phonon")
+    if len(jobs) < 2 or any(e["status"] != "done" for e in jobs.values()):
+        return None
+    plus, minus = jobs["frozen-phonon-p"], jobs["frozen-phonon-m"]
+    prim = dict_to_atoms(plus["provenance"]["unitcell"])
+    res = frozen_phonon_frequency(
+        plus["result"]["forces"],
+        minus["result"]["forces"],
+        plus["provenance"]["displacement_A"],
+        prim.get_masses(),
+    )
+    res.update(
+        displacement_A=plus["provenance"]["displacement_A"],
+        cell="primitive (2 atoms) at V0",
+        kpts=plus["provenance"]["kpts"],
+    )
+    return res
+
+
+def _phonopy(m: Manifest) -> dict | None:
+    jobs = _stage(m, "phonon")
     if not jobs or any(e["status"] != "done" for e in jobs.values()):
         return None
     from phonopy import Phonopy
@@ -221,6 +347,7 @@ def _phonons(system: str, m: Manifest, out: Path) -> dict | None:
         symbols=prim.get_chemical_symbols(),
         cell=prim.cell.array,
         scaled_positions=prim.get_scaled_positions(),
+        masses=prim.get_masses(),  # the frozen-phonon check uses the same masses
     )
     ph = Phonopy(unit, supercell_matrix=2 * np.eye(3, dtype=int))
     ph.generate_displacements(distance=DISPLACEMENT_A)
@@ -230,34 +357,151 @@ def _phonons(system: str, m: Manifest, out: Path) -> dict | None:
     ph.produce_force_constants()
     qpts = {"Gamma": [0, 0, 0], "X": [0.5, 0.0, 0.5], "L": [0.5, 0.5, 0.5]}
     ph.run_qpoints(list(qpts.values()))
-    freqs = dict(zip(qpts, ph.qpoints.frequencies.tolist(), strict=True))
-    res = {
-        "system": system,
+    freqs = {q: sorted(f) for q, f in zip(qpts, ph.qpoints.frequencies.tolist(), strict=True)}
+    return {
         "frequencies_THz": freqs,
         "q_points_reduced": qpts,
         "residual_force_max_eV_A": float(np.abs(f0).max()),
         "distance_A": DISPLACEMENT_A,
         "supercell": "2x2x2 primitive",
         "kpts": first["kpts"],
+        "n_atoms_primitive": len(prim),
     }
+
+
+def _phonons(system: str, m: Manifest, out: Path) -> dict | None:
+    """Phonopy's frequencies and the frozen-phonon check -> ``phonons.json`` (either complete)."""
+    ph, frozen = _phonopy(m), _frozen_phonon(m)
+    if ph is None and frozen is None:
+        return None
+    res = {"system": system, **(ph or {"frequencies_THz": None})}
+    if frozen is not None or _stage(m, "frozen_phonon"):
+        optical = max(ph["frequencies_THz"]["Gamma"]) if ph else None
+        fp = frozen["frequency_THz"] if frozen else None
+        res["frozen_phonon"] = frozen or "pending"
+        res["gamma_optical_THz"] = {
+            "phonopy": optical,
+            "frozen_phonon": fp,
+            "difference_THz": optical - fp if optical is not None and fp is not None else None,
+        }
+    elif ph["n_atoms_primitive"] == 1:
+        res["frozen_phonon"] = "not applicable: 1-atom primitive cell, no optical mode"
     if system == "lif":
         res["note"] = "TO modes only: no non-analytic (LO-TO) correction"
     write_json_atomic(out / "phonons.json", res, indent=1)
     return res
 
 
+def _queue_next(system: str, m: Manifest, v0: float) -> None:
+    """Queue each stage that follows the EOS and has no jobs yet (old manifests included)."""
+    for stage, queue_stage in (
+        ("elastic", _queue_elastic),
+        ("frozen_phonon", _queue_frozen_phonon),
+        ("phonon", _queue_phonons),
+    ):
+        if not _stage(m, stage):
+            queue_stage(system, m, v0)
+
+
 def analyse(system: str, root=None) -> dict:
-    """Fit what the finished jobs allow, queue the next stage, write ``reference/*.json``."""
+    """Fit what the finished jobs allow, queue the next stages, write ``reference/*.json``.
+
+    Also writes ``properties.json`` (the ``pansim validate`` schema) when any stage
+    is complete.
+    """
     out = jobs_path(system, root).parent
     with Manifest.update(jobs_path(system, root)) as m:
         eos = _eos(system, m, out)
-        if eos is not None and not _done(m, "elastic"):
-            v0 = eos["V0_A3"]
-            _queue_elastic(system, m, v0)
-            _queue_phonons(system, m, v0)
-        _elastic(system, m, out)
-        _phonons(system, m, out)
+        if eos is not None:
+            _queue_next(system, m, eos["V0_A3"])
+        results = {"eos": eos, "elastic": _elastic(system, m, out)}
+        results["phonons"] = _phonons(system, m, out)
+        props = validation_properties(system, m, results)
+        if props is not None:
+            write_json_atomic(properties_path(system, root), props, indent=1)
     return summary(system, root)
+
+
+def properties_path(system: str, root=None) -> Path:
+    """``data/<system>/reference/properties.json``: the results in the validate schema."""
+    return jobs_path(system, root).parent / "properties.json"
+
+
+def _stage_status(m: Manifest) -> dict[str, str]:
+    status = {}
+    for stage in STAGES:
+        jobs = _stage(m, stage).values()
+        if not jobs:
+            status[stage] = "not queued"
+        elif all(e["status"] == "done" for e in jobs):
+            status[stage] = "done"
+        else:
+            n = sum(e["status"] == "done" for e in jobs)
+            failed = sum(e["status"] == "failed" for e in jobs)
+            status[stage] = f"{n}/{len(jobs)} done" + (f", {failed} failed" if failed else "")
+    return status
+
+
+def _provenance(m: Manifest) -> dict:
+    done = [e for e in m.entries.values() if e["status"] == "done"]
+    codes = sorted({f"{e['result'].get('code')} {e['result'].get('version')}" for e in done})
+    settings = dict(done[0]["job"]["calc"]) if done else {}
+    settings.pop("kpts", None)
+    kpts = {}
+    for e in done:
+        kpts.setdefault(e["provenance"]["stage"], e["provenance"]["kpts"])
+    return {
+        "source": "pansim data reference (pansim/data/reference.py), GPAW jobs in jobs.json",
+        "code": codes,
+        "settings": settings,
+        "kpts": kpts,
+        "stages": _stage_status(m),
+    }
+
+
+def validation_properties(system: str, m: Manifest, results: dict) -> dict | None:
+    """The complete stages in the ``pansim validate`` schema; None when none is complete.
+
+    Units of the schema (:mod:`workflows.validate`): V0 A^3/atom, E0 and the
+    compressed energies eV/atom, moduli GPa, frequencies THz (sorted per point).
+    """
+    props: dict = {"system": system, "reference": "DFT", "provenance": _provenance(m)}
+    eos = results.get("eos")
+    if eos is not None:
+        n = eos["n_atoms"]
+        props["eos"] = {
+            "V0": eos["V0_A3"] / n,
+            "E0": eos["E0_eV"] / n,
+            "B0": eos["B0_GPa"],
+            "B0_prime": eos["B0_prime"],
+            "compressed": {
+                "volume_ratio": eos["compressed"]["volume_ratio"],
+                "energy": [e / n for e in eos["compressed"]["energy_eV"]],
+            },
+        }
+    el = results.get("elastic")
+    if el is not None:
+        props["elastic"] = {k: el[f"{k}_GPa"] for k in ("C11", "C12", "C44")}
+        props["elastic"].update(kpts=el["kpts"], note=el.get("note", ""))
+    ph = results.get("phonons")
+    if ph is not None:
+        props["phonons"] = _phonon_properties(ph)
+    return props if {"eos", "elastic", "phonons"} & set(props) else None
+
+
+def _phonon_properties(ph: dict) -> dict:
+    out: dict = {}
+    freqs = ph.get("frequencies_THz")
+    if freqs:
+        out.update(gamma_THz=freqs["Gamma"], X_THz=freqs["X"], L_THz=freqs["L"])
+        out["n_atoms_primitive"] = ph["n_atoms_primitive"]
+    optical = ph.get("gamma_optical_THz") or {}
+    if optical.get("frozen_phonon") is not None:
+        out["gamma_optical_frozen_phonon_THz"] = optical["frozen_phonon"]
+        out["gamma_optical_difference_THz"] = optical["difference_THz"]
+    if ph.get("note"):
+        out["note"] = ph["note"]
+    return out
 
 
 def summary(system: str, root=None) -> dict:

@@ -1,23 +1,50 @@
-"""Reference-property jobs: queueing, EOS fit, next stages, with fake labels (no DFT)."""
+"""Reference-property jobs: queueing, EOS fit, next stages, frozen phonon, validate schema.
+
+Fake labels (no DFT): EOS energies from a known Birch-Murnaghan curve, forces from
+nearest-neighbour central springs, whose Gamma optical frequency is analytic.
+"""
+
+import json
 
 import numpy as np
+import pytest
+from ase.neighborlist import neighbor_list
 
 from pansim.data import reference
 from pansim.data.manifest import Manifest
+from pansim.data.reference import EV_A3_TO_GPA, frozen_phonon_frequency
+
+V0, E0, B0_GPA, B0P = 40.6, -10.8, 95.0, 4.2  # Si-like per 2-atom cell; V_ref = 40.92
 
 
-def _fake_done(root, system, energy):
+def birch_murnaghan(v, v0=V0, e0=E0, b0=B0_GPA / EV_A3_TO_GPA, bp=B0P):
+    eta = (v0 / v) ** (2 / 3)
+    return e0 + 9 * v0 * b0 / 16 * ((eta - 1) ** 3 * bp + (eta - 1) ** 2 * (6 - 4 * eta))
+
+
+def spring_forces(atoms, k, r0, cutoff):
+    """Central nearest-neighbour springs k (eV/A^2) of rest length r0 (A)."""
+    i, j, d, vec = neighbor_list("ijdD", atoms, cutoff)
+    forces = np.zeros((len(atoms), 3))
+    np.add.at(forces, i, (k * (d - r0) / d)[:, None] * vec)
+    return forces
+
+
+def _fake_done(root, system, energy, forces=None):
+    from pansim.data.labelers import dict_to_atoms
+
     with Manifest.update(reference.jobs_path(system, root)) as m:
         for e in m.entries.values():
             if e["status"] == "pending":
-                a = e["job"]["atoms"]
-                v = abs(np.linalg.det(a["cell"]))
-                n = len(a["numbers"])
+                atoms = dict_to_atoms(e["job"]["atoms"])
+                f = forces(atoms) if forces else np.zeros((len(atoms), 3))
                 e.update(
                     status="done",
                     result={
-                        "energy": energy(v),
-                        "forces": np.zeros((n, 3)).tolist(),
+                        "code": "gpaw",
+                        "version": "22.8.0",
+                        "energy": energy(atoms.get_volume()),
+                        "forces": np.asarray(f).tolist(),
                         "stress": np.zeros((3, 3)).tolist(),
                     },
                 )
@@ -34,9 +61,108 @@ def test_eos_queue_fit_and_next_stages(tmp_path):
     assert abs(res["eos"]["V0_A3"] - v0) < 0.05
     m = Manifest.load(reference.jobs_path("si", tmp_path))
     stages = {e["provenance"]["stage"] for e in m.entries.values()}
-    assert stages == {"eos", "elastic", "phonon"}
+    assert stages == {"eos", "elastic", "frozen_phonon", "phonon"}
     relax = [e for e in m.entries.values() if e["job"]["task"] == "relax"]
     assert len(relax) == 2  # Si shear: ions relaxed
     _fake_done(tmp_path, "si", lambda v: 0.0)
     res = reference.analyse("si", tmp_path)
     assert set(res) >= {"eos", "elastic", "phonons"}
+
+
+def test_frozen_phonon_frequency_of_an_analytic_harmonic_pair():
+    k, u, masses = 13.0, 0.01, (28.0855, 28.0855)
+    residual = np.array([[0.002, -0.001, 0.003], [0.001, 0.002, -0.002]])  # grid forces
+    cubic = 50.0  # eV/A^3: quadratic force terms (cubic anharmonicity) cancel in +-u
+    plus = np.array([[-k * u + cubic * u**2, 0, 0], [k * u - cubic * u**2, 0, 0]]) + residual
+    minus = np.array([[k * u + cubic * u**2, 0, 0], [-k * u - cubic * u**2, 0, 0]]) + residual
+    res = frozen_phonon_frequency(plus, minus, u, masses)
+    mu = masses[0] / 2
+    assert res["force_constant_eV_A2"] == pytest.approx(k, rel=1e-12)
+    assert res["reduced_mass_amu"] == pytest.approx(mu)
+    # omega = sqrt(k / mu) in SI: eV/A^2 -> J/m^2 (N/m), amu -> kg
+    omega = np.sqrt(k * 1.602176634e-19 / 1e-20 / (mu * 1.66053906660e-27))
+    assert res["frequency_THz"] == pytest.approx(omega / (2 * np.pi) / 1e12, rel=1e-6)
+    assert res["frequency_cm1"] == pytest.approx(res["frequency_THz"] * 33.35641, rel=1e-5)
+    unstable = frozen_phonon_frequency(minus, plus, u, masses)  # k < 0: imaginary, negative
+    assert unstable["frequency_THz"] == pytest.approx(-res["frequency_THz"])
+
+
+def _analyse_all(tmp_path, system, eos, k=2.0):
+    """EOS from ``eos(V)``; later stages: springs of rest length = the V0 bond length."""
+    from pansim.data.labelers import dict_to_atoms
+
+    reference.queue(system, tmp_path)
+    _fake_done(tmp_path, system, eos)
+    reference.analyse(system, tmp_path)
+    m = Manifest.load(reference.jobs_path(system, tmp_path))
+    job = next(e for e in m.entries.values() if e["provenance"]["stage"] == "phonon")
+    cell = dict_to_atoms(job["provenance"]["unitcell"])
+    r0 = min(
+        np.linalg.norm(cell.positions[1] - cell.positions[0]) if len(cell) > 1 else 9.0,
+        float(np.linalg.norm(cell.cell[0])),
+    )
+    _fake_done(tmp_path, system, lambda v: 0.0, lambda a: spring_forces(a, k, r0, 1.1 * r0))
+    reference.analyse(system, tmp_path)
+    return cell
+
+
+def test_frozen_phonon_matches_phonopy_and_validate_reads_the_properties(tmp_path, monkeypatch):
+    from workflows.validate import comparison_table, load_reference
+
+    k = 2.0
+    cell = _analyse_all(tmp_path, "si", birch_murnaghan, k)
+    out = reference.jobs_path("si", tmp_path).parent
+    ph = json.loads((out / "phonons.json").read_text())
+    mu = cell.get_masses()[0] / 2
+    analytic = np.sqrt(4 * k / 3 / mu) * reference.THZ_PER_SQRT_EV_A2_AMU  # diamond springs
+    optical = ph["gamma_optical_THz"]
+    assert optical["frozen_phonon"] == pytest.approx(analytic, rel=1e-3)
+    assert optical["phonopy"] == pytest.approx(analytic, rel=1e-3)
+    assert abs(optical["difference_THz"]) < 1e-2 * analytic
+    assert ph["frozen_phonon"]["kpts"] == [8, 8, 8]
+
+    monkeypatch.setenv("PANSIM_DATA_DIR", str(tmp_path))
+    ref, message = load_reference("si")
+    assert str(reference.properties_path("si", tmp_path)) in message
+    assert ref["reference"] == "DFT" and ref["system"] == "si"
+    assert ref["eos"]["V0"] == pytest.approx(V0 / 2, rel=1e-4)  # per atom
+    assert ref["eos"]["E0"] == pytest.approx(E0 / 2, rel=1e-6)
+    assert ref["eos"]["B0"] == pytest.approx(B0_GPA, rel=1e-3)
+    assert ref["eos"]["B0_prime"] == pytest.approx(B0P, rel=1e-3)
+    comp = ref["eos"]["compressed"]
+    assert comp["volume_ratio"] == [0.80, 0.85, 0.90]
+    want = [birch_murnaghan(r * V0) / 2 for r in comp["volume_ratio"]]
+    np.testing.assert_allclose(comp["energy"], want, atol=3e-4)  # cubic, 0.8 % extrapolated
+    assert ref["phonons"]["gamma_optical_frozen_phonon_THz"] == pytest.approx(analytic, rel=1e-3)
+    assert max(ref["phonons"]["gamma_THz"]) == pytest.approx(analytic, rel=1e-3)
+    prov = ref["provenance"]
+    assert prov["code"] == ["gpaw 22.8.0"] and prov["settings"]["ecut"] == 500.0
+    assert set(prov["stages"].values()) == {"done"} and prov["kpts"]["eos"] == [8, 8, 8]
+    rows = {r["quantity"]: r for r in comparison_table(ref, None, None, 2)}
+    assert rows["B0"]["dft"] == pytest.approx(B0_GPA, rel=1e-3)
+    assert rows["E(0.80 V0) - E0"]["dft"] == pytest.approx(want[0] - E0 / 2, abs=3e-4)
+
+
+def test_properties_are_written_from_the_eos_alone_with_stage_status(tmp_path):
+    reference.queue("si", tmp_path)
+    path = reference.properties_path("si", tmp_path)
+    reference.analyse("si", tmp_path)
+    assert not path.exists()  # nothing complete yet
+    _fake_done(tmp_path, "si", birch_murnaghan)
+    reference.analyse("si", tmp_path)
+    props = json.loads(path.read_text())
+    assert set(props) == {"system", "reference", "provenance", "eos"}
+    stages = props["provenance"]["stages"]
+    assert stages["eos"] == "done" and stages["elastic"] == "0/4 done"
+    assert stages["frozen_phonon"] == "0/2 done"
+
+
+def test_one_atom_cell_has_no_frozen_phonon_jobs(tmp_path):
+    cell = _analyse_all(tmp_path, "ag", lambda v: birch_murnaghan(v, v0=17.99, e0=-2.8))
+    assert len(cell) == 1
+    m = Manifest.load(reference.jobs_path("ag", tmp_path))
+    assert not [e for e in m.entries.values() if e["provenance"]["stage"] == "frozen_phonon"]
+    ph = json.loads((reference.jobs_path("ag", tmp_path).parent / "phonons.json").read_text())
+    assert "not applicable" in ph["frozen_phonon"] and "gamma_optical_THz" not in ph
+    props = json.loads(reference.properties_path("ag", tmp_path).read_text())
+    assert props["phonons"]["n_atoms_primitive"] == 1

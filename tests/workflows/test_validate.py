@@ -57,6 +57,8 @@ def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsy
     assert rows["E(0.80 V0) - E0"]["dft"] == pytest.approx(0.3)
     assert rows["E(0.80 V0) - E0"]["model"] > 0.1
     assert rows["liquid closest approach"]["model"] > 1.5
+    assert "max freq. Gamma" not in rows and rows["max freq. X"]["dft"] == 4.6  # 1-atom cell
+    assert any("max freq. Gamma left out" in m for m in report["messages"])
     text = (out / "report.md").read_text()
     assert "| quantity | unit | DFT | baseline | PAN+PGS |" in text and "%)" in text
     assert "![phonons](model/phonons.png)" in text and (out / "model" / "phonons.png").exists()
@@ -100,3 +102,31 @@ def test_helpers(tmp_path):
     assert data == {} and "no DFT reference" in message
     rows = comparison_table({}, None, None)
     assert all(r["model"] is None and r["dft"] is None for r in rows)
+
+
+def test_gamma_optical_row_only_for_cells_with_optical_modes():
+    names = [r["quantity"] for r in comparison_table(AG_REFERENCE, None, None, 1)]
+    assert "max freq. Gamma" not in names and {"max freq. X", "max freq. L"} <= set(names)
+    names = [r["quantity"] for r in comparison_table(AG_REFERENCE, None, None, 2)]
+    assert "max freq. Gamma" in names
+    assert len(comparison_table(AG_REFERENCE, None, None)) == len(validate_mod.QUANTITIES)
+    assert len(validate_mod.SYSTEMS["ag"].primitive()) == 1
+    assert len(validate_mod.SYSTEMS["si"].primitive()) == 2
+
+
+def test_default_reference_is_the_dft_pipelines_properties_file(tmp_path, monkeypatch):
+    path = tmp_path / "si" / "reference" / "properties.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"system": "si", "reference": "DFT", "eos": {"B0": 88.0}}))
+    monkeypatch.setenv("PANSIM_DATA_DIR", str(tmp_path))
+    ref, message = load_reference("si")
+    assert ref["eos"]["B0"] == 88.0 and str(path) in message
+    assert load_reference("si", tmp_path)[0] == ref  # --references data/
+    ref, message = load_reference("ag-emt")  # shipped, not from the pipeline
+    assert ref["reference"] == "EMT"
+
+
+def test_dft_systems_have_one_source_of_truth():
+    """si/ag/lif references come only from data/<system>/reference, never the package."""
+    shipped = {p.stem for p in validate_mod.default_reference_dir().glob("*.json")}
+    assert not shipped & {"si", "ag", "lif"}
