@@ -32,13 +32,18 @@ def scratch_dir() -> Path:
     return Path(os.environ.get("PANSIM_SCRATCH", Path.home() / ".cache" / "pansim" / "jobs"))
 
 
-def queues(systems: list[str] | None = None, root=None, reference: bool = True) -> list[Queue]:
+def queues(
+    systems: list[str] | None = None,
+    root=None,
+    reference: bool = True,
+    datasets: bool = True,
+) -> list[Queue]:
     """Every queue with a manifest on disk: datasets, then reference-property job sets."""
     names = [get_system(s).name for s in systems] if systems else list(SYSTEMS)
     out = []
     for name in names:
         path = manifest_path(name, root)
-        if path.exists():
+        if datasets and path.exists():
             out.append(Queue(name, path, lambda n=name: export(n, root)))
     if reference:
         from pansim.data import reference as ref
@@ -59,11 +64,18 @@ def label(
     retry_failed: bool = False,
     timeout: float = 4 * 3600,
     reference: bool = True,
+    datasets: bool = True,
     progress: bool = True,
 ) -> RunSummary:
-    """Label every pending job of ``systems`` (default: all), round-robin, resumable."""
+    """Label every pending job of ``systems`` (default: all), round-robin, resumable.
+
+    ``reference=False`` skips the reference-property queues, ``datasets=False`` the
+    dataset queues (e.g. ``pansim data label si lif ag --reference-only``).
+    """
+    if not (reference or datasets):
+        raise ValueError("nothing to label: both datasets and reference queues are excluded")
     return _label(
-        lambda: queues(systems, root, reference),
+        lambda: queues(systems, root, reference, datasets),
         lock_dir=data_dir(root),
         scratch=scratch_dir(),
         workers=workers,

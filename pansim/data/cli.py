@@ -53,7 +53,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="stop after this many jobs")
     p.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per job")
-    p.add_argument("--no-reference", action="store_true", help="skip reference-property queues")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--no-reference", action="store_true", help="skip reference-property queues")
+    only.add_argument(
+        "--reference-only", action="store_true", help="only the reference-property queues"
+    )
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("info", help="counts, elements, label statistics, provenance")
@@ -126,6 +130,7 @@ def _label(args, build) -> int:
         retry_failed=args.retry_failed,
         timeout=args.timeout,
         reference=not args.no_reference,
+        datasets=not args.reference_only,
         progress=not args.no_progress,
     )
     print(f"labelled {s.done}, failed {s.failed} in {s.seconds:.0f} s")

@@ -166,3 +166,16 @@ def test_one_atom_cell_has_no_frozen_phonon_jobs(tmp_path):
     assert "not applicable" in ph["frozen_phonon"] and "gamma_optical_THz" not in ph
     props = json.loads(reference.properties_path("ag", tmp_path).read_text())
     assert props["phonons"]["n_atoms_primitive"] == 1
+
+
+def test_label_queues_reference_only_and_datasets_only(tmp_path):
+    from pansim.data import build
+
+    build.sample("si", n=2, root=tmp_path)
+    reference.queue("si", tmp_path)
+    names = lambda **kw: [q.name for q in build.queues(["si"], tmp_path, **kw)]  # noqa: E731
+    assert names() == ["si", "si-reference"]
+    assert names(datasets=False) == ["si-reference"]
+    assert names(reference=False) == ["si"]
+    with pytest.raises(ValueError, match="nothing to label"):
+        build.label(["si"], tmp_path, reference=False, datasets=False)
