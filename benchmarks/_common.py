@@ -219,11 +219,18 @@ def header(name: str, args: argparse.Namespace, started: float) -> dict[str, Any
         "date": now(),
         "duration_s": round(time.perf_counter() - started, 1),
         "repeats": args.repeats,
+        "max_rounds": args.max_rounds,
+        "threads": args.threads,
         "hyperparameters": args.hyperparameters or "pansim.backbones.mace.DEFAULTS",
         "models": "random-initialised pansim models (timing does not depend on weight values)",
         "machine": machine(),
         "versions": versions(),
     }
+
+
+def threads(result: dict[str, Any]) -> int:
+    """Torch threads a result was measured with."""
+    return int(result.get("threads", result["machine"]["torch_threads"]))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
@@ -248,10 +255,15 @@ def write(result: dict[str, Any], args: argparse.Namespace) -> None:
     name = result["benchmark"]
     with open(args.out_dir / f"{name}.json", "w") as handle:
         json.dump(result, handle, indent=1, default=_jsonable)
-    label = f" ({result['preset']} preset)" if result["preset"] == "quick" else ""
-    text = f"# {name}{label}\n\n{result['markdown']}\n"
-    (args.out_dir / f"{name}.md").write_text(text)
+    write_markdown(result, args.out_dir)
     print(f"wrote {args.out_dir / name}.json and .md", file=sys.stderr)
+
+
+def write_markdown(result: dict[str, Any], out_dir: Path) -> None:
+    """``<out_dir>/<name>.md``: a heading (with the preset if quick) and the tables."""
+    label = f" ({result['preset']} preset)" if result["preset"] == "quick" else ""
+    text = f"# {result['benchmark']}{label}\n\n{result['markdown']}\n"
+    (Path(out_dir) / f"{result['benchmark']}.md").write_text(text)
 
 
 def _jsonable(value: Any) -> Any:

@@ -177,15 +177,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "all_within_tolerance": all(r["within_tolerance"] for r in rows),
         }
     )
-    note = (
-        f"pan+pgs, {args.dtype}, {args.threads} torch thread(s), batch size {args.batch_size}, "
-        f"medians of {args.repeats} interleaved rounds. max abs diff: largest absolute "
-        f"difference of energies (eV), forces (eV/A), stresses (eV/A^3) between serial and "
-        f"batched (required <= {TOLERANCE:.0e})."
-    )
-    result["markdown"] = common.table(rows, COLUMNS) + "\n\n" + note
+    result["markdown"] = markdown(result)
     common.write(result, args)
     return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table and its notes, from a result."""
+    note = (
+        f"pan+pgs, {result['dtype']}, {common.threads(result)} torch thread(s), batch size "
+        f"{result['batch_size']}, medians of {result['repeats']} interleaved rounds. max abs "
+        f"diff: largest absolute difference of energies (eV), forces (eV/A), stresses "
+        f"(eV/A^3) between serial and batched (required <= {TOLERANCE:.0e}). Speed-up = "
+        f"serial / batched time; below 1, batching costs more than it saves."
+    )
+    return common.table(result["rows"], COLUMNS) + "\n\n" + note
 
 
 if __name__ == "__main__":

@@ -71,6 +71,14 @@ def arguments(preset: str, name: str, args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def reload(module, path: Path) -> dict[str, Any]:
+    """A saved result with its Markdown redone by ``module.markdown`` (and its .md rewritten)."""
+    result = json.loads(path.read_text())
+    result["markdown"] = module.markdown(result)
+    common.write_markdown(result, path.parent)
+    return result
+
+
 def readme(preset: str, results: dict[str, dict[str, Any]], duration: float) -> str:
     """The combined Markdown page: provenance, then every benchmark's tables."""
     first = next(iter(results.values()))
@@ -81,18 +89,19 @@ def readme(preset: str, results: dict[str, dict[str, Any]], duration: float) -> 
         "",
         f"Regenerate with `python -m benchmarks.run_all --preset {preset}` from the "
         "repository root (one process per benchmark step; ratios are measured side by "
-        "side in one process, interleaved rounds, medians). Models are random-initialised "
+        "side in one process, interleaved rounds, medians; `--readme-only` rebuilds this page "
+        "from the JSON files). Models are random-initialised "
         "pansim models at `pansim.backbones.mace.DEFAULTS`"
         + (" (smoke: a tiny model)" if preset == "smoke" else "")
         + ": timing does not depend on weight values.",
         "",
-        f"- date: {common.now()} (total {duration / 60:.1f} min)",
+        f"- date: {first['date']} (total {duration / 60:.1f} min)",
         f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
         f"torch threads {m['torch_threads']}, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, "
         f"load average at start {m['load_average_1_5_15']} (shared machine)",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        "- rounds per measurement: "
-        + ", ".join(f"{name} {r['repeats']}" for name, r in results.items()),
+        "- rounds per measurement (at the largest cell; smaller cells get more, see the "
+        "tables): " + ", ".join(f"{name} {r['repeats']}" for name, r in results.items()),
         "",
     ]
     for name, result in results.items():
@@ -110,14 +119,26 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--hyperparameters", type=json.loads, default={}, help="JSON overrides")
     p.add_argument("--out-dir", type=Path, default=common.OUT_DIR)
+    p.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="rebuild README.md and the .md files from the JSON files in --out-dir, run nothing",
+    )
     args = p.parse_args(argv)
     started = time.perf_counter()
     results = {}
     for name in args.only:
         module = importlib.import_module(f"benchmarks.{name}")
+        if args.readme_only:
+            results[name] = reload(module, args.out_dir / f"{name}.json")
+            continue
         print(f"== {name} ({args.preset})", file=sys.stderr)
         results[name] = module.main(arguments(args.preset, name, args))
         torch.set_num_threads(args.threads)
+    if args.readme_only:
+        first = next(iter(results.values()))
+        args.preset = first["preset"]
+        started -= sum(r["duration_s"] for r in results.values())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     text = readme(args.preset, results, time.perf_counter() - started)
     (args.out_dir / "README.md").write_text(text)

@@ -119,7 +119,8 @@ def scan(args) -> tuple[list[dict[str, Any]], str]:
         rows.append(row)
         print(f"{row['atoms']} atoms: {row['wall_us_per_atom']:.0f} us/atom, "
               f"{row['eval_kb_per_atom']:.1f} KiB/atom", file=sys.stderr)  # fmt: skip
-    return rows, f"completed every size up to --max-atoms {args.max_atoms}"
+    largest = rows[-1]["atoms"] if rows else 0
+    return rows, f"completed every requested size (largest {largest} atoms)"
 
 
 COLUMNS = [
@@ -177,17 +178,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "stopped": stopped,
         }
     )
-    note = (
-        f"{args.variant}, {args.dtype}, {result['computed']}, PANCalculator, "
-        f"{args.threads} torch thread(s), medians of {args.repeats} call(s) after the first; "
-        f"time/atom rel. = CPU time per atom over the first row's. Memory: one process per "
-        f"size, peak RSS during the first evaluation minus RSS before it; peak RSS: whole "
-        f"process. "
-        f"Scan {stopped}."
-    )
-    result["markdown"] = common.table(rows, COLUMNS) + "\n\n" + note
+    result["markdown"] = markdown(result)
     common.write(result, args)
     return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table and its notes, from a result."""
+    note = (
+        f"{result['variant']}, {result['dtype']}, {result['computed']}, PANCalculator, "
+        f"{common.threads(result)} torch thread(s), medians of {result['repeats']} call(s) after "
+        f"the first; time/atom rel. = CPU time per atom over the first row's. Memory: one "
+        f"process per size, peak RSS during the first evaluation minus RSS before it; peak "
+        f"RSS: whole process. Scan {result['stopped']}."
+    )
+    return common.table(result["rows"], COLUMNS) + "\n\n" + note
 
 
 if __name__ == "__main__":

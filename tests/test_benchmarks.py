@@ -67,6 +67,9 @@ def test_run_all_writes_readme(benchmarks, tmp_path):
     assert set(results) == {"scaling"}
     for needle in ("smoke", "machine:", "torch threads", "mace-torch", "e3nn", "## scaling"):
         assert needle in text
+    (tmp_path / "README.md").unlink()
+    benchmarks.main(["--readme-only", "--only", "scaling", "--out-dir", str(tmp_path)])
+    assert "## scaling" in (tmp_path / "README.md").read_text()
 
 
 @pytest.mark.slow
