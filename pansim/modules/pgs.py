@@ -17,6 +17,14 @@ Two independent parts:
 With the default taper power ``p = 2`` (SPEC) ``phi_k`` is C^1 with a bounded
 second derivative; ``p = 3`` makes it C^2. Both are NaN-free to any order of
 autograd: the square root only ever sees a strictly positive argument.
+
+Cost: on edge-wise readouts (Allegro: every edge x 32 channels) the ES expansion is
+the largest elementwise work in the model. :class:`ESReadoutExpansion` therefore
+evaluates only the ``m`` functions whose support can contain a given ``t`` (4 of 8
+by default) and, in eager mode, computes ``dphi/dz`` in the same pass
+(:class:`_TaperedES`), so the force backward is one product. The numbers are those
+of the dense formula (tests/modules/test_pgs.py checks them against it to 1e-12 in
+float64, with first and second derivatives); measurements in docs/nequip.md.
 """
 
 from __future__ import annotations
@@ -133,8 +141,96 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         return features @ self.weight
 
 
+def tapered_es(z: torch.Tensor, beta: torch.Tensor, taper_power: int) -> torch.Tensor:
+    """Tapered ES profile ``(1 - z^2)^p exp(beta (sqrt(1 - z^2) - 1))``, exactly 0 for ``|z| >= 1``.
+
+    Plain differentiable ops (TorchScript and ``torch.compile`` use this form).
+    Outside the support ``q = 1 - z^2`` is clamped to a tiny positive number
+    ``q_0`` (1e-200 in float64, 1e-30 in float32): ``q_0^p`` underflows to exactly
+    0, the square root never sees ``q <= 0`` (no NaN in any order of autograd),
+    and the clamp's gradient is 0 there. Inside, ``q >= 1e-16`` is never clamped.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Any shape, float32 or float64: ``(t - mu_k) / w``.
+    beta : torch.Tensor
+        0-d, ES shape parameter.
+    taper_power : int
+        ``p >= 2``.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``z``, in [0, 1].
+    """
+    tiny = 1e-200 if z.dtype == torch.float64 else 1e-30
+    q = torch.clamp(1.0 - z * z, min=tiny)
+    return q**taper_power * torch.exp(torch.addcmul(-beta, beta, torch.sqrt(q)))
+
+
+def tapered_es_slope(z: torch.Tensor, beta: torch.Tensor, taper_power: int) -> torch.Tensor:
+    """``d phi / d z = -z (1 - z^2)^(p-1) exp(beta (s - 1)) (2 p + beta s)``, ``s = sqrt(1 - z^2)``.
+
+    Plain differentiable ops, exactly 0 for ``|z| >= 1`` (also its derivative); arguments
+    as in :func:`tapered_es`.
+    """
+    tiny = 1e-200 if z.dtype == torch.float64 else 1e-30
+    r = 1.0 - z * z
+    s = torch.sqrt(torch.clamp(r, min=tiny))
+    taper = torch.clamp(r, min=0.0) ** (taper_power - 1)
+    return -z * taper * torch.exp(torch.addcmul(-beta, beta, s)) * (2.0 * taper_power + beta * s)
+
+
+class _TaperedES(torch.autograd.Function):
+    """:func:`tapered_es` with its slope computed alongside, for eager autograd.
+
+    The forward pass evaluates ``phi`` and, when ``z`` needs a gradient, ``dphi/dz``
+    outside autograd (in-place, no graph); the first-order backward is then one
+    product. With ``create_graph`` (force training) the backward recomputes the slope
+    with :func:`tapered_es_slope`, plain ops, so every higher derivative is autograd's.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, beta: torch.Tensor, taper_power: int) -> torch.Tensor:  # noqa: D102
+        q = torch.mul(z, z).neg_().add_(1.0).clamp_(min=0.0)  # 1 - z^2, 0 outside
+        s = torch.sqrt(q)
+        e = torch.mul(s, beta).sub_(beta).exp_()
+        e.mul_(q if taper_power == 2 else q ** (taper_power - 1))  # exp(...) q^(p-1)
+        phi = e * q
+        ctx.taper_power = taper_power
+        if ctx.needs_input_grad[0]:
+            slope = s.mul_(beta).add_(2.0 * taper_power).mul_(e).mul_(z).neg_()
+            ctx.save_for_backward(z, beta, slope)
+        return phi
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        z, beta, slope = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a differentiable slope
+            slope = tapered_es_slope(z, beta, ctx.taper_power)
+        return grad * slope, None, None
+
+
+@torch.jit.unused
+def tapered_es_eager(z: torch.Tensor, beta: torch.Tensor, taper_power: int) -> torch.Tensor:
+    """:func:`tapered_es` via :class:`_TaperedES`: eager mode, same numbers, cheaper backward."""
+    if torch.compiler.is_compiling():
+        return tapered_es(z, beta, taper_power)
+    return _TaperedES.apply(z, beta, taper_power)
+
+
 class ESReadoutExpansion(torch.nn.Module):
     """Tapered exponential-of-semicircle expansion of scalar features -> site energy.
+
+    ``phi_k(t)`` vanishes unless ``|t - mu_k| < w``. With ``h`` the spacing of the
+    centres, a scalar in the cell ``mu_j <= t < mu_{j+1}`` therefore sees only the
+    centres ``mu_{j+o}`` with offsets ``o`` in the open interval ``(-w/h, 1 + w/h)``,
+    a window of ``m`` of the ``K`` functions (m = 4 of K = 8 at the default width
+    ``w = 2h``). :meth:`forward` evaluates just that window and picks the matching
+    weights, so its intermediates are [n, C, m] instead of [n, C, K]; the terms it
+    leaves out are zero in the dense sum (value and derivatives).
+    :meth:`basis` gives the dense [n, C, K] features.
 
     Parameters
     ----------
@@ -166,6 +262,8 @@ class ESReadoutExpansion(torch.nn.Module):
         if num_basis < 2 or tau <= 0 or taper_power < 2:
             raise ValueError("need num_basis >= 2, tau > 0 and taper_power >= 2")
         width = 4.0 / (num_basis - 1) if width is None else float(width)
+        if width <= 0:
+            raise ValueError(f"need width > 0, got {width}")
         self.num_channels = num_channels
         self.taper_power = int(taper_power)
         self.register_buffer("centers", torch.linspace(-1.0, 1.0, num_basis))
@@ -173,9 +271,25 @@ class ESReadoutExpansion(torch.nn.Module):
         self.register_buffer("beta", torch.tensor(float(beta)))
         self.register_buffer("width", torch.tensor(width))
         self.weight = torch.nn.Parameter(torch.zeros(num_channels, num_basis))
+        self._set_window()
+
+    def _set_window(self) -> None:
+        """Offsets ``o`` in ``(-w/h, 1 + w/h)``: first one and count (from the buffers)."""
+        spacing = float(self.centers[1] - self.centers[0])
+        ratio = float(self.width) / spacing
+        # w / h = 2 stored in float32 may read 1.9999999 or 2.0000001; an integer ratio
+        # within rounding is that integer (a term left out would be below (1e-5)^2)
+        if abs(ratio - round(ratio)) < 64 * torch.finfo(self.width.dtype).eps * max(ratio, 1.0):
+            ratio = float(round(ratio))
+        self.window_start = math.floor(-ratio) + 1
+        self.window_size = math.ceil(1.0 + ratio) - self.window_start
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: D105
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._set_window()  # loaded centres or width define the window
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
-        """ES features ``phi_k(tanh(x / tau))``.
+        """ES features ``phi_k(tanh(x / tau))``, dense.
 
         Parameters
         ----------
@@ -188,15 +302,24 @@ class ESReadoutExpansion(torch.nn.Module):
             [n_nodes, num_channels, num_basis], zero outside each support.
         """
         t = torch.tanh(x / self.tau).unsqueeze(-1)
-        z = (t - self.centers) / self.width
-        q = 1.0 - z * z
-        inside = q > 0.0
-        q_safe = torch.where(inside, q, torch.ones_like(q))  # sqrt never sees q <= 0
-        phi = q_safe**self.taper_power * torch.exp(self.beta * (torch.sqrt(q_safe) - 1.0))
-        return torch.where(inside, phi, torch.zeros_like(phi))
+        return tapered_es((t - self.centers) / self.width, self.beta, self.taper_power)
+
+    def window_weights(self) -> torch.Tensor:
+        """Weights of every window: row ``c * K + j`` holds ``A_{c, j+o}`` (0 beyond k in [0, K)).
+
+        Returns
+        -------
+        torch.Tensor
+            [num_channels * num_basis, window_size].
+        """
+        m = self.window_size
+        padded = torch.nn.functional.pad(
+            self.weight, [-self.window_start, self.window_start + m - 1]
+        )
+        return padded.unfold(1, m, 1).reshape(-1, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Site-energy correction ``sum_{c,k} A_ck phi_k(t_c)``.
+        """Site-energy correction ``sum_{c,k} A_ck phi_k(t_c)``, over each scalar's window.
 
         Parameters
         ----------
@@ -208,4 +331,20 @@ class ESReadoutExpansion(torch.nn.Module):
         torch.Tensor
             [n_nodes]; exactly zero at initialisation.
         """
-        return torch.einsum("nck,ck->n", self.basis(x), self.weight)
+        t = torch.tanh(x / self.tau)
+        num_channels, num_basis = self.weight.shape
+        spacing = self.centers[1] - self.centers[0]
+        # cell j of every scalar (mu_j <= t < mu_{j+1}); no gradient flows through j
+        cell = torch.floor((t.detach() - self.centers[0]) / spacing).long()
+        cell = cell.clamp(0, num_basis - 1)
+        z_cell = (t - self.centers.index_select(0, cell.view(-1)).view_as(t)) / self.width
+        start = self.window_start
+        steps = torch.arange(start, start + self.window_size, dtype=x.dtype, device=x.device)
+        z = z_cell.unsqueeze(-1) - steps * (spacing / self.width)  # [n, C, m]: centres j + o
+        rows = cell + num_basis * torch.arange(num_channels, device=x.device)
+        weight = self.window_weights().index_select(0, rows.reshape(-1)).view(z.shape)
+        if torch.jit.is_scripting():
+            phi = tapered_es(z, self.beta, self.taper_power)
+        else:
+            phi = tapered_es_eager(z, self.beta, self.taper_power)
+        return (phi * weight).sum((1, 2))

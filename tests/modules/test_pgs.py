@@ -10,6 +10,8 @@ from pansim.modules.pgs import (
     FourierBesselEdgeMixer,
     spherical_bessel_j1,
     spherical_bessel_j1_zeros,
+    tapered_es,
+    tapered_es_slope,
 )
 
 
@@ -154,12 +156,13 @@ def test_es_twice_differentiable():
 
 
 def test_es_scripts():
+    """TorchScript runs the plain-autograd profile, eager mode the fused one: same numbers."""
     es = _perturb(_es())
     x = torch.randn(9, 4, dtype=torch.float64)
-    torch.testing.assert_close(torch.jit.script(es)(x), es(x), rtol=0, atol=0)
+    torch.testing.assert_close(torch.jit.script(es)(x), es(x), rtol=1e-14, atol=1e-15)
 
 
-@pytest.mark.parametrize("kw", [{"num_basis": 1}, {"tau": 0.0}, {"taper_power": 1}])
+@pytest.mark.parametrize("kw", [{"num_basis": 1}, {"tau": 0.0}, {"taper_power": 1}, {"width": 0.0}])
 def test_es_bad_sizes(kw):
     with pytest.raises(ValueError):
         _es(**kw)
@@ -179,3 +182,100 @@ def test_modules_know_nothing_of_backbones(name):
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
     assert imported <= {"__future__", "math", "torch"}, imported
+
+
+# -- the windowed evaluation against the SPEC formula, written out plainly --------------------
+def reference_basis(x, num_basis, tau, beta, width, power):
+    """SPEC 1.2: ``phi_k(t)``, ``t = tanh(x / tau)``, for every channel and all K centres."""
+    t = torch.tanh(x / tau).unsqueeze(-1)
+    z = (t - torch.linspace(-1.0, 1.0, num_basis, dtype=x.dtype)) / width
+    inside = z.abs() < 1.0
+    q = torch.where(inside, 1.0 - z**2, torch.ones_like(z))
+    return torch.where(inside, q**power * torch.exp(beta * (torch.sqrt(q) - 1.0)), 0.0)
+
+
+def reference_es(x, weight, tau, beta, width, power):
+    """SPEC 1.2 readout ``sum_{c,k} A_ck phi_k(t_c)``, dense."""
+    return (reference_basis(x, weight.shape[1], tau, beta, width, power) * weight).sum((-2, -1))
+
+
+def _options(es):
+    return float(es.tau), float(es.beta), float(es.width), es.taper_power
+
+
+def _derivatives(energy_fn, x, weight):
+    """Energy, first derivative (with and without graph), second derivatives of a force loss."""
+    x = x.clone().requires_grad_(True)
+    energy = energy_fn(x)
+    (fast,) = torch.autograd.grad(energy.sum(), x, retain_graph=True)  # inference: no graph
+    (grad,) = torch.autograd.grad(energy.sum(), x, create_graph=True)  # force training
+    second = torch.autograd.grad((grad**2).sum(), [x, weight])
+    return [energy, fast, grad, *second]
+
+
+ES_CASES = [
+    {},  # SPEC defaults: K = 8, w = 2h (window of 4), p = 2
+    {"taper_power": 3, "tau": 0.7, "beta": 5.0},
+    {"num_basis": 5, "width": 0.3},  # w < h: window of 2
+    {"num_basis": 6, "width": 0.9, "tau": 2.0},  # w / h not an integer
+    {"num_basis": 4, "width": 3.0},  # support wider than [-1, 1]: window > K
+    {"num_basis": 12, "beta": 2.0},
+]
+
+
+@pytest.mark.parametrize("kw", ES_CASES)
+def test_es_matches_reference_formula_with_gradients(kw):
+    """The windowed readout (eager and TorchScript) is the dense SPEC sum to 1e-12, to 2nd order."""
+    es = _perturb(_es(**kw), scale=1.0)
+    g = torch.Generator().manual_seed(7)
+    x = 2.0 * torch.randn(200, 4, generator=g, dtype=torch.float64)
+    x = torch.cat([x, torch.full((1, 4), 40.0), torch.full((1, 4), -40.0)])  # t = +-1 exactly
+    ref = _derivatives(lambda v: reference_es(v, es.weight, *_options(es)), x, es.weight)
+    for module in (es, torch.jit.script(es)):
+        for got, want in zip(_derivatives(module, x, es.weight), ref, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", ES_CASES[:3])
+def test_es_dense_basis_matches_reference(kw):
+    es = _es(**kw)
+    x = 2.0 * torch.randn(50, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    want = reference_basis(x, es.weight.shape[1], *_options(es))
+    torch.testing.assert_close(es.basis(x), want, rtol=1e-13, atol=1e-15)
+
+
+def test_es_window_follows_loaded_width():
+    """The window is recomputed from loaded buffers (a state dict with another width)."""
+    narrow, default = _perturb(_es(width=0.2)), _es()
+    assert (narrow.window_start, narrow.window_size) == (0, 2)
+    assert (default.window_start, default.window_size) == (-1, 4)
+    default.load_state_dict(narrow.state_dict())
+    assert (default.window_start, default.window_size) == (0, 2)
+    x = torch.randn(30, 4, dtype=torch.float64)
+    want = reference_es(x, narrow.weight, *_options(narrow))
+    torch.testing.assert_close(default(x), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("power", [2, 3])
+def test_es_slope_is_the_derivative_of_the_profile(power):
+    z = torch.linspace(-1.3, 1.3, 2601, dtype=torch.float64).requires_grad_(True)
+    beta = torch.tensor(4.0, dtype=torch.float64)
+    (dphi,) = torch.autograd.grad(tapered_es(z, beta, power).sum(), z)
+    slope = tapered_es_slope(z, beta, power)
+    torch.testing.assert_close(slope, dphi, rtol=1e-12, atol=1e-14)
+    assert torch.all(slope[z.abs() >= 1] == 0)
+
+
+def test_es_no_grad_and_float32():
+    es = _perturb(_es())
+    x = 2.0 * torch.randn(64, 4, dtype=torch.float64)
+    with torch.no_grad():
+        cold = es(x)
+    torch.testing.assert_close(cold, es(x), rtol=0, atol=0)
+    single = ESReadoutExpansion(num_channels=4).float()
+    single.load_state_dict(es.state_dict())
+    xs = x.float().requires_grad_(True)
+    (g,) = torch.autograd.grad(single(xs).sum(), xs, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), xs)
+    assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+    torch.testing.assert_close(single(x.float()).double(), cold, rtol=1e-5, atol=1e-5)
