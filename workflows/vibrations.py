@@ -55,13 +55,15 @@ from workflows._common import (
 
 #: sqrt(eV / (A^2 amu)) -> eV (hbar * omega), as in ase.vibrations
 _HBAR_OMEGA = units._hbar * 1e10 / np.sqrt(units._e * units._amu)
+#: internal modes more imaginary than this (cm^-1) are reported as imaginary
+IMAGINARY_TOL_CM1 = 1.0
 
 VIB_UNITS = {
     "positions_A": "A",
     "energy_eV": "eV",
     "frequencies_cm1": "cm^-1 (internal modes, sorted; imaginary as negative)",
     "rigid_body_cm1": "cm^-1 (translations and rotations; ideally 0)",
-    "imaginary_cm1": "cm^-1 (negative)",
+    "imaginary_cm1": "cm^-1 (negative; internal modes below -1 cm^-1)",
     "zero_point_energy_eV": "eV",
     "displacement_A": "A",
     "hessian_eV_per_A2": "eV/A^2 (Cartesian, symmetrised)",
@@ -167,12 +169,17 @@ def to_cm1(eigenvalues: np.ndarray) -> np.ndarray:
 
 
 def harmonic_analysis(
-    hessian: np.ndarray, positions: np.ndarray, masses: np.ndarray, project: bool = True
+    hessian: np.ndarray,
+    positions: np.ndarray,
+    masses: np.ndarray,
+    project: bool = True,
+    imaginary_tol: float = IMAGINARY_TOL_CM1,
 ) -> dict[str, Any]:
     """Internal and rigid-body frequencies (cm^-1, sorted) of a Cartesian Hessian (eV/A^2).
 
     Returns ``{"frequencies_cm1", "rigid_body_cm1", "imaginary_cm1", "linear",
-    "zero_point_energy_eV"}``; imaginary frequencies are negative.
+    "zero_point_energy_eV"}``; imaginary frequencies are negative, and those below
+    ``-imaginary_tol`` (cm^-1) are listed in ``imaginary_cm1`` (smaller ones are noise).
     """
     m3 = np.repeat(np.asarray(masses, float), 3)
     hmw = np.asarray(hessian, float) / np.sqrt(np.outer(m3, m3))
@@ -191,7 +198,7 @@ def harmonic_analysis(
     return {
         "frequencies_cm1": freqs.tolist(),
         "rigid_body_cm1": np.sort(rigid).tolist(),
-        "imaginary_cm1": freqs[freqs < 0].tolist(),
+        "imaginary_cm1": freqs[freqs < -imaginary_tol].tolist(),
         "linear": k == 5,
         "zero_point_energy_eV": zpe,
     }
