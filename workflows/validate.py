@@ -55,6 +55,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from pansim.data.molecule_reference import MOLECULES
 from workflows._common import atomic_write_text, load_calculator, to_jsonable, versions
 
 
@@ -86,6 +87,10 @@ SYSTEMS: dict[str, System] = {
     # demonstration system: Ag with ASE's EMT as the reference (EMT lattice constant)
     "ag-emt": System("ag-emt", "Ag", "fcc", 4.064, liquid_K=1600.0),
 }
+
+
+#: workflows of a molecule report (:data:`workflows.validate_molecule.MOLECULE_WORKFLOWS`)
+MOLECULE_WORKFLOW_NAMES = ("vibrations", "repulsion", "md", "test_errors")
 
 
 def default_reference_dir() -> Path:
@@ -472,13 +477,13 @@ def infer_system(model: str) -> str | None:
         from pansim import pretrained
 
         registered = pretrained.model_entry(model).get("system")
-        if registered in SYSTEMS:
+        if registered in SYSTEMS or registered in MOLECULES:
             return registered
     except Exception:  # noqa: BLE001 - not a registered name: fall back to the name
         pass
     tokens = Path(model).stem.lower().replace("_", "-").split("-")
     joined = f"-{'-'.join(tokens)}-"
-    found = [name for name in SYSTEMS if f"-{name}-" in joined]
+    found = [name for name in (*SYSTEMS, *MOLECULES) if f"-{name}-" in joined]
     found = [n for n in found if not any(n != m and f"-{n}-" in f"-{m}-" for m in found)]
     return found[0] if len(found) == 1 else None
 
@@ -508,8 +513,22 @@ def validate(
 ) -> dict[str, Any]:
     """Run every workflow for ``model`` and its baseline on ``system`` and write the report.
 
-    Returns the report dictionary (also written to ``OUT/report.json``).
+    Returns the report dictionary (also written to ``OUT/report.json``). Molecules
+    (:data:`MOLECULES`) go to :func:`workflows.validate_molecule.validate_molecule`.
     """
+    if system in MOLECULES:
+        from workflows.validate_molecule import validate_molecule
+
+        return validate_molecule(
+            model,
+            baseline,
+            system,
+            out,
+            quick=quick,
+            references=references,
+            device=device,
+            skip=skip,
+        )
     spec = SYSTEMS[system]
     out = Path(out)
     dft, ref_message = load_reference(system, references)
@@ -563,14 +582,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim validate``."""
     parser.add_argument("model", nargs="?", help="model name or path (default: registry default)")
     parser.add_argument("--model", dest="model_opt", help=argparse.SUPPRESS)
-    parser.add_argument("--system", choices=sorted(SYSTEMS), help="default: from the model name")
+    parser.add_argument(
+        "--system", choices=sorted((*SYSTEMS, *MOLECULES)), help="default: from the model name"
+    )
     parser.add_argument(
         "--baseline", help="baseline model (default: MODEL-baseline or SYSTEM-baseline)"
     )
     parser.add_argument("--references", help="DFT reference JSON file or directory")
     parser.add_argument("--out", help="output directory (default: results/validate/MODEL)")
     parser.add_argument("--quick", action="store_true", help="small settings (CI)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(WORKFLOWS))
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=sorted({*WORKFLOWS, *MOLECULE_WORKFLOW_NAMES})
+    )
     parser.add_argument("--device", default="cpu")
 
 
@@ -585,7 +608,8 @@ def run(args: argparse.Namespace) -> int:
     system = args.system or infer_system(model)
     if system is None:
         print(
-            f"error: cannot tell the system from {model!r}; pass --system {{{','.join(SYSTEMS)}}}",
+            f"error: cannot tell the system from {model!r}; "
+            f"pass --system {{{','.join((*SYSTEMS, *MOLECULES))}}}",
             file=sys.stderr,
         )
         return 2

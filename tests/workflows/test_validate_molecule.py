@@ -118,3 +118,27 @@ def test_in_box_is_a_centred_non_periodic_copy():
     boxed = in_box(atoms, 10.0)
     assert not boxed.pbc.any() and boxed.cell.volume > 0 and atoms.cell.volume == 0
     assert np.allclose(boxed.get_all_distances(), atoms.get_all_distances())
+
+
+def test_validate_dispatches_molecules_and_infers_their_names():
+    from workflows import validate as v
+    from workflows.validate_molecule import MOLECULE_WORKFLOWS
+
+    assert set(v.MOLECULE_WORKFLOW_NAMES) == set(MOLECULE_WORKFLOWS)
+    assert v.infer_system("ethanol-baseline") == "ethanol"
+    assert v.infer_system("runs/malonaldehyde_pan+pgs.safetensors") == "malonaldehyde"
+    parser = __import__("argparse").ArgumentParser()
+    v.register(parser)
+    args = parser.parse_args(["m.safetensors", "--system", "ethanol", "--skip", "vibrations"])
+    assert args.system == "ethanol" and args.skip == ["vibrations"]
+
+
+def test_validate_routes_a_molecule_to_validate_molecule(monkeypatch, tmp_path):
+    import workflows.validate_molecule as vm
+    from workflows import validate as v
+
+    seen = {}
+    monkeypatch.setattr(vm, "validate_molecule", lambda *a, **kw: seen.update(args=a, kw=kw))
+    v.validate("m", "ethanol", out=tmp_path, quick=True, skip=("md",))
+    assert seen["args"] == ("m", None, "ethanol", tmp_path)
+    assert seen["kw"]["quick"] is True and seen["kw"]["skip"] == ("md",)
