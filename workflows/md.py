@@ -246,6 +246,9 @@ def rdf(frames: list[Atoms], rmax: float = 6.0, nbins: int = 120) -> tuple[np.nd
     Pairs are found with ASE's periodic neighbour list, which includes every
     periodic image within ``rmax``, so cells smaller than ``2 * rmax`` are handled
     correctly. Returns bin centres ``r`` (A) and ``g(r)``, both ``[nbins]``.
+    A structure that is not periodic in all three directions (a molecule, a slab)
+    has no density to normalise by: its curve is the mean neighbour density
+    ``rho g(r)`` (1/A^3) around an atom, whose peak positions mean the same.
     """
     from ase.neighborlist import neighbor_list
 
@@ -256,7 +259,8 @@ def rdf(frames: list[Atoms], rmax: float = 6.0, nbins: int = 120) -> tuple[np.nd
         d = neighbor_list("d", atoms, rmax, self_interaction=False)
         hist += np.histogram(d, bins=edges)[0]
         n = len(atoms)
-        norm += n * n / atoms.get_volume()
+        periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
+        norm += n * n / atoms.get_volume() if periodic else n
     shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     g = hist / (norm * shell) if norm > 0 else hist
     return 0.5 * (edges[1:] + edges[:-1]), g

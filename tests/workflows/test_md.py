@@ -42,6 +42,25 @@ def test_rdf_of_one_atom_cell_respects_periodic_images():
     assert coordination == pytest.approx(12.0, rel=1e-6)
 
 
+def test_rdf_of_molecule_without_cell_is_neighbour_density():
+    from ase import Atoms
+
+    dimer = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])  # no cell, not periodic
+    r, g = rdf([dimer], rmax=2.0, nbins=200)
+    assert first_peak(r, g)[0] == pytest.approx(0.74, abs=0.01)
+    edges = np.linspace(0.0, 2.0, 201)
+    shell = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    assert np.sum(g * shell) == pytest.approx(1.0)  # one neighbour per atom
+
+
+def test_run_md_of_a_molecule_in_vacuum(tmp_path):
+    from ase.build import molecule
+
+    res = run_md(molecule("CH4"), EMT(), ensemble="nve", steps=20, timestep_fs=0.25,
+                 temperature_K=300, outdir=tmp_path)  # fmt: skip
+    assert res.status == "completed" and res.rdf_first_peak_A == pytest.approx(1.1, abs=0.15)
+
+
 def test_rdf_peak_of_cold_crystal_md(tmp_path):
     res = run_md(
         cu(), EMT(), ensemble="nve", steps=20, temperature_K=20, traj_every=5, outdir=tmp_path
