@@ -48,18 +48,28 @@ def test_every_registered_model_loads_in_a_fresh_interpreter():
         "import json, sys\n"
         "import numpy as np\n"
         "from ase.build import bulk\n"
+        "from ase.io import read\n"
         "from pansim import PANCalculator\n"
+        "CRYSTALS = {'ag-emt': ('Ag', 'fcc', 4.06), 'ag': ('Ag', 'fcc', 4.16),\n"
+        "            'si': ('Si', 'diamond', 5.47), 'lif': ('LiF', 'rocksalt', 4.07)}\n"
         "out = {}\n"
-        "for name in sys.argv[1:]:\n"
-        "    atoms = bulk('Ag', 'fcc', a=4.06, cubic=True)\n"
-        "    atoms.rattle(0.05, seed=1)\n"
+        "for arg in sys.argv[1:]:\n"
+        "    name, system = arg.split('=')\n"
+        "    if system in CRYSTALS:\n"
+        "        sym, kind, a = CRYSTALS[system]\n"
+        "        atoms = bulk(sym, kind, a=a, cubic=True)\n"
+        "        atoms.rattle(0.05, seed=1)\n"
+        "    else:  # a molecule: the first labelled frame of its dataset\n"
+        "        atoms = read(f'data/{system}/{system}.extxyz', index=0)\n"
         "    atoms.calc = PANCalculator(model=name)\n"
-        "    e = atoms.get_potential_energy(); f = atoms.get_forces(); s = atoms.get_stress()\n"
+        "    e = atoms.get_potential_energy(); f = atoms.get_forces()\n"
+        "    s = atoms.get_stress() if atoms.pbc.all() else np.zeros(6)\n"
         "    out[name] = bool(np.isfinite(e) and np.isfinite(f).all() and np.isfinite(s).all())\n"
         "print(json.dumps(out))\n"
     )
+    systems = [f"{name}={pre.model_entry(name).get('system', 'ag-emt')}" for name in MODELS]
     proc = subprocess.run(
-        [sys.executable, "-c", code, *MODELS],
+        [sys.executable, "-c", code, *systems],
         capture_output=True,
         text=True,
         cwd=ROOT,
