@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,18 +270,38 @@ def _next_index(m: Manifest, seed: int) -> int:
     return max((p.get("index", -1) for p in provs if p.get("seed") == seed), default=-1) + 1
 
 
-def split_of(unit: str, seed: str = "pansim-splits-v1") -> str:
+#: consecutive units (configurations or trajectory blocks) per stratum of the splits
+SPLIT_GROUP = 10
+
+
+def _unit_hash(text: str) -> float:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
+
+
+def split_of(unit: str, seed: str = "pansim-splits-v2") -> str:
     """Fixed split of a unit (configuration id or trajectory block): a hash, not a position.
 
-    A unit keeps its split however many others are labelled later.
+    Units ending in a number ``k`` (``si:si-s0-0042``, ``ethanol:s0-b7``) are
+    stratified: among the ``SPLIT_GROUP`` units ``10 g .. 10 g + 9`` of the same
+    prefix, the one ranked first by hash is ``test``, the second ``val``, the other
+    eight ``train`` (exactly 80/10/10 per group, so a small data set cannot end up
+    with, say, one validation block in seventy by chance). The rank depends only on
+    the group's unit names, so a unit keeps its split however many others are
+    labelled later. Other units get an 80/10/10 hash split.
     """
-    u = int(hashlib.sha256(f"{seed}:{unit}".encode()).hexdigest()[:8], 16) / 16**8
-    edge = 0.0
-    for name, frac in SPLIT_FRACTIONS.items():
-        edge += frac
-        if u < edge:
-            return name
-    return "test"
+    match = re.fullmatch(r"(.*?)(\d+)", unit)
+    if match is None:
+        u, edge = _unit_hash(f"{seed}:{unit}"), 0.0
+        for name, frac in SPLIT_FRACTIONS.items():
+            edge += frac
+            if u < edge:
+                return name
+        return "test"
+    prefix, k = match.group(1), int(match.group(2))
+    first = k - k % SPLIT_GROUP
+    members = range(first, first + SPLIT_GROUP)
+    order = sorted(members, key=lambda j: _unit_hash(f"{seed}:{prefix}{j}"))
+    return {0: "test", 1: "val"}.get(order.index(k), "train")
 
 
 def labelled_atoms(entry: dict, key: str, split_unit: str = "config_id") -> Atoms:

@@ -111,10 +111,21 @@ def test_second_labeller_is_refused(root, monkeypatch):
         _label(root, monkeypatch)
 
 
-def test_splits_are_fixed_by_unit():
+def test_splits_are_fixed_by_unit_and_stratified():
+    from collections import Counter
+
     assert datasets.split_of("x:1") == datasets.split_of("x:1")
-    got = {datasets.split_of(f"si:si-s0-{k:04d}") for k in range(200)}
-    assert got == {"train", "val", "test"}
+    assert datasets.split_of("no-number") in {"train", "val", "test"}
+    for units in (
+        [f"si:si-s0-{k:04d}" for k in range(200)],
+        [f"ethanol:s0-b{k}" for k in range(70)],
+    ):
+        got = Counter(datasets.split_of(u) for u in units)
+        n = len(units)
+        assert got == {"train": 0.8 * n, "val": 0.1 * n, "test": 0.1 * n}
+        for g in range(0, n, 10):  # exactly one test and one val unit per group of 10
+            group = Counter(datasets.split_of(u) for u in units[g : g + 10])
+            assert group == {"train": 8, "val": 1, "test": 1}
 
 
 def test_two_workers_label_everything_once(root, monkeypatch):
