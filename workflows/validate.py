@@ -258,22 +258,24 @@ WORKFLOWS: dict[str, Callable[..., Any]] = {
 }
 
 
-def evaluate(
-    system: System,
-    calc: Any,
-    settings: Settings,
+def run_workflows(
+    workflows: dict[str, Callable[..., Any]],
+    call: Callable[[Callable[..., Any]], tuple[Any, Callable[..., None]]],
     out: Path,
-    reference: dict[str, Any],
     skip: tuple[str, ...] = (),
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Run every workflow for one calculator; failures become messages, not exceptions."""
+    """Run each of ``workflows`` as ``call(runner) -> (result, plot)`` and save its outputs.
+
+    Writes ``OUT/<name>.json`` and ``OUT/<name>.png``; a :class:`Skipped` workflow or
+    one that raises becomes a message, never an exception (a report is always written).
+    """
     results: dict[str, dict[str, Any]] = {}
     messages: list[str] = []
-    for name, runner in WORKFLOWS.items():
+    for name, runner in workflows.items():
         if name in skip:
             continue
         try:
-            res, plot = runner(system, calc, settings, out, reference)
+            res, plot = call(runner)
         except Skipped as why:
             messages.append(f"{out.name}/{name} skipped: {why}")
             continue
@@ -288,7 +290,20 @@ def evaluate(
     return results, messages
 
 
-# --------------------------------------------------------------------------- table
+def evaluate(
+    system: System,
+    calc: Any,
+    settings: Settings,
+    out: Path,
+    reference: dict[str, Any],
+    skip: tuple[str, ...] = (),
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Run every workflow for one calculator; failures become messages, not exceptions."""
+    return run_workflows(
+        WORKFLOWS, lambda runner: runner(system, calc, settings, out, reference), out, skip
+    )
+
+
 def lookup(data: Any, path: tuple[Any, ...]) -> Any:
     """Follow ``path`` through nested dicts/lists; a callable step transforms the value.
 

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,8 +94,8 @@ class Context:
     test_file: Path | None
 
 
-class Skipped(Exception):
-    """A workflow that does not apply (no reference, no test set): reported, not an error."""
+#: a workflow that does not apply (no reference, no test set): reported, not an error
+Skipped = crystal.Skipped
 
 
 # --------------------------------------------------------------------------- references
@@ -419,25 +417,9 @@ def evaluate(
     ctx: Context, calc: Any, out: Path, skip: tuple[str, ...] = ()
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Run every molecule workflow for one calculator; failures become messages."""
-    results: dict[str, dict[str, Any]] = {}
-    messages: list[str] = []
-    for name, runner in MOLECULE_WORKFLOWS.items():
-        if name in skip:
-            continue
-        try:
-            res, plot = runner(ctx, calc, out)
-        except Skipped as why:
-            messages.append(f"{out.name}/{name} skipped: {why}")
-            continue
-        except Exception as err:  # noqa: BLE001 - a failing workflow must not stop the report
-            messages.append(f"{out.name}/{name} failed: {type(err).__name__}: {err}")
-            traceback.print_exc(file=sys.stderr)
-            continue
-        res.to_json(out / f"{name}.json")
-        plot(res, out / f"{name}.png")
-        results[name] = res.to_dict()
-        messages += [f"{out.name}/{name}: {w}" for w in res.warnings]
-    return results, messages
+    return crystal.run_workflows(
+        MOLECULE_WORKFLOWS, lambda runner: runner(ctx, calc, out), out, skip
+    )
 
 
 # --------------------------------------------------------------------------- table
