@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: subcommand name -> (module path, one-line help)
@@ -56,4 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(_load(args.command).run(args) or 0)
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` & co.: stop quietly, like coreutils
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
