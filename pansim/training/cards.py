@@ -26,6 +26,25 @@ def model_name(job: Job) -> str:
     return f"{job.system}-{job.variant}-seed{job.seed}"
 
 
+#: reference level of each system's labels (data/README.md, SPEC section 2)
+REFERENCE_LEVEL = {
+    "si": "DFT: PBE, plane waves 500 eV, GPAW 22.8 (SPEC 2.1)",
+    "lif": "DFT: PBE, plane waves 700 eV, GPAW 22.8 (SPEC 2.1)",
+    "ag": "DFT: PBE, plane waves 450 eV, GPAW 22.8 (SPEC 2.1)",
+    "ethanol": "DFT: PBE/def2-SVP, PySCF 2.14, geometries from 500 K GFN2-xTB MD (SPEC 2.2)",
+    "malonaldehyde": "DFT: PBE/def2-SVP, PySCF 2.14, geometries from 500 K GFN2-xTB MD (SPEC 2.2)",
+}
+
+
+def _count_frames(path: str | None) -> int | None:
+    """Structures in an extended XYZ file (``None`` when it is not there)."""
+    if not path or not Path(path).is_file():
+        return None
+    from ase.io import iread
+
+    return sum(1 for _ in iread(path, index=":"))
+
+
 def card(job: Job) -> dict[str, Any]:
     """The model card of a finished job (see the module docstring)."""
     summary = json.loads((job.out_dir / "summary.json").read_text())
@@ -41,7 +60,11 @@ def card(job: Job) -> dict[str, Any]:
             f"{hp.get('correlation')}, {hp.get('num_interactions')} interactions, r_max "
             f"{config['r_max']} A: a real MACE, sized to train on 2 CPU cores"
         ),
+        "reference": REFERENCE_LEVEL.get(job.system, "see the data files' provenance"),
         "data": {k: config[k] for k in ("train_file", "valid_file", "test_file")},
+        "data_sizes": {
+            k: _count_frames(config[k]) for k in ("train_file", "valid_file", "test_file")
+        },
         "data_sha256": summary["data_sha256"],
         "hyperparameters": hp,
         "training": {
@@ -66,7 +89,12 @@ def to_markdown(data: dict[str, Any]) -> str:
         "",
         f"- system: {data['system']}; variant: `{data['variant']}`; seed {data['seed']}",
         f"- backbone: {data['backbone']}",
-        f"- data: {', '.join(f'{k} `{v}`' for k, v in data['data'].items())}",
+        f"- reference: {data.get('reference', '-')}",
+        "- data: "
+        + ", ".join(
+            f"{k} `{v}` ({(data.get('data_sizes') or {}).get(k)} structures)"
+            for k, v in data["data"].items()
+        ),
         f"- training: {t['epochs']} epochs, {t['steps']} steps, best epoch {t['best_epoch']}, "
         f"{(t['train_seconds'] or 0) / 3600:.2f} h on {t['processes']} process(es) "
         f"({t['stop_reason']}); rebuild with `{t['command']}`",

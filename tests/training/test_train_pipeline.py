@@ -85,6 +85,7 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     assert names == sorted([*files, "registry.json"])
     card = json.loads((ship / "emt.json").read_text())
     assert card["variant"] == "pan+pgs" and card["data_sha256"]["train_file"]
+    assert card["data_sizes"]["test_file"] > 0 and card["reference"]
     registry = json.loads((ship / "registry.json").read_text())
     assert registry["emt"] == {"file": "emt.safetensors", "card": "emt.md", "system": "emt",
                                "variant": "pan+pgs", "baseline": "emt-baseline"}  # fmt: skip
