@@ -9,7 +9,7 @@ Run from the repository root in the second environment::
 ``plan`` prints the frame counts of ``data/<system>/{train,val,test}.extxyz`` and the
 exact ``nequip-train`` command of every run, marked ``done`` or ``todo``, and starts
 nothing. ``run`` calls those commands (``configs/nequip/<system>-<backbone>.yaml`` with
-``variant=...  seed=...``) into ``runs/nequip/<system>/<backbone>-<variant>-seed<k>/``
+``variant=...  seed=...``) into ``results/nequip/<system>/<backbone>-<variant>-seed<k>/``
 and marks a finished run with ``done.json`` (resumable: finished runs are skipped).
 ``table`` evaluates every finished run on ``data/<system>/test.extxyz`` (labels
 ``REF_energy`` / ``REF_forces`` / ``REF_stress``) through nequip's ASE calculator with
@@ -39,7 +39,7 @@ from ase.io import read
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-RUNS = Path("runs/nequip")
+RUNS = Path("results/nequip")
 CONFIGS = Path("configs/nequip")
 DATA = Path("data")
 SPLITS = ("train", "val", "test")

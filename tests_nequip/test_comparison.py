@@ -29,7 +29,7 @@ def test_plan_is_a_dry_run_that_prints_data_and_commands(project, capsys):
     commands = [line for line in out if line.startswith("todo")]
     assert len(commands) == 4  # 2 systems x 1 backbone x 2 variants x 1 seed
     assert commands[1].endswith(
-        "-cn si-nequip variant=pan+pgs seed=0 hydra.run.dir=runs/nequip/si/nequip-pan+pgs-seed0 "
+        "-cn si-nequip variant=pan+pgs seed=0 hydra.run.dir=results/nequip/si/nequip-pan+pgs-seed0 "
         "max_epochs=1"
     )
     assert not (project / "runs").exists()
