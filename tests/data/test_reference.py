@@ -179,3 +179,33 @@ def test_label_queues_reference_only_and_datasets_only(tmp_path):
     assert names(reference=False) == ["si"]
     with pytest.raises(ValueError, match="nothing to label"):
         build.label(["si"], tmp_path, reference=False, datasets=False)
+
+
+def test_phonon_residual_forces_come_from_a_symmetry_off_job_and_are_subtracted(tmp_path):
+    """A fixed residual force field (GPAW's grid) on every supercell cancels exactly."""
+    k = 2.0
+    reference.queue("si", tmp_path)
+    _fake_done(tmp_path, "si", birch_murnaghan)
+    reference.analyse("si", tmp_path)
+    m = Manifest.load(reference.jobs_path("si", tmp_path))
+    phonon = {key: e for key, e in m.entries.items() if e["provenance"]["stage"] == "phonon"}
+    assert "phonon-00" not in phonon  # the symmetric undisplaced run would have zero forces
+    assert phonon[reference.RESIDUAL_KEY]["job"]["calc"]["symmetry"] == "off"
+    assert all("symmetry" not in e["job"]["calc"] for key, e in phonon.items() if key[-1].isdigit())
+    from pansim.data.labelers import dict_to_atoms
+
+    cell = dict_to_atoms(phonon[reference.RESIDUAL_KEY]["provenance"]["unitcell"])
+    r0 = float(np.linalg.norm(cell.positions[1] - cell.positions[0]))
+    residual = np.random.default_rng(0).normal(0, 0.01, (16, 3))  # eV/A, 5x GPAW's
+
+    def forces(atoms):
+        return spring_forces(atoms, k, r0, 1.1 * r0) + (residual if len(atoms) == 16 else 0)
+
+    _fake_done(tmp_path, "si", lambda v: 0.0, forces)
+    reference.analyse("si", tmp_path)
+    ph = json.loads((reference.jobs_path("si", tmp_path).parent / "phonons.json").read_text())
+    mu = cell.get_masses()[0] / 2
+    analytic = np.sqrt(4 * k / 3 / mu) * reference.THZ_PER_SQRT_EV_A2_AMU
+    assert max(ph["frequencies_THz"]["Gamma"]) == pytest.approx(analytic, rel=1e-3)
+    assert ph["residual_force_max_eV_A"] == pytest.approx(np.abs(residual).max())
+    assert max(abs(f) for f in ph["frequencies_THz"]["Gamma"][:3]) < 1e-3  # acoustic sum rule
