@@ -26,6 +26,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
@@ -114,6 +115,11 @@ def _atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+#: buffers the architecture rebuilds exactly from the config (MACE's symmetric-contraction
+#: coupling tensors, ~90 % of a small model's numbers): not written, taken from the model on load
+DERIVED_BUFFERS = re.compile(r"(^|\.)U_matrix_\d+$")
+
+
 def save_model(
     model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None
 ) -> Path:
@@ -139,7 +145,11 @@ def save_model(
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
     config, meta = _header(model, metadata)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    tensors = {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in model.state_dict().items()
+        if not DERIVED_BUFFERS.search(k)
+    }
     header = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -252,14 +262,14 @@ def load_model(
 
 def _load_weights(path, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     state = model.state_dict()
-    missing = sorted(set(state) - set(tensors))
+    missing = sorted(k for k in set(state) - set(tensors) if not DERIVED_BUFFERS.search(k))
     unexpected = sorted(set(tensors) - set(state))
     if missing or unexpected:
         raise ModelFileError(
             path, f"weights do not fit the architecture: missing {missing}, unexpected {unexpected}"
         )
-    bad = [k for k, v in state.items() if tuple(v.shape) != tuple(tensors[k].shape)]
+    bad = [k for k in tensors if tuple(state[k].shape) != tuple(tensors[k].shape)]
     if bad:
         shapes = {k: (tuple(tensors[k].shape), tuple(state[k].shape)) for k in bad}
         raise ModelFileError(path, f"shape mismatch (file, model): {shapes}")
-    model.load_state_dict(tensors, strict=True)
+    model.load_state_dict({**state, **tensors}, strict=True)

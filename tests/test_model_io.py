@@ -166,3 +166,19 @@ def test_load_does_not_execute_code():
 
     source = inspect.getsource(io)
     assert "pickle" not in source.replace("no pickle", "") and "torch.load" not in source
+
+
+def test_derived_coupling_tensors_are_not_written_but_restored(tmp_path):
+    """MACE's U matrices are rebuilt from the config: the file holds only learned numbers."""
+    from safetensors import safe_open
+
+    model = _build(correlation=3)
+    path = save_model(model, tmp_path / "c3")
+    with safe_open(str(path), "pt") as f:
+        keys = set(f.keys())
+    derived = {k for k in model.state_dict() if ".U_matrix_" in k}
+    assert derived and not derived & keys
+    loaded = load_model(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    # files written before (with the U matrices) still load: tests/test_shipped_models.py
