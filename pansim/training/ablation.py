@@ -103,7 +103,7 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     values = [v for v in values if v is not None]
     if not values:
         return None, None
-    return stats.fmean(values), (stats.stdev(values) if len(values) > 1 else 0.0)
+    return stats.fmean(values), (stats.stdev(values) if len(values) > 1 else None)
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,7 +147,8 @@ def _cell(value: dict[str, Any]) -> str:
         return "-"
     change = value.get("change_pct")
     delta = f" ({change:+.1f}%)" if change is not None else ""
-    return f"{value['mean']:.3g} ± {value['std']:.2g}{delta}"
+    spread = f" ± {value['std']:.2g}" if value.get("std") is not None else " (1 seed)"
+    return f"{value['mean']:.3g}{spread}{delta}"
 
 
 def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:

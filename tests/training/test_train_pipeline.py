@@ -52,6 +52,10 @@ def test_aggregate_mean_std_and_relative_change():
     assert table["pan"]["stress"]["mean"] is None
     text = ablation.to_markdown(list(table.values()), note="seeds 0, 1")
     assert "-25.0%" in text and "seeds 0, 1" in text and "-22 to -27%" in text
+    one = ablation.aggregate(rows[:1])[0]
+    assert one["forces"]["std"] is None  # one seed: no spread, not "± 0"
+    row_line = ablation.to_markdown([one]).splitlines()[2]
+    assert "(1 seed)" in row_line and "±" not in row_line
     table["pan"]["variant"] = "pan+pgs"
     (line,) = ablation.verdicts([table["pan"]])
     assert (
