@@ -9,11 +9,18 @@ Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
 Writes ``ablation.md`` and ``ablation.json`` (per-run metrics included) and
 prints the Markdown. Only finished runs count; the note under the table lists
 the seeds and epochs that actually went in.
+
+The NequIP / Allegro rows (issue 7) are evaluated in the second environment by
+``.venv-nequip/bin/python -m pansim_nequip.comparison table`` into
+``results/nequip/ablation.json``; ``--merge`` (default: that file, when it exists)
+adds its per-run rows, system names ``<system> (nequip)`` / ``<system> (allegro)``,
+to this table, aggregated the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +43,21 @@ def _note(rows, planned_seeds: int) -> str:
     return "Runs included: " + "; ".join(parts) + "."
 
 
+def merged_rows(paths, systems=None) -> list[dict]:
+    """Per-run rows of other ablation tables (``runs`` of their ablation.json)."""
+    rows = []
+    for path in paths or ():
+        path = Path(path)
+        if not path.exists():
+            continue
+        try:
+            runs = json.loads(path.read_text())["runs"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise SystemExit(f"{path}: not an ablation.json with per-run rows ({exc})") from exc
+        rows += [r for r in runs if not systems or r["system"].split(" (")[0] in systems]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "ablation")
     parser.add_argument("--cost-samples", type=int, default=8, help="structures per cost batch")
     parser.add_argument("--planned-seeds", type=int, default=3)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[ROOT / "results" / "nequip" / "ablation.json"],
+        help="ablation.json files whose per-run rows join the table (missing files skipped)",
+    )
     args = parser.parse_args(argv)
 
     from pansim.training import ablation, plan
@@ -64,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         numbers = [int(z) for z in model.atomic_numbers]
         samples = load_dataset(config.test_file, labels, numbers, float(model.r_max))
         rows += ablation.evaluate_jobs(jobs, samples, args.cost_samples)
+    rows += merged_rows(args.merge, args.systems)
     if not rows:
         print("no finished runs found", file=sys.stderr)
         return 1

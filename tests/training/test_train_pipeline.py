@@ -107,3 +107,18 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     again = json.loads((out / "metrics.json").read_text())
     for key in ("energy_per_atom", "forces", "stress"):
         assert again[key]["mae"] == pytest.approx(card["test_metrics"][key]["mae"], rel=1e-9)
+
+
+def test_ablation_table_merges_other_backbone_rows(tmp_path):
+    script = runpy.run_path(str(ROOT / "scripts" / "ablation_table.py"))
+    m = {"energy_per_atom": {"mae": 1.0}, "forces": {"mae": 20.0}, "stress": {"mae": None}}
+    runs = [{"system": f"{s} (nequip)", "variant": v, "seed": 0, "epochs": 2, "metrics": m,
+             "flops": 1.0, "seconds": 1.0}
+            for s in ("si", "ethanol") for v in ("baseline", "pan+pgs")]  # fmt: skip
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"note": "", "table": [], "runs": runs}))
+    assert len(script["merged_rows"]([path, tmp_path / "missing.json"])) == 4
+    assert {r["system"] for r in script["merged_rows"]([path], ["si"])} == {"si (nequip)"}
+    path.write_text(json.dumps({"table": []}))
+    with pytest.raises(SystemExit, match="per-run rows"):
+        script["merged_rows"]([path])
