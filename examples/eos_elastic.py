@@ -9,26 +9,17 @@ from pathlib import Path
 
 import numpy as np
 from ase.build import bulk
-from ase.calculators.emt import EMT
 
+from workflows._common import load_calculator
 from workflows.elastic import elastic_constants, plot_elastic
 from workflows.eos import equation_of_state, plot_eos
-
-
-def calculator(model: str):
-    if model == "emt":
-        return EMT()
-    from pansim import PANCalculator
-
-    return PANCalculator(model=model, device="cpu", default_dtype="float64")
-
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="emt")
 parser.add_argument("--out", default="example_output/eos_elastic")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
-calc, out = calculator(args.model), Path(args.out)
+calc, out = load_calculator(args.model), Path(args.out)
 
 eos = equation_of_state(bulk("Ag", "fcc", a=4.16), calc, n_points=9 if args.quick else 11)
 print(f"V0 = {eos.V0:.3f} A^3/atom, B0 = {eos.B0:.1f} GPa, B0' = {eos.B0_prime:.2f}")

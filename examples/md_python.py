@@ -8,19 +8,10 @@ import argparse
 from pathlib import Path
 
 from ase.build import bulk
-from ase.calculators.emt import EMT
 from ase.io import read
 
+from workflows._common import load_calculator
 from workflows.md import plot_md, run_md
-
-
-def calculator(model: str):
-    if model == "emt":
-        return EMT()
-    from pansim import PANCalculator
-
-    return PANCalculator(model=model, device="cpu", default_dtype="float64")
-
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="emt")
@@ -28,7 +19,7 @@ parser.add_argument("--out", default="example_output/md")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
 
-calc = calculator(args.model)
+calc = load_calculator(args.model)
 atoms = bulk("Ag", "fcc", a=4.16, cubic=True) * (2, 2, 2)  # 32 atoms
 steps = 50 if args.quick else 2000
 out = Path(args.out)

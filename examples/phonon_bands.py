@@ -8,18 +8,9 @@ import argparse
 from pathlib import Path
 
 from ase.build import bulk
-from ase.calculators.emt import EMT
 
+from workflows._common import load_calculator
 from workflows.phonons import phonons, plot_phonons
-
-
-def calculator(model: str):
-    if model == "emt":
-        return EMT()
-    from pansim import PANCalculator
-
-    return PANCalculator(model=model, device="cpu", default_dtype="float64")
-
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="emt")
@@ -29,7 +20,7 @@ args = parser.parse_args()
 
 result = phonons(
     bulk("Ag", "fcc", a=4.16),
-    calculator(args.model),
+    load_calculator(args.model),
     supercell=(2, 2, 2),
     mesh=(6, 6, 6) if args.quick else (20, 20, 20),
 )

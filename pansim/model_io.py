@@ -209,7 +209,8 @@ def _check_header(path: Path, header: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Set torch's default dtype inside the block and restore it after."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -250,7 +251,7 @@ def load_model(
     config, meta, tensors = read_model_file(path)
     saved = _DTYPES.get(meta.get("dtype"), torch.float64)
     try:
-        with _default_dtype(saved):
+        with default_dtype(saved):
             model = build_model(**config)
     except (TypeError, ValueError, KeyError) as err:
         raise ModelFileError(path, f"config cannot rebuild the model ({err})") from err

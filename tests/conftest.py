@@ -5,20 +5,6 @@ import copy
 import pytest
 import torch
 
-#: hyperparameters of a model that evaluates a few atoms in milliseconds
-TINY_HYPERPARAMETERS = {
-    "num_channels": 8,
-    "max_L": 1,
-    "max_ell": 2,
-    "correlation": 2,
-    "num_interactions": 2,
-    "num_bessel": 6,
-    "radial_MLP": [16, 16],
-    "MLP_irreps": "8x0e",
-    "avg_num_neighbors": 6.0,
-    "c_max": 6.0,
-}
-
 
 @pytest.fixture(scope="session")
 def tiny_model_factory():
@@ -28,7 +14,8 @@ def tiny_model_factory():
     build, so callers may change it). ``perturb`` randomises the PAN/PGS
     parameters, which start as identities, so that they are exercised.
     """
-    import pansim
+    from _tiny_models import build_tiny
+
     from pansim.testing import perturb_parameters
 
     cache: dict[tuple, torch.nn.Module] = {}
@@ -36,19 +23,13 @@ def tiny_model_factory():
     def make(variant="pan+pgs", elements=("Si", "O", "H"), r_max=4.0, seed=1, perturb=True):
         key = (variant, tuple(elements), float(r_max), seed, perturb)
         if key not in cache:
-            previous = torch.get_default_dtype()
-            torch.set_default_dtype(torch.float64)
-            try:
-                model = pansim.build_model(
-                    variant=variant,
-                    elements=list(elements),
-                    r_max=r_max,
-                    seed=seed,
-                    atomic_energies=[-1.5 - 0.5 * k for k in range(len(elements))],
-                    **TINY_HYPERPARAMETERS,
-                )
-            finally:
-                torch.set_default_dtype(previous)
+            model = build_tiny(
+                variant=variant,
+                elements=list(elements),
+                r_max=r_max,
+                seed=seed,
+                atomic_energies=[-1.5 - 0.5 * k for k in range(len(elements))],
+            )
             if perturb:
                 perturb_parameters(model, seed=seed + 2)
             cache[key] = model

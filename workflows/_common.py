@@ -290,15 +290,17 @@ def prepare_structure(
     steps: int,
     timings: dict[str, float],
     warnings: list[str],
+    symmetry: bool = True,
 ) -> tuple[Atoms, dict[str, Any]]:
     """The starting structure of a workflow: a relaxed copy (or a plain copy) and its summary.
 
     A failed relaxation is recorded in ``warnings`` and the run goes on from where it stopped.
+    ``cell`` and ``symmetry`` are passed to :func:`relax`.
     """
     if not enabled:
         return atoms.copy(), {"performed": False}
     with timed(timings, "relax"):
-        rel = relax(atoms, calc, fmax=fmax, steps=steps, cell=cell)
+        rel = relax(atoms, calc, fmax=fmax, steps=steps, cell=cell, symmetry=symmetry)
     if not rel.converged:
         warnings.append(
             f"relaxation did not converge in {steps} steps (max force {rel.max_force:.2e} eV/A)"

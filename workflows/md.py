@@ -156,10 +156,9 @@ def _bussi(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
     )
 
 
-def _npt(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT
-
-    return IsotropicMTKNPT(
+def _mtk(integrator: type, atoms: Atoms, cfg: MDConfig):
+    """An MTK barostat-thermostat of class ``integrator`` with the settings of ``cfg``."""
+    return integrator(
         atoms,
         cfg.timestep_fs * units.fs,
         cfg.temperature_K,
@@ -167,19 +166,18 @@ def _npt(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
         tdamp=cfg.tdamp_fs * units.fs,
         pdamp=cfg.pdamp_fs * units.fs,
     )
+
+
+def _npt(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT
+
+    return _mtk(IsotropicMTKNPT, atoms, cfg)
 
 
 def _npt_aniso(atoms: Atoms, cfg: MDConfig, rng: np.random.Generator):
     from ase.md.nose_hoover_chain import MTKNPT
 
-    return MTKNPT(
-        atoms,
-        cfg.timestep_fs * units.fs,
-        cfg.temperature_K,
-        pressure_au=cfg.pressure_GPa * units.GPa,
-        tdamp=cfg.tdamp_fs * units.fs,
-        pdamp=cfg.pdamp_fs * units.fs,
-    )
+    return _mtk(MTKNPT, atoms, cfg)
 
 
 #: ensemble name -> factory(atoms, config, rng) returning an ASE MolecularDynamics object.

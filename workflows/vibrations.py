@@ -44,9 +44,9 @@ from workflows._common import (
     add_common_arguments,
     load_calculator,
     new_figure,
+    prepare_structure,
     provenance,
     read_structure,
-    relax,
     save_figure,
     timed,
     with_calc,
@@ -244,15 +244,19 @@ def relaxed_start(
 
     A relaxation that hits ``steps`` is recorded in ``warnings``; the run goes on from there.
     """
-    if not enabled:
-        return atoms.copy(), {"performed": False}
-    with timed(timings, "relax"):
-        rel = relax(atoms, calc, fmax=fmax, steps=steps, symmetry=False)
-    if not rel.converged:
-        warnings.append(
-            f"relaxation did not converge in {steps} steps (max force {rel.max_force:.2e} eV/A)"
-        )
-    return rel.atoms, {"performed": True, **rel.summary()}
+    start, summary = prepare_structure(
+        atoms,
+        calc,
+        enabled=enabled,
+        cell=False,
+        fmax=fmax,
+        steps=steps,
+        timings=timings,
+        warnings=warnings,
+        symmetry=False,
+    )
+    summary.pop("cell", None)  # a finite structure has no cell to relax
+    return start, summary
 
 
 def vibrations(

@@ -29,6 +29,7 @@ import torch
 import yaml
 from ase.data import chemical_symbols
 
+from pansim.model_io import default_dtype
 from pansim.training import checkpoint as ckpt
 from pansim.training import distributed as ddp
 from pansim.training.config import TrainConfig
@@ -87,17 +88,6 @@ class State:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     stop_reason: str = ""
     train_seconds: float = 0.0
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Set torch's default dtype inside the block and restore it after."""
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(saved)
 
 
 def seed_everything(seed: int) -> None:

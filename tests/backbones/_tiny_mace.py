@@ -1,22 +1,13 @@
 """Tiny float64 MACE models and random structures shared by the adapter tests."""
 
 import torch
+from _tiny_models import TINY_HYPERPARAMETERS, build_tiny
 
-from pansim.backbones import build_model
 from pansim.testing import random_atoms
 
 R_MAX = 4.0
 TINY = {
-    "num_channels": 8,
-    "max_L": 1,
-    "max_ell": 2,
-    "correlation": 2,
-    "num_interactions": 2,
-    "num_bessel": 6,
-    "radial_MLP": [16, 16],
-    "MLP_irreps": "8x0e",
-    "avg_num_neighbors": 6.0,
-    "c_max": 6.0,
+    **TINY_HYPERPARAMETERS,
     "atomic_energies": [-1.5, -2.0],
     "atomic_inter_shift": 0.1,
     "atomic_inter_scale": 1.3,
@@ -25,12 +16,7 @@ TINY = {
 
 def tiny_model(variant: str, seed: int = 0) -> torch.nn.Module:
     """A float64 tiny model of ``variant`` for elements Si, O."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        return build_model(variant=variant, elements=["Si", "O"], r_max=R_MAX, seed=seed, **TINY)
-    finally:
-        torch.set_default_dtype(previous)
+    return build_tiny(variant=variant, elements=["Si", "O"], r_max=R_MAX, seed=seed, **TINY)
 
 
 STRUCTURES = {

@@ -8,6 +8,7 @@ import torch
 from _tiny_mace import R_MAX, STRUCTURES, TINY, tiny_model
 
 from pansim.backbones import VARIANTS, build_model
+from pansim.model_io import default_dtype
 from pansim.testing import (
     assert_forces_fd,
     assert_identity_at_init,
@@ -144,12 +145,8 @@ def test_config_rebuilds_the_model(init_models):
     model = init_models["pan+pgs"]
     config = json.loads(json.dumps(model.pansim_config))
     assert config["variant"] == "pan+pgs" and config["elements"] == ["Si", "O"]
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         again = build_model(**config)
-    finally:
-        torch.set_default_dtype(previous)
     for key, value in model.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
 

@@ -1,7 +1,8 @@
 """GPAW single-point / relaxation worker, run by the *system* python (Debian GPAW 22.8).
 
-Self-contained on purpose: it imports only numpy, ase and gpaw, which are what
-``/usr/bin/python3`` has, never pansim (whose dependencies live in the venv).
+Self-contained on purpose: it imports only numpy, ase, gpaw and the stdlib-only
+``worker_protocol`` next to it, which is what ``/usr/bin/python3`` has, never
+pansim (whose dependencies live in the venv).
 
 Usage::
 
@@ -25,20 +26,11 @@ exit code is then 2. Nothing is ever written half: the output either exists whol
 or not at all.
 """
 
-import json
 import os
 import sys
 import time
-import traceback
 
-
-def _write_atomic(path, payload):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+import worker_protocol  # this folder: sys.path[0] when run as a script
 
 
 def _build(spec, log):
@@ -114,24 +106,7 @@ def run(spec, log):
 
 def main(argv):
     """Run the job of ``argv[1]``, write the result to ``argv[2]``; exit code 0 or 2."""
-    inp, outp = argv[1], argv[2]
-    log = argv[3] if len(argv) > 3 else "-"
-    with open(inp) as fh:
-        spec = json.load(fh)
-    try:
-        result = run(spec, log)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded failure
-        _write_atomic(
-            outp,
-            {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()[-2000:],
-            },
-        )
-        return 2
-    _write_atomic(outp, result)
-    return 0
+    return worker_protocol.main(argv, run, default_log="-")
 
 
 if __name__ == "__main__":

@@ -9,15 +9,14 @@ a kill never leaves a half label behind.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-import traceback
 
 import numpy as np
 
 from pansim.data.manifest import write_json_atomic
 from pansim.data.units import HARTREE_TO_EV, angstrom_to_bohr, gradient_to_forces
+from pansim.data.workers import worker_protocol
 
 
 def run(spec: dict, log: str | None = None) -> dict:
@@ -60,24 +59,7 @@ def run(spec: dict, log: str | None = None) -> dict:
 
 def main(argv: list[str]) -> int:
     """Run the job of ``argv[1]``, write the result to ``argv[2]``; exit code 0 or 2."""
-    inp, outp = argv[1], argv[2]
-    log = argv[3] if len(argv) > 3 else None
-    with open(inp) as fh:
-        spec = json.load(fh)
-    try:
-        result = run(spec, log)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded failure
-        write_json_atomic(
-            outp,
-            {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()[-2000:],
-            },
-        )
-        return 2
-    write_json_atomic(outp, result)
-    return 0
+    return worker_protocol.main(argv, run, default_log=None, write=write_json_atomic)
 
 
 if __name__ == "__main__":
