@@ -246,13 +246,42 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]
     return "\n".join(lines)
 
 
+def with_note(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]],
+              note: str) -> str:  # fmt: skip
+    """:func:`table` of ``rows`` followed by a paragraph ``note``."""
+    return table(rows, columns) + "\n\n" + note
+
+
+def finish(
+    benchmark: str,
+    args: argparse.Namespace,
+    started: float,
+    markdown: Callable[[dict[str, Any]], str],
+    **fields: Any,
+) -> dict[str, Any]:
+    """The result of ``benchmark``: :func:`header` + ``fields`` + its Markdown, written.
+
+    ``markdown(result)`` renders the tables (also used to re-render saved JSON);
+    :func:`write` prints them and writes the files. Returns the result.
+    """
+    result = header(benchmark, args, started)
+    result.update(fields)
+    result["markdown"] = markdown(result)
+    write(result, args)
+    return result
+
+
 def write(result: dict[str, Any], args: argparse.Namespace) -> None:
-    """Print the Markdown; write ``<out-dir>/<name>.json`` and ``.md`` unless ``--no-write``."""
+    """Print the Markdown; write ``<out-dir>/<name>.json`` and ``.md`` unless ``--no-write``.
+
+    ``<name>`` is the result's ``name`` if it has one (several runs of one
+    benchmark side by side), else the benchmark's.
+    """
     print(result["markdown"])
     if args.no_write:
         return
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    name = result["benchmark"]
+    name = result.get("name") or result["benchmark"]
     with open(args.out_dir / f"{name}.json", "w") as handle:
         json.dump(result, handle, indent=1, default=_jsonable)
     write_markdown(result, args.out_dir)
@@ -261,9 +290,10 @@ def write(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 def write_markdown(result: dict[str, Any], out_dir: Path) -> None:
     """``<out_dir>/<name>.md``: a heading (with the preset if quick) and the tables."""
+    name = result.get("name") or result["benchmark"]
     label = f" ({result['preset']} preset)" if result["preset"] == "quick" else ""
-    text = f"# {result['benchmark']}{label}\n\n{result['markdown']}\n"
-    (Path(out_dir) / f"{result['benchmark']}.md").write_text(text)
+    text = f"# {name}{label}\n\n{result['markdown']}\n"
+    (Path(out_dir) / f"{name}.md").write_text(text)
 
 
 def _jsonable(value: Any) -> Any:

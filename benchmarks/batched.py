@@ -165,21 +165,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     calc = PANCalculator(model, default_dtype=args.dtype)
     chosen = {k: v for k, v in workloads().items() if not args.workloads or k in args.workloads}
     rows = [measure(name, s, props, calc, args) for name, (s, props) in chosen.items()]
-    result = common.header("batched", args, started)
-    result.update(
-        {
-            "dtype": args.dtype,
-            "threads": args.threads,
-            "batch_size": args.batch_size,
-            "rows": rows,
-            "tolerance": TOLERANCE,
-            "target": "phonons-8: speed-up >= 2 (2 cores), max |diff| <= 1e-10 (float64)",
-            "all_within_tolerance": all(r["within_tolerance"] for r in rows),
-        }
-    )
-    result["markdown"] = markdown(result)
-    common.write(result, args)
-    return result
+    return common.finish(
+        "batched", args, started, markdown,
+        dtype=args.dtype,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        rows=rows,
+        tolerance=TOLERANCE,
+        target="phonons-8: speed-up >= 2 (2 cores), max |diff| <= 1e-10 (float64)",
+        all_within_tolerance=all(r["within_tolerance"] for r in rows),
+    )  # fmt: skip
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -191,7 +186,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"(eV/A^3) between serial and batched (required <= {TOLERANCE:.0e}). Speed-up = "
         f"serial / batched time; below 1, batching costs more than it saves."
     )
-    return common.table(result["rows"], COLUMNS) + "\n\n" + note
+    return common.with_note(result["rows"], COLUMNS, note)
 
 
 if __name__ == "__main__":

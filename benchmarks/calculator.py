@@ -335,22 +335,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         pan, mace = calculators(model, args.dtype, directory)
         sizes = [measure(n, args, model, pan, mace) for n in args.sizes]
-    result = common.header("calculator", args, started)
     worst = max(s[k]["wall_ratio"] for s in sizes for k in ("single_point", "nve") if k in s)
-    result.update(
-        {
-            "dtype": args.dtype,
-            "threads": args.threads,
-            "steps": args.steps,
-            "neighbour_list": "vesin",
-            "sizes": sizes,
-            "target": "pansim / mace wall ratio <= 1.0",
-            "target_met": worst <= 1.0,
-        }
-    )
-    result["markdown"] = markdown(result)
-    common.write(result, args)
-    return result
+    return common.finish(
+        "calculator", args, started, markdown,
+        dtype=args.dtype,
+        threads=args.threads,
+        steps=args.steps,
+        neighbour_list="vesin",
+        sizes=sizes,
+        target="pansim / mace wall ratio <= 1.0",
+        target_met=worst <= 1.0,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

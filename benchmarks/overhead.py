@@ -148,22 +148,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             line = f"FLOPs {r['flops_ratio']:.4f}, wall {r['wall_ratio']:.3f}"
             print(f"{r['atoms']} atoms {dtype}: pan+pgs {line}", file=sys.stderr)
     full = [r for r in rows if r["variant"] == "pan+pgs"] or [{"flops_ratio": None}]
-    result = common.header("overhead", args, started)
-    result.update(
-        {
-            "structure": "diamond Si, a = 5.47 A, rattled 0.02 A, r_max 5 A",
-            "computed": "energy + forces + stress, one model call",
-            "flop_counter": "torch.utils.flop_counter (matmul-like ops only, forward + backward)",
-            "rows": rows,
-            "target": f"pan+pgs flops_ratio and wall_ratio <= {TARGET}",
-            "target_met_flops": _met(full, "flops_ratio"),
-            "target_met_wall": _met(full, "wall_ratio"),
-            "target_met_cpu": _met(full, "cpu_ratio"),
-        }
-    )
-    result["markdown"] = markdown(result)
-    common.write(result, args)
-    return result
+    return common.finish(
+        "overhead", args, started, markdown,
+        structure="diamond Si, a = 5.47 A, rattled 0.02 A, r_max 5 A",
+        computed="energy + forces + stress, one model call",
+        flop_counter="torch.utils.flop_counter (matmul-like ops only, forward + backward)",
+        rows=rows,
+        target=f"pan+pgs flops_ratio and wall_ratio <= {TARGET}",
+        target_met_flops=_met(full, "flops_ratio"),
+        target_met_wall=_met(full, "wall_ratio"),
+        target_met_cpu=_met(full, "cpu_ratio"),
+    )  # fmt: skip
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -178,7 +173,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"wall time {met['wall']}, CPU time {met['cpu']}. On a shared machine the CPU time "
         f"is the steadier measure; few rounds leave several per cent of noise."
     )
-    return common.table(result["rows"], COLUMNS) + "\n\n" + note
+    return common.with_note(result["rows"], COLUMNS, note)
 
 
 if __name__ == "__main__":

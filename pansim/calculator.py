@@ -20,6 +20,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from pansim._memory import keep_freed_memory
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -107,6 +108,12 @@ class PANCalculator(Calculator):
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     default_dtype : {"float64", "float32"}
         Precision of the model and the graph.
+    keep_memory : bool
+        Keep the memory freed after each evaluation in the process for the next
+        one (glibc malloc without mmap'd blocks or heap trimming, process-wide;
+        see :mod:`pansim._memory`). Evaluations of large cells otherwise spend
+        about half their CPU time in the kernel faulting fresh pages in, and
+        more per atom the larger the cell. False leaves malloc as it is.
 
     Notes
     -----
@@ -134,9 +141,12 @@ class PANCalculator(Calculator):
         model: str | os.PathLike | torch.nn.Module,
         device: str = "cpu",
         default_dtype: str = "float64",
+        keep_memory: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if keep_memory:
+            keep_freed_memory()
         if default_dtype not in _DTYPES:
             raise ValueError(
                 f"default_dtype must be one of {sorted(_DTYPES)}, not {default_dtype!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 from pathlib import Path
@@ -79,3 +80,35 @@ def test_scaling_in_child_processes(benchmarks, tmp_path):
     result = scaling.main(argv + ["--hyperparameters", json.dumps(benchmarks.TINY)])
     assert [r["atoms"] for r in result["rows"]] == [8, 64]
     assert result["rows"][1]["eval_memory_mb"] > 0
+
+
+def test_scaling_stops_before_running_out_of_memory(benchmarks, monkeypatch):
+    """The next size is not started when the previous one's memory per atom says it won't fit."""
+    scaling = importlib.import_module("benchmarks.scaling")
+    measured = []
+
+    def fake_child(n, dtype, args):
+        measured.append(n)
+        row = {
+            "atoms": n,
+            "dtype": dtype,
+            "rss_setup_mb": 500.0,
+            "rss_peak_mb": 500.0 + n,
+            "eval_kb_per_atom": 1024.0,
+        }
+        return {**row, "cpu_us_per_atom": 1.0, "eval_memory_mb": n / 1.0}, None
+
+    monkeypatch.setattr(scaling, "run_child", fake_child)
+    monkeypatch.setattr(scaling, "available_mb", lambda: 2000.0)  # 1 MiB/atom: ~1200 atoms fit
+    args = argparse.Namespace(sizes=[64, 512, 1728], max_atoms=20000, in_process=False,
+                              memory_fraction=0.85)  # fmt: skip
+    rows, stopped = scaling.scan(args, "float32")
+    assert measured == [64, 512] and [r["atoms"] for r in rows] == [64, 512]
+    assert stopped.startswith("stopped before 1728 atoms: estimated peak") and "85%" in stopped
+
+
+def test_scaling_shipped_backbone_is_the_pretrained_config(benchmarks):
+    scaling = importlib.import_module("benchmarks.scaling")
+    hyperparameters = scaling.config_hyperparameters(scaling.SHIPPED_CONFIG)
+    assert hyperparameters["num_channels"] == 32 and hyperparameters["max_L"] == 1
+    assert hyperparameters["radial_MLP"] == [32, 32]
