@@ -40,6 +40,11 @@ SI_A = 5.47
 #: where results go unless ``--out-dir`` says otherwise
 OUT_DIR = Path(__file__).resolve().parent.parent / "results" / "bench"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+ROOT = Path(__file__).resolve().parent.parent
+#: the training config whose ``hyperparameters`` size the shipped pretrained models
+SHIPPED_CONFIG = ROOT / "configs" / "pretrained" / "base" / "si.yaml"
+#: label of the default backbone (no config, no overrides)
+DEFAULT_BACKBONE = "pansim.backbones.mace.DEFAULTS"
 
 
 # -- structures and models ------------------------------------------------------------
@@ -108,9 +113,16 @@ def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
-def rounds(repeats: int, n_atoms: int, reference: int, cap: int = 20) -> int:
-    """``repeats`` rounds at ``reference`` atoms, more (at most ``cap``) for smaller cells."""
-    return min(max(cap, repeats), max(repeats, -(-repeats * reference // max(n_atoms, 1))))
+def rounds(
+    repeats: int, n_atoms: int, reference: int, cap: int = 20, floor: int | None = None
+) -> int:
+    """``repeats`` rounds at ``reference`` atoms, more (at most ``cap``) for smaller cells.
+
+    Larger cells get ``repeats`` rounds too, unless ``floor`` is given: then they get
+    proportionally fewer, down to ``floor``.
+    """
+    least = repeats if floor is None else min(floor, repeats)
+    return min(max(cap, repeats), max(least, -(-repeats * reference // max(n_atoms, 1))))
 
 
 def memory_mb() -> dict[str, float]:
@@ -175,6 +187,96 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _proc_cpu_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (command name, user + system clock ticks so far) of every process in /proc."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        fields = text[text.rfind(")") + 2 :].split()
+        try:
+            out[int(entry)] = (name, int(fields[11]) + int(fields[12]))
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def _command(pid: int, name: str, width: int = 60) -> str:
+    """A process's command line, shortened (its name where the command line is unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().split(b"\0")
+    except OSError:
+        return name
+    words = [w.decode(errors="replace") for w in words if w]
+    if not words:
+        return name
+    text = " ".join([os.path.basename(words[0])] + words[1:])
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def quiet_check(interval: float = 1.0, threshold: float = 0.1) -> dict[str, Any]:
+    """How quiet the machine is now: 1-min load average and the other busy processes.
+
+    A process is busy if it used more than ``threshold`` of a core over the
+    ``interval`` seconds sampled (user + system time from /proc/<pid>/stat; this
+    process is not counted). Nothing is paused or stopped. Without /proc only the
+    load average is reported (``busy_processes`` is None).
+    """
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    out: dict[str, Any] = {
+        "date": now(),
+        "load_1min": round(load[0], 2),
+        "cores": os.cpu_count(),
+        "busy_processes": None,
+        "busy_cores": None,
+        "busy": [],
+        "threshold_cores": threshold,
+        "interval_s": interval,
+    }
+    if not os.path.isdir("/proc"):
+        return out
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    before = _proc_cpu_ticks()
+    time.sleep(interval)
+    after = _proc_cpu_ticks()
+    busy = []
+    for pid, (name, ticks) in after.items():
+        if pid == os.getpid() or pid not in before or before[pid][0] != name:
+            continue
+        cores = (ticks - before[pid][1]) / tick / interval
+        if cores > threshold:
+            busy.append({"pid": pid, "name": _command(pid, name), "cores": round(cores, 2)})
+    busy.sort(key=lambda b: -b["cores"])
+    out.update(
+        busy_processes=len(busy), busy_cores=round(sum(b["cores"] for b in busy), 2), busy=busy
+    )
+    return out
+
+
+def describe_quiet(check: dict[str, Any]) -> str:
+    """One line: load average and other busy processes of a :func:`quiet_check`."""
+    line = f"1-min load average {check['load_1min']} on {check['cores']} cores"
+    if check.get("busy_processes") is None:
+        return line + ", other busy processes not known"
+    names = ", ".join(f"{b['name']} {b['cores']:.1f}" for b in check["busy"][:5])
+    return (
+        f"{line}, {check['busy_processes']} other busy process(es) using "
+        f"{check['busy_cores']:.1f} core(s)" + (f" ({names})" if names else "")
+    )
+
+
+def is_quiet(check: dict[str, Any]) -> bool:
+    """No other busy process (where known) and a 1-min load average below 1."""
+    return not check.get("busy_processes") and check["load_1min"] < 1.0
+
+
 def versions() -> dict[str, str]:
     """Versions of python and the packages the numbers depend on."""
     out = {"python": platform.python_version()}
@@ -206,9 +308,38 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--hyperparameters", type=json.loads, default={}, help="JSON overrides of DEFAULTS"
     )
+    p.add_argument("--config", type=Path, default=None, help="backbone of this training config")
+    p.add_argument(
+        "--shipped",
+        action="store_true",
+        help=f"backbone of the shipped models ({SHIPPED_CONFIG.name})",
+    )
     p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where JSON and .md go")
+    p.add_argument("--name", default=None, help="stem of the JSON and .md files")
     p.add_argument("--no-write", action="store_true", help="print only")
     return p
+
+
+def config_hyperparameters(path: Path) -> dict[str, Any]:
+    """The ``hyperparameters`` mapping of a pansim training config (YAML)."""
+    import yaml
+
+    with open(path) as handle:
+        return dict(yaml.safe_load(handle).get("hyperparameters") or {})
+
+
+def resolve_backbone(args: argparse.Namespace) -> str:
+    """Merge ``--shipped`` / ``--config`` into ``args.hyperparameters``; the backbone's label.
+
+    The label is the config's path (relative to the repository) or
+    :data:`DEFAULT_BACKBONE`; ``--hyperparameters`` overrides the config's values.
+    """
+    config = SHIPPED_CONFIG if args.shipped and args.config is None else args.config
+    if config is None:
+        return DEFAULT_BACKBONE
+    config = Path(config).resolve()
+    args.hyperparameters = {**config_hyperparameters(config), **args.hyperparameters}
+    return str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
 
 
 def header(name: str, args: argparse.Namespace, started: float) -> dict[str, Any]:
@@ -221,7 +352,8 @@ def header(name: str, args: argparse.Namespace, started: float) -> dict[str, Any
         "repeats": args.repeats,
         "max_rounds": args.max_rounds,
         "threads": args.threads,
-        "hyperparameters": args.hyperparameters or "pansim.backbones.mace.DEFAULTS",
+        "hyperparameters": args.hyperparameters or DEFAULT_BACKBONE,
+        "backbone": getattr(args, "backbone", None) or DEFAULT_BACKBONE,
         "models": "random-initialised pansim models (timing does not depend on weight values)",
         "machine": machine(),
         "versions": versions(),
@@ -266,6 +398,7 @@ def finish(
     """
     result = header(benchmark, args, started)
     result.update(fields)
+    result["name"] = getattr(args, "name", None) or result.get("name") or benchmark
     result["markdown"] = markdown(result)
     write(result, args)
     return result

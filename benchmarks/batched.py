@@ -22,6 +22,10 @@ forces and stresses is reported (required: at most 1e-10 in float64).
 Usage (from the repository root)::
 
     python -m benchmarks.batched [--quick] [--repeats 10] [--batch-size 16] [--threads 2]
+        [--shipped] [--workloads phonons-8 elastic] [--name batched-shipped-2threads]
+
+``--shipped``: the backbone size of the shipped models (configs/pretrained/base/si.yaml)
+instead of ``DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = (QUICK if args.quick else FULL)["repeats"]
+    args.backbone = common.resolve_backbone(args)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     from pansim.calculator import PANCalculator
@@ -180,7 +185,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     """The table and its notes, from a result."""
     note = (
-        f"pan+pgs, {result['dtype']}, {common.threads(result)} torch thread(s), batch size "
+        f"pan+pgs, backbone {result.get('backbone', common.DEFAULT_BACKBONE)}, "
+        f"{result['dtype']}, {common.threads(result)} torch thread(s), batch size "
         f"{result['batch_size']}, medians of {result['repeats']} interleaved rounds. max abs "
         f"diff: largest absolute difference of energies (eV), forces (eV/A), stresses "
         f"(eV/A^3) between serial and batched (required <= {TOLERANCE:.0e}). Speed-up = "

@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, value in preset.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.backbone = common.resolve_backbone(args)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     model = common.build("baseline", args.dtype, args.hyperparameters)

@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
+    backbone = common.resolve_backbone(args)  # --shipped / --config
     torch.set_num_threads(args.threads)
     rows = []
     for n in args.sizes:
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     text = report(rows, args.top)
     print(text)
     if args.json is not None:
-        meta = {"machine": common.machine(), "versions": common.versions(), "date": common.now()}
+        meta = {"machine": common.machine(), "versions": common.versions(), "date": common.now(),
+                "backbone": backbone, "hyperparameters": args.hyperparameters}  # fmt: skip
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     return rows
 

@@ -58,16 +58,8 @@ from benchmarks import _common as common  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 FULL = {"sizes": [100, 200, 500, 1000, 2000, 5000, 10000, 20000], "repeats": 3}
 QUICK = {"sizes": [100, 200, 500], "repeats": 1}
-#: the training config whose ``hyperparameters`` size the shipped pretrained models
-SHIPPED_CONFIG = ROOT / "configs" / "pretrained" / "base" / "si.yaml"
-
-
-def config_hyperparameters(path: Path) -> dict[str, Any]:
-    """The ``hyperparameters`` mapping of a pansim training config (YAML)."""
-    import yaml
-
-    with open(path) as handle:
-        return dict(yaml.safe_load(handle).get("hyperparameters") or {})
+SHIPPED_CONFIG = common.SHIPPED_CONFIG
+config_hyperparameters = common.config_hyperparameters
 
 
 def _usage() -> tuple[float, float, int]:
@@ -234,15 +226,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--variant", default="pan+pgs")
     p.add_argument("--stress", action="store_true", help="also compute the stress")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per size")
-    p.add_argument("--config", type=Path, default=None, help="backbone of this training config")
-    p.add_argument("--shipped", action="store_true", help="backbone of the shipped models")
     p.add_argument(
         "--memory-fraction", type=float, default=0.85, help="of MemAvailable, for the next size"
     )
     p.add_argument(
         "--no-keep-memory", dest="keep_memory", action="store_false", help="keep_memory=False"
     )
-    p.add_argument("--name", default="scaling", help="stem of the JSON and .md files")
     p.add_argument(
         "--in-process", action="store_true", help="no child processes (memory is then cumulative)"
     )
@@ -252,9 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key in ("sizes", "repeats"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
-    config = SHIPPED_CONFIG if args.shipped and args.config is None else args.config
-    if config is not None:
-        args.hyperparameters = {**config_hyperparameters(config), **args.hyperparameters}
+    args.backbone = common.resolve_backbone(args)
     torch.set_num_threads(args.threads)
     if args.child is not None:
         row = measure_one(args.child, args.dtype[0], args.repeats, args.hyperparameters,
@@ -274,15 +261,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         structure="diamond Si, a = 5.47 A, rattled 0.02 A, r_max 5 A",
         variant=args.variant,
         dtype=args.dtype[0] if len(args.dtype) == 1 else args.dtype,
-        backbone=str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
-        if config is not None else "pansim.backbones.mace.DEFAULTS",
         computed="energy + forces" + (" + stress" if args.stress else ""),
         memory="peak RSS during the first evaluation (VmHWM, reset before) - RSS before",
         in_process=args.in_process,
         keep_memory=args.keep_memory,
         rows=rows,
         stopped=stopped[args.dtype[0]] if len(args.dtype) == 1 else stopped,
-        name=args.name,
     )  # fmt: skip
 
 

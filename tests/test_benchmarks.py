@@ -22,7 +22,8 @@ def benchmarks(monkeypatch):
 
 
 def _smoke(run_all, name: str, out_dir: Path) -> list[str]:
-    args = run_all.PRESETS["smoke"][name].split() + ["--out-dir", str(out_dir)]
+    (step,) = [s for s in run_all.PRESETS["smoke"] if s.benchmark == name]
+    args = step.args.split() + ["--out-dir", str(out_dir)]
     return args + ["--hyperparameters", json.dumps(run_all.TINY)]
 
 
@@ -64,13 +65,123 @@ CHECKS = {"overhead": _overhead, "calculator": _calculator, "scaling": _scaling,
 def test_run_all_writes_readme(benchmarks, tmp_path):
     argv = ["--preset", "smoke", "--only", "scaling", "--out-dir", str(tmp_path)]
     results = benchmarks.main(argv)
+    assert set(results) == {"scaling"} and results["scaling"]["name"] == "scaling"
+    saved = json.loads((tmp_path / "smoke" / "scaling.json").read_text())
+    check = saved["run_all"]["quiet_check_before_step"]  # recorded, nothing paused
+    assert {"load_1min", "busy_processes", "busy"} <= set(check)
+    assert saved["run_all"]["OMP_NUM_THREADS"] == "1"
+    manifest = json.loads((tmp_path / "smoke" / "run.json").read_text())
+    assert [s["step"] for s in manifest["steps"]] == ["scaling"]
+    text = (tmp_path / "smoke" / "README.md").read_text()
+    for needle in ("smoke", "machine:", "torch thread", "mace-torch", "e3nn", "## scaling",
+                   "## Summary", "| measurement | result | target | met? |",
+                   "other busy process", "Not run yet"):  # fmt: skip
+        assert needle in text, needle
+    (tmp_path / "smoke" / "README.md").unlink()
+    benchmarks.main(["--readme-only", "--preset", "smoke", "--out-dir", str(tmp_path)])
+    assert "## scaling" in (tmp_path / "smoke" / "README.md").read_text()
+
+
+def test_presets_name_their_steps_consistently(benchmarks):
+    full = {s.name: s for s in benchmarks.PRESETS["full"]}
+    assert {s.name for s in benchmarks.PRESETS["quick"]} <= set(full)  # quick fills in for full
+    assert full["overhead"].args == "" and "--shipped" in full["overhead-shipped"].args
+    scaling = full["scaling-shipped"].args.split()
+    assert "--shipped" in scaling and {"float32", "float64"} <= set(scaling)
+    batched = {n: s.threads for n, s in full.items() if s.benchmark == "batched"}
+    assert batched == {"batched-shipped-1thread": 1, "batched-shipped-2threads": 2,
+                       "batched-defaults-2threads": 2}  # fmt: skip
+    args = benchmarks.main.__globals__["arguments"](
+        "full", full["batched-shipped-2threads"],
+        argparse.Namespace(threads=1, out_dir=Path("/x"), hyperparameters={}),
+    )  # fmt: skip
+    assert args[args.index("--threads") + 1] == "2" and args[args.index("--name") + 1] == (
+        "batched-shipped-2threads"
+    )
+    assert args[args.index("--out-dir") + 1] == str(Path("/x/full"))
+
+
+def _fake(benchmark: str, name: str, preset: str, **fields) -> dict:
+    machine = {"cpu": "test CPU", "cores": 2, "usable_cores": 2, "torch_threads": 1,
+               "OMP_NUM_THREADS": "1", "load_average_1_5_15": [0.1, 0.1, 0.1],
+               "platform": "test"}  # fmt: skip
+    return {"benchmark": benchmark, "name": name, "preset": preset, "date": "2026-01-01",
+            "duration_s": 60.0, "repeats": 3, "threads": fields.pop("threads", 1),
+            "hyperparameters": fields.pop("hyperparameters", "pansim.backbones.mace.DEFAULTS"),
+            "machine": machine, "versions": {"torch": "test"}, **fields}  # fmt: skip
+
+
+def _row(n, dtype, cpu):
+    return {"atoms": n, "dtype": dtype, "edges": 28 * n, "median_wall_s": 1.0,
+            "wall_us_per_atom": cpu, "cpu_us_per_atom": cpu, "time_per_atom_rel": 1.0,
+            "eval_memory_mb": n / 1024, "eval_kb_per_atom": 1.0, "rss_peak_mb": 1.0}  # fmt: skip
+
+
+def test_readme_only_renders_what_it_has(benchmarks, tmp_path):
+    """Full results where present, quick ones (labelled) else, 'not run yet' for the rest."""
+    full, quick = tmp_path / "full", tmp_path / "quick"
+    full.mkdir()
+    quick.mkdir()
+    overhead_rows = [
+        {"atoms": 64, "dtype": "float64", "variant": v, "rounds": 3, "gflops": 1.0,
+         "flops_ratio": f, "median_wall_ms": 1.0, "wall_ratio": w, "cpu_ratio": c}
+        for v, f, w, c in [("baseline", 1.0, 1.0, 1.0), ("pan+pgs", 1.001, 1.08, 1.02)]
+    ]  # fmt: skip
+    (quick / "overhead.json").write_text(json.dumps(_fake("overhead", "overhead", "quick",
+                                                          rows=overhead_rows)))  # fmt: skip
+    scaling = _fake(
+        "scaling", "scaling-shipped", "full", variant="pan+pgs", dtype=["float32"],
+        backbone="configs/pretrained/base/si.yaml", computed="energy + forces",
+        rows=[_row(100, "float32", 2000.0), _row(1000, "float32", 1000.0),
+              _row(9680, "float32", 1100.0)],
+        stopped={"float32": "stopped before 20384 atoms: estimated peak 19.2 GiB (from 9680 "
+                            "atoms, 962 KiB/atom) > 85% of the 20.4 GiB available"},
+        provenance={"note": "by hand.", "command": "python -m benchmarks.scaling --shipped"},
+    )  # fmt: skip
+    (full / "scaling-shipped.json").write_text(json.dumps(scaling))
+    batched = _fake(
+        "batched", "batched-shipped-2threads", "full", threads=2, dtype="float64",
+        batch_size=16, backbone="configs/pretrained/base/si.yaml",
+        rows=[{"workload": "phonons-8", "structures": 13, "atoms_each": 8,
+               "properties": "energy+forces", "serial_wall_s": 3.0, "batched_wall_s": 1.0,
+               "speedup_wall": 3.0, "speedup_cpu": 3.1, "max_abs_diff": 0.0,
+               "within_tolerance": True}],
+    )  # fmt: skip
+    (full / "batched-shipped-2threads.json").write_text(json.dumps(batched))
+    results = benchmarks.main(["--readme-only", "--out-dir", str(tmp_path)])
+    assert set(results) == {"overhead", "scaling-shipped", "batched-shipped-2threads"}
     text = (tmp_path / "README.md").read_text()
-    assert set(results) == {"scaling"}
-    for needle in ("smoke", "machine:", "torch threads", "mace-torch", "e3nn", "## scaling"):
-        assert needle in text
-    (tmp_path / "README.md").unlink()
-    benchmarks.main(["--readme-only", "--only", "scaling", "--out-dir", str(tmp_path)])
-    assert "## scaling" in (tmp_path / "README.md").read_text()
+    summary = text[text.index("## Summary") : text.index("## overhead")]
+    lines = {line.split(" | ")[0]: line for line in summary.splitlines() if line.startswith("|")}
+    flops = next(v for k, v in lines.items() if k.startswith("| FLOPs"))
+    assert "(quick preset)" in flops and flops.endswith("| <= 1.05 | yes |")
+    wall = next(v for k, v in lines.items() if k.startswith("| wall time"))
+    assert wall.endswith("| no (CPU time: yes) |")
+    scaling_line = next(v for k, v in lines.items() if "per atom" in k)
+    assert "largest 9680 atoms" in scaling_line and "1000 atoms: 1.10" in scaling_line
+    assert scaling_line.endswith("| flat: yes; ~20000 atoms: no |")
+    assert "(from 9680" not in scaling_line
+    batched_line = next(v for k, v in lines.items() if "batched" in k)
+    assert "3.00x wall" in batched_line and batched_line.endswith("| yes |")
+    assert "## overhead-shipped (shipped backbone size)\n\nNot run yet" in text
+    assert "## calculator" in text and "*quick preset*" in text and "*full preset*" in text
+    assert "Provenance: by hand." in text
+    assert (tmp_path / "full" / "scaling-shipped.md").exists()
+
+
+def test_quiet_check_records_without_touching_anything(benchmarks):
+    common = importlib.import_module("benchmarks._common")
+    check = common.quiet_check(interval=0.05)
+    assert check["load_1min"] >= 0 and "busy" in check
+    assert "load average" in common.describe_quiet(check)
+    with pytest.raises(SystemExit):
+        benchmarks.main(["--quiet-check"])
+
+
+def test_overhead_rounds_shrink_for_large_cells(benchmarks):
+    common = importlib.import_module("benchmarks._common")
+    assert common.rounds(10, 64, 512) == 20 and common.rounds(10, 4096, 512) == 10
+    assert common.rounds(10, 4096, 512, floor=3) == 3 and common.rounds(10, 512, 512, floor=3) == 10
 
 
 @pytest.mark.slow
@@ -112,3 +223,8 @@ def test_scaling_shipped_backbone_is_the_pretrained_config(benchmarks):
     hyperparameters = scaling.config_hyperparameters(scaling.SHIPPED_CONFIG)
     assert hyperparameters["num_channels"] == 32 and hyperparameters["max_L"] == 1
     assert hyperparameters["radial_MLP"] == [32, 32]
+    common = importlib.import_module("benchmarks._common")
+    args = argparse.Namespace(shipped=True, config=None, hyperparameters={"num_channels": 8})
+    assert common.resolve_backbone(args) == "configs/pretrained/base/si.yaml"
+    assert args.hyperparameters["num_channels"] == 8  # overrides win
+    assert args.hyperparameters["radial_MLP"] == [32, 32]
