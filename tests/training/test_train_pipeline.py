@@ -122,3 +122,22 @@ def test_ablation_table_merges_other_backbone_rows(tmp_path):
     path.write_text(json.dumps({"table": []}))
     with pytest.raises(SystemExit, match="per-run rows"):
         script["merged_rows"]([path])
+
+
+def test_run_jobs_side_by_side_with_threads(tmp_path, monkeypatch):
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    calls = []
+
+    def fake_call(cmd, cwd=None, env=None):
+        calls.append((cmd, env["OMP_NUM_THREADS"]))
+        return 0
+
+    monkeypatch.setattr(script["subprocess"], "call", fake_call)
+    argv = ["run", "--systems", "ethanol", "--variants", "pan", "pgs", "--seeds", "2",
+            "--jobs", "2", "--threads", "1", "--runs", str(tmp_path)]  # fmt: skip
+    assert script["main"](argv) == 0
+    configs = sorted(next(a for a in cmd if a.endswith(".yaml")) for cmd, _ in calls)
+    assert [Path(c).name for c in configs] == ["pan-seed2.yaml", "pgs-seed2.yaml"]
+    assert {threads for _, threads in calls} == {"1"}
+    with pytest.raises(SystemExit, match="in-process"):
+        script["main"]([*argv, "--in-process"])
