@@ -209,17 +209,28 @@ def format_info(report: dict) -> str:
     return "\n".join(lines)
 
 
-def relabel(system: str, key: str, root=None, job_dir: str | Path | None = None) -> dict:
+def relabel(
+    system: str,
+    key: str,
+    root=None,
+    job_dir: str | Path | None = None,
+    calc_overrides: dict | None = None,
+) -> dict:
     """Rerun one stored configuration with its stored settings and compare with its labels.
 
     Returns ``{"dE_meV_per_atom", "dF_max_meV_A", "reproduced"}``; the SPEC tolerance is
-    1 meV/atom and 5 meV/A. The manifest is not changed.
+    1 meV/atom and 5 meV/A. ``calc_overrides`` replaces keys of the stored calculator
+    settings (e.g. a looser SCF criterion, to test whether it would reproduce the labels).
+    The manifest is not changed.
     """
     m = Manifest.load(manifest_path(get_system(system).name, root))
     entry = m.entries.get(key)
     if entry is None or entry["status"] != "done":
         raise KeyError(f"{system}: {key!r} has no finished label")
-    new = run_job(entry["job"], job_dir or scratch_dir() / "relabel" / key)
+    job = entry["job"]
+    if calc_overrides:
+        job = {**job, "calc": {**job["calc"], **calc_overrides}}
+    new = run_job(job, job_dir or scratch_dir() / "relabel" / key)
     if not new.get("ok"):
         return {"config_id": key, "reproduced": False, "error": new.get("error")}
     n = len(entry["job"]["atoms"]["numbers"])
