@@ -146,6 +146,45 @@ def memory_mb() -> dict[str, float]:
         return {"rss": peak, "peak": peak}
 
 
+def available_mb() -> float | None:
+    """MemAvailable of /proc/meminfo (MiB), None where there is no /proc."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def predicted_peak_mb(previous: dict[str, Any], n_atoms: int) -> float:
+    """Peak RSS of a process at ``n_atoms`` from the previous size: set-up + per-atom memory.
+
+    ``previous`` holds ``atoms``, ``rss_setup_mb`` and ``rss_peak_mb`` of the smaller
+    size. The per-atom memory is the whole process's peak over every call (not only the
+    first evaluation's: later calls can grow the heap further) less the set-up RSS.
+    """
+    per_atom = (previous["rss_peak_mb"] - previous["rss_setup_mb"]) / previous["atoms"]
+    return previous["rss_setup_mb"] + per_atom * n_atoms
+
+
+def too_big(previous: dict[str, Any] | None, n_atoms: int, fraction: float) -> str | None:
+    """Why the Si cell of about ``n_atoms`` should not be started (estimate does not fit)."""
+    free = available_mb()
+    if previous is None or free is None:
+        return None
+    atoms = len(si_cell(n_atoms, rattle=0.0))
+    need = predicted_peak_mb(previous, atoms)
+    if need <= fraction * free:
+        return None
+    return (
+        f"stopped before {atoms} atoms: estimated peak {need / 1024:.1f} GiB (from the "
+        f"peak RSS at {previous['atoms']} atoms) > "
+        f"{fraction:.0%} of the {free / 1024:.1f} GiB available"
+    )
+
+
 def reset_peak_memory() -> bool:
     """Reset this process's peak RSS to its current RSS (Linux ``clear_refs`` 5); success."""
     try:

@@ -20,6 +20,14 @@ is). ``--shipped``: the backbone size of the shipped models
 (configs/pretrained/base/si.yaml) instead of ``DEFAULTS``. Target (issue 6):
 pan+pgs at most 1.05 in FLOPs and in wall time.
 
+Each cell size and precision runs in a fresh process, so memory kept from one
+(``keep_memory``) neither crowds nor fragments the next. Before a size starts
+its peak memory is estimated from the smaller sizes of the same precision
+(the growth of the peak per atom between the last two, :func:`memory_model`);
+a size whose estimate exceeds ``--memory-fraction`` of the memory available
+(MemAvailable) is skipped with that reason in the table instead of being killed
+by the kernel.
+
 Usage (from the repository root)::
 
     python -m benchmarks.overhead [--quick] [--sizes 64 512 4096] [--dtypes float32 float64]
@@ -29,6 +37,9 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,6 +130,60 @@ COLUMNS = [
 ]
 
 
+def argparse_hidden() -> str:
+    """Help text of ``--child`` (internal: one size and precision, JSON on stdout)."""
+    return "internal: measure the first --sizes / --dtypes only, print JSON"
+
+
+def _child(args) -> dict[str, Any]:
+    """Measure one size and precision in this process; print rows and memory as JSON."""
+    setup = common.memory_mb()["rss"]
+    rows = measure(
+        args.sizes[0], args.dtypes[0], args.repeats, args.hyperparameters, args.variants,
+        args.max_rounds, args.min_rounds,
+    )  # fmt: skip
+    memory = {"atoms": rows[0]["atoms"], "rss_setup_mb": setup,
+              "rss_peak_mb": common.memory_mb()["peak"]}  # fmt: skip
+    for row in rows:
+        row["rss_peak_mb"] = memory["rss_peak_mb"]
+    result = {"rows": rows, "memory": memory}
+    print(json.dumps(result))
+    return result
+
+
+def memory_model(measured: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Peak memory of the measured sizes as ``common.predicted_peak_mb`` takes it.
+
+    With two sizes the per-atom memory is the slope between their peaks (the four
+    models, the FLOP counter and the interpreter do not grow with the cell); with one,
+    everything above the set-up RSS counts as per-atom (an over-estimate).
+    """
+    if len(measured) < 2:
+        return measured[-1] if measured else None
+    a, b = measured[-2], measured[-1]
+    slope = max(b["rss_peak_mb"] - a["rss_peak_mb"], 0.0) / (b["atoms"] - a["atoms"])
+    return {**b, "rss_setup_mb": b["rss_peak_mb"] - slope * b["atoms"]}
+
+
+def run_child(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None, str | None]:
+    """One size and precision in a fresh process: ``(result, None)`` or ``(None, why not)``."""
+    command = [sys.executable, "-m", "benchmarks.overhead", "--child", "--no-write"]
+    command += ["--sizes", str(n_atoms), "--dtypes", dtype, "--repeats", str(args.repeats)]
+    command += ["--max-rounds", str(args.max_rounds), "--threads", str(args.threads)]
+    command += ["--min-rounds", str(args.min_rounds)] if args.min_rounds is not None else []
+    command += ["--variants", *args.variants]
+    command += ["--hyperparameters", json.dumps(args.hyperparameters)]
+    command += [] if args.keep_memory else ["--no-keep-memory"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    done = subprocess.run(command, cwd=common.ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        killed = " (killed: out of memory?)" if done.returncode == -9 else ""
+        return None, f"exit code {done.returncode}{killed}: {tail[0][:200]}"
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]), None
+
+
 def _met(rows: list[dict[str, Any]], key: str) -> bool | None:
     """Whether every pan+pgs row meets the target (None without pan+pgs rows)."""
     if rows[0].get(key) is None:
@@ -144,6 +209,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--no-keep-memory", dest="keep_memory", action="store_false",
         help="glibc malloc as it is (default: keep freed memory, as PANCalculator does)",
     )  # fmt: skip
+    p.add_argument(
+        "--memory-fraction", type=float, default=0.85,
+        help="skip a size whose estimated peak memory exceeds this share of MemAvailable",
+    )  # fmt: skip
+    p.add_argument("--child", action="store_true", help=argparse_hidden())
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key in ("sizes", "dtypes", "repeats", "min_rounds"):
@@ -155,24 +225,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         args.keep_memory = keep_freed_memory()
     torch.set_num_threads(args.threads)
+    if args.child:
+        return _child(args)
     started = time.perf_counter()
-    rows = []
-    for n in args.sizes:
-        for dtype in args.dtypes:
-            rows.extend(
-                measure(
-                    n,
-                    dtype,
-                    args.repeats,
-                    args.hyperparameters,
-                    args.variants,
-                    args.max_rounds,
-                    args.min_rounds,
-                )  # fmt: skip
-            )
+    rows, skipped = [], []
+    for dtype in args.dtypes:
+        measured: list[dict[str, Any]] = []
+        for n in args.sizes:
+            why = common.too_big(memory_model(measured), n, args.memory_fraction)
+            child, error = (None, why) if why else run_child(n, dtype, args)
+            if child is None:
+                skipped.append({"atoms": len(common.si_cell(n)), "dtype": dtype, "why": error})
+                print(f"{n} atoms {dtype}: skipped, {error}", file=sys.stderr)
+                continue
+            measured.append(child["memory"])
+            rows.extend(child["rows"])
             r = rows[-1]
             line = f"FLOPs {r['flops_ratio']:.4f}, wall {r['wall_ratio']:.3f}"
             print(f"{r['atoms']} atoms {dtype}: pan+pgs {line}", file=sys.stderr)
+    rows.sort(key=lambda r: (r["atoms"], r["dtype"]))
     full = [r for r in rows if r["variant"] == "pan+pgs"] or [{"flops_ratio": None}]
     return common.finish(
         "overhead", args, started, markdown,
@@ -182,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         keep_memory=args.keep_memory,
         min_rounds=args.min_rounds,
         rows=rows,
+        skipped=skipped,
         target=f"pan+pgs flops_ratio and wall_ratio <= {TARGET}",
         target_met_flops=_met(full, "flops_ratio"),
         target_met_wall=_met(full, "wall_ratio"),
@@ -212,6 +284,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"wall time {met['wall']}, CPU time {met['cpu']}. On a shared machine the CPU time "
         f"is the steadier measure; few rounds leave several per cent of noise."
     )
+    for skip in result.get("skipped", []):
+        note += f" Not measured: {skip['atoms']} atoms {skip['dtype']}: {skip['why']}."
     return common.with_note(result["rows"], COLUMNS, note)
 
 

@@ -142,44 +142,6 @@ def run_child(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None, st
     return json.loads(lines[-1]), None
 
 
-def available_mb() -> float | None:
-    """MemAvailable of /proc/meminfo (MiB), None where there is no /proc."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def predicted_peak_mb(previous: dict[str, Any], n_atoms: int) -> float:
-    """Peak RSS of a process at ``n_atoms`` from the previous size: set-up + per-atom memory.
-
-    The per-atom memory is the whole process's peak over every call (not only the
-    first evaluation's: later calls can grow the heap further) less the set-up RSS.
-    """
-    per_atom = (previous["rss_peak_mb"] - previous["rss_setup_mb"]) / previous["atoms"]
-    return previous["rss_setup_mb"] + per_atom * n_atoms
-
-
-def too_big(previous: dict[str, Any] | None, n_atoms: int, fraction: float) -> str | None:
-    """Why ``n_atoms`` should not be started (its estimated peak does not fit), or None."""
-    free = available_mb()
-    if previous is None or free is None:
-        return None
-    atoms = len(common.si_cell(n_atoms, rattle=0.0))
-    need = predicted_peak_mb(previous, atoms)
-    if need <= fraction * free:
-        return None
-    return (
-        f"stopped before {atoms} atoms: estimated peak {need / 1024:.1f} GiB (from the "
-        f"peak RSS at {previous['atoms']} atoms) > "
-        f"{fraction:.0%} of the {free / 1024:.1f} GiB available"
-    )
-
-
 def scan(args, dtype: str) -> tuple[list[dict[str, Any]], str]:
     """Rows for every size up to ``--max-atoms``, and where (and why) the scan stopped."""
     rows: list[dict[str, Any]] = []
@@ -188,7 +150,7 @@ def scan(args, dtype: str) -> tuple[list[dict[str, Any]], str]:
             row, error = measure_one(n, dtype, args.repeats, args.hyperparameters,
                                      args.variant, args.stress, args.keep_memory), None  # fmt: skip
         else:
-            error = too_big(rows[-1] if rows else None, n, args.memory_fraction)
+            error = common.too_big(rows[-1] if rows else None, n, args.memory_fraction)
             if error is not None:
                 return rows, error
             row, error = run_child(n, dtype, args)

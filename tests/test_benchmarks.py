@@ -42,6 +42,19 @@ def _overhead(result):
     rows = result["rows"]
     assert [r["variant"] for r in rows] == ["baseline", "pan+pgs"]
     assert rows[0]["flops_ratio"] == 1.0 and all(r["gflops"] > 0 for r in rows)
+    assert result["skipped"] == [] and rows[0]["rss_peak_mb"] > 0  # measured in a child
+
+
+def test_overhead_skips_a_size_that_would_not_fit_in_memory(benchmarks, tmp_path, monkeypatch):
+    from benchmarks import _common, overhead
+
+    argv = _smoke(benchmarks, "overhead", tmp_path) + ["--sizes", "8", "64"]
+    monkeypatch.setattr(_common, "available_mb", lambda: 1.0)  # 1 MiB free: 64 atoms cannot fit
+    result = overhead.main(argv)
+    assert {r["atoms"] for r in result["rows"]} == {8}
+    (skip,) = result["skipped"]
+    assert skip["atoms"] == 64 and skip["why"].startswith("stopped before 64 atoms: estimated peak")
+    assert "Not measured: 64 atoms float64: stopped before 64 atoms" in result["markdown"]
 
 
 def _calculator(result):
@@ -210,7 +223,8 @@ def test_scaling_stops_before_running_out_of_memory(benchmarks, monkeypatch):
         return {**row, "cpu_us_per_atom": 1.0, "eval_memory_mb": n / 1.0}, None
 
     monkeypatch.setattr(scaling, "run_child", fake_child)
-    monkeypatch.setattr(scaling, "available_mb", lambda: 2000.0)  # 1 MiB/atom: ~1200 atoms fit
+    # 1 MiB/atom: about 1200 atoms fit
+    monkeypatch.setattr(scaling.common, "available_mb", lambda: 2000.0)
     args = argparse.Namespace(sizes=[64, 512, 1728], max_atoms=20000, in_process=False,
                               memory_fraction=0.85)  # fmt: skip
     rows, stopped = scaling.scan(args, "float32")
