@@ -26,7 +26,9 @@ its peak memory is estimated from the smaller sizes of the same precision
 (the growth of the peak per atom between the last two, :func:`memory_model`);
 a size whose estimate exceeds ``--memory-fraction`` of the memory available
 (MemAvailable) is skipped with that reason in the table instead of being killed
-by the kernel.
+by the kernel. Cells of at least ``--separate-from`` atoms (default 2048) run
+every variant in its own process per round instead (:func:`run_separate`):
+four models side by side would not fit in memory there.
 
 Usage (from the repository root)::
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -165,15 +168,93 @@ def memory_model(measured: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {**b, "rss_setup_mb": b["rss_peak_mb"] - slope * b["atoms"]}
 
 
-def run_child(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None, str | None]:
+def _single(args) -> dict[str, Any]:
+    """One variant in this process: warm-up (the FLOP count if asked), then one timed call."""
+    atoms = common.si_cell(args.sizes[0])
+    data = graph(atoms, args.dtypes[0])
+    model = common.build(args.variants[0], args.dtypes[0], args.hyperparameters)
+    flops = count_flops(model, data) if args.count_flops else None
+    if flops is None:
+        call(model, data)  # warm-up
+    (sample,) = common.interleaved({"call": lambda: call(model, data)}, 1, warmup=0).values()
+    result = {
+        "atoms": len(atoms),
+        "edges": int(data["edge_index"].shape[1]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "flops": flops,
+        "wall": sample["wall"][0],
+        "cpu": sample["cpu"][0],
+        "rss_peak_mb": common.memory_mb()["peak"],
+    }
+    print(json.dumps(result))
+    return result
+
+
+def run_separate(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None, str | None]:
+    """Large cells: every variant in its own process per round, rounds in shuffled order.
+
+    Four models side by side in one process hold four heaps of kept memory (about 11 MiB
+    per atom for the DEFAULTS backbone in float64) and push a 4096-atom cell out of a
+    23 GB machine; one process per call keeps the memory of one. The order of the
+    variants is shuffled in every round, so slow drifts of the machine cancel as in
+    :func:`common.interleaved`.
+    """
+    import random
+
+    variants = ["baseline"] + [v for v in args.variants if v != "baseline"]
+    n_rounds = max(args.min_rounds or 3, 1)
+    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    rng = random.Random(0)
+    for k in range(n_rounds):
+        order = list(variants)
+        rng.shuffle(order)
+        for variant in order:
+            extra = ["--single", "--variants", variant] + (["--count-flops"] if k == 0 else [])
+            out, error = run_child(n_atoms, dtype, args, extra)
+            if out is None:
+                return None, f"{variant}, round {k + 1}: {error}"
+            samples[variant].append(out)
+    median = {
+        v: {key: statistics.median(s[key] for s in samples[v]) for key in ("wall", "cpu")}
+        for v in variants
+    }
+    first = {v: samples[v][0] for v in variants}
+    base = first["baseline"]
+    rows = [
+        {
+            "atoms": base["atoms"],
+            "edges": base["edges"],
+            "dtype": dtype,
+            "variant": v,
+            "rounds": n_rounds,
+            "mode": "one process per variant and round",
+            "parameters": first[v]["parameters"],
+            "gflops": first[v]["flops"] / 1e9,
+            "flops_ratio": first[v]["flops"] / base["flops"],
+            "median_wall_ms": 1e3 * median[v]["wall"],
+            "wall_ratio": median[v]["wall"] / median["baseline"]["wall"],
+            "median_cpu_ms": 1e3 * median[v]["cpu"],
+            "cpu_ratio": median[v]["cpu"] / median["baseline"]["cpu"],
+            "rss_peak_mb": max(s["rss_peak_mb"] for s in samples[v]),
+        }
+        for v in variants
+    ]
+    peak = max(r["rss_peak_mb"] for r in rows)
+    return {"rows": rows, "memory": {"atoms": base["atoms"], "rss_setup_mb": 0.0,
+                                     "rss_peak_mb": peak}}, None  # fmt: skip
+
+
+def run_child(
+    n_atoms: int, dtype: str, args, extra: list[str] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """One size and precision in a fresh process: ``(result, None)`` or ``(None, why not)``."""
     command = [sys.executable, "-m", "benchmarks.overhead", "--child", "--no-write"]
     command += ["--sizes", str(n_atoms), "--dtypes", dtype, "--repeats", str(args.repeats)]
     command += ["--max-rounds", str(args.max_rounds), "--threads", str(args.threads)]
     command += ["--min-rounds", str(args.min_rounds)] if args.min_rounds is not None else []
-    command += ["--variants", *args.variants]
     command += ["--hyperparameters", json.dumps(args.hyperparameters)]
     command += [] if args.keep_memory else ["--no-keep-memory"]
+    command += extra if extra else ["--variants", *args.variants]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run(command, cwd=common.ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -213,7 +294,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--memory-fraction", type=float, default=0.85,
         help="skip a size whose estimated peak memory exceeds this share of MemAvailable",
     )  # fmt: skip
+    p.add_argument(
+        "--separate-from", type=int, default=2048,
+        help="cells of at least this many atoms: one process per variant and round",
+    )  # fmt: skip
     p.add_argument("--child", action="store_true", help=argparse_hidden())
+    p.add_argument("--single", action="store_true", help=argparse_hidden())
+    p.add_argument("--count-flops", action="store_true", help=argparse_hidden())
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key in ("sizes", "dtypes", "repeats", "min_rounds"):
@@ -226,14 +313,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.keep_memory = keep_freed_memory()
     torch.set_num_threads(args.threads)
     if args.child:
-        return _child(args)
+        return _single(args) if args.single else _child(args)
     started = time.perf_counter()
     rows, skipped = [], []
     for dtype in args.dtypes:
         measured: list[dict[str, Any]] = []
         for n in args.sizes:
-            why = common.too_big(memory_model(measured), n, args.memory_fraction)
-            child, error = (None, why) if why else run_child(n, dtype, args)
+            if len(common.si_cell(n)) >= args.separate_from:
+                child, error = run_separate(n, dtype, args)
+            else:
+                why = common.too_big(memory_model(measured), n, args.memory_fraction)
+                child, error = (None, why) if why else run_child(n, dtype, args)
             if child is None:
                 skipped.append({"atoms": len(common.si_cell(n)), "dtype": dtype, "why": error})
                 print(f"{n} atoms {dtype}: skipped, {error}", file=sys.stderr)
@@ -284,6 +374,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"wall time {met['wall']}, CPU time {met['cpu']}. On a shared machine the CPU time "
         f"is the steadier measure; few rounds leave several per cent of noise."
     )
+    separate = sorted({(r["atoms"], r["rounds"]) for r in result["rows"] if r.get("mode")})
+    for atoms, rounds in separate:
+        note += (
+            f" {atoms} atoms: one process per variant and round ({rounds} rounds, variants in "
+            f"shuffled order; four models in one process would not fit in memory)."
+        )
     for skip in result.get("skipped", []):
         note += f" Not measured: {skip['atoms']} atoms {skip['dtype']}: {skip['why']}."
     return common.with_note(result["rows"], COLUMNS, note)

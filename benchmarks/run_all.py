@@ -448,9 +448,7 @@ def readme(out_dir: Path, page: str = "main") -> str:
         "`--readme-only` rebuilds this page from the JSON files (`full/`, `quick/`). Each step "
         "runs in its own process; ratios are measured side by side in one process, interleaved "
         "rounds, medians. Models are random-initialised pansim models: timing does not depend "
-        "on weight values. Shipped backbone size: configs/pretrained/base/si.yaml (32 channels, "
-        "max_ell 2, radial MLP [32, 32]); DEFAULTS: pansim.backbones.mace.DEFAULTS (64 "
-        "channels, max_ell 3, radial MLP [64, 64, 64]).",
+        f"on weight values. Shipped backbone size: {backbone_sizes()}.",
         "",
         "- machine: " + "; ".join(sorted(machines)) if machines else "- machine: no results yet",
     ]
@@ -491,11 +489,67 @@ def readme(out_dir: Path, page: str = "main") -> str:
     return "\n".join(lines)
 
 
+def backbone_sizes() -> str:
+    """The two backbone sizes the tables use, read from their sources."""
+    from pansim.backbones.mace import DEFAULTS
+
+    def size(h: dict[str, Any]) -> str:
+        return (
+            f"{h['num_channels']} channels, max_L {h['max_L']}, max_ell {h['max_ell']}, "
+            f"correlation {h['correlation']}, radial MLP {list(h['radial_MLP'])}"
+        )
+
+    shipped = {**DEFAULTS, **common.config_hyperparameters(common.SHIPPED_CONFIG)}
+    return (
+        f"{common.SHIPPED_CONFIG.relative_to(common.ROOT)} ({size(shipped)}); "
+        f"DEFAULTS: pansim.backbones.mace.DEFAULTS ({size(DEFAULTS)})"
+    )
+
+
+#: the summary table in the project README sits between these lines
+README_MARKERS = ("<!-- benchmarks summary: start", "<!-- benchmarks summary: end -->")
+
+
+def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "README.md") -> bool:
+    """Replace the summary table of ``readme_path`` (between :data:`README_MARKERS`).
+
+    Only for the project's own results folder: runs into other folders (tests, trials)
+    leave the README alone. Returns whether it was rewritten.
+    """
+    if Path(out_dir).resolve() != common.OUT_DIR.resolve() or not readme_path.exists():
+        return False
+    text = readme_path.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    found = load(out_dir, "main")
+    machines = sorted(
+        {
+            f"{r['machine']['cpu']}, {r['machine']['cores']} cores, "
+            f"{common.threads(r)} torch thread(s) unless the row says otherwise"
+            for _, _, r in found.values()
+        }
+    )
+    versions = sorted({_versions(r) for _, _, r in found.values()})
+    block = (
+        f"{start} (written by `python -m benchmarks.run_all`) -->\n"
+        f"Machine: {'; '.join(machines)}. Versions: {'; '.join(versions)}.\n\n"
+        f"{summary(found) if found else 'No results yet.'}\n{end}"
+    )
+    readme_path.write_text(head + block + tail)
+    print(f"wrote the summary table of {readme_path}", file=sys.stderr)
+    return True
+
+
 def write_readme(out_dir: Path, page: str = "main") -> Path:
     path = out_dir / ("smoke" if page == "smoke" else "") / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(readme(out_dir, page))
     print(f"wrote {path}", file=sys.stderr)
+    if page == "main":
+        update_project_readme(out_dir)
     return path
 
 

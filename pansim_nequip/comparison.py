@@ -10,7 +10,8 @@ Run from the repository root in the second environment::
 exact ``nequip-train`` command of every run, marked ``done`` or ``todo``, and starts
 nothing. ``run`` calls those commands (``configs/nequip/<system>-<backbone>.yaml`` with
 ``variant=...  seed=...``) into ``results/nequip/<system>/<backbone>-<variant>-seed<k>/``
-and marks a finished run with ``done.json`` (resumable: finished runs are skipped).
+and marks a finished run with ``done.json`` (resumable: finished runs are skipped, an
+interrupted one continues from its ``last.ckpt``).
 ``table`` evaluates every finished run on ``data/<system>/test.extxyz`` (labels
 ``REF_energy`` / ``REF_forces`` / ``REF_stress``) through nequip's ASE calculator with
 the metrics of :func:`pansim.training.evaluate.metrics`, measures FLOPs
@@ -34,10 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from ase import Atoms
 from ase.io import read
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
+
+from pansim.data.manifest import write_json_atomic
 
 RUNS = Path("results/nequip")
 CONFIGS = Path("configs/nequip")
@@ -88,17 +92,62 @@ def plan(
     return [Job(s, b, v, k) for s in systems for b in backbones for k in seeds for v in variants]
 
 
+def resume_checkpoint(job: Job) -> Path | None:
+    """``last.ckpt`` of an interrupted run of ``job`` if it loads, else ``None``.
+
+    The configs save ``last.ckpt`` after every epoch (``save_last``). A file that does
+    not load (a run killed while writing it) is renamed ``last.ckpt.corrupt`` and the
+    run starts over, with a message.
+    """
+    last = job.out_dir / "last.ckpt"
+    if job.done or not last.exists():
+        return None
+    try:
+        torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file means: start over
+        last.replace(last.with_name("last.ckpt.corrupt"))
+        print(f"[comparison] {last} does not load ({exc}); starting the run over", flush=True)
+        return None
+    return last
+
+
+def _segments(job: Job) -> Path:
+    return job.out_dir / "segments.json"
+
+
 def train(job: Job, overrides: Sequence[str] = ()) -> float:
-    """Run ``nequip-train`` for ``job``; returns the wall time (s) and writes ``done.json``."""
-    start = time.perf_counter()
-    subprocess.run(job.command(overrides), check=True)
-    seconds = time.perf_counter() - start
+    """Run ``nequip-train`` for ``job``; returns the training wall time (s), writes ``done.json``.
+
+    An interrupted run continues from its ``last.ckpt`` (nequip's ``ckpt_path``: model,
+    optimizer, scheduler, EMA and epoch). The wall time sums the segments of the run, each
+    counted up to its last checkpoint (work after it was lost and is redone).
+    """
+    resume = resume_checkpoint(job)
+    segments = json.loads(_segments(job).read_text()) if _segments(job).exists() else []
+    if segments and "end" not in segments[-1]:
+        if resume is None:
+            segments = []  # nothing kept from the interrupted segment: start over
+        else:
+            segments[-1]["end"] = resume.stat().st_mtime
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    segments.append({"start": time.time(), "resumed_from": str(resume) if resume else None})
+    write_json_atomic(_segments(job), segments)
+    extra = [f"++ckpt_path={resume.resolve()}"] if resume else []
+    subprocess.run(job.command([*overrides, *extra]), check=True)
+    segments[-1]["end"] = time.time()
+    write_json_atomic(_segments(job), segments)
+    seconds = sum(s["end"] - s["start"] for s in segments)
     config = (job.out_dir / ".hydra" / "config.yaml").read_text()
     epochs = int(
         next(ln.split(":")[1] for ln in config.splitlines() if ln.startswith("max_epochs"))
     )
-    summary = {"train_seconds": seconds, "epochs": epochs, "overrides": list(overrides)}
-    (job.out_dir / "done.json").write_text(json.dumps(summary, indent=1))
+    summary = {
+        "train_seconds": seconds,
+        "epochs": epochs,
+        "segments": len(segments),
+        "overrides": list(overrides),
+    }
+    write_json_atomic(job.out_dir / "done.json", summary)
     return seconds
 
 
@@ -368,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbones", nargs="+", default=["nequip", "allegro"])
     parser.add_argument("--variants", nargs="+", default=["baseline", "pan+pgs"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("results/ablation-nequip"))
+    parser.add_argument("--out", type=Path, default=RUNS)
     parser.add_argument("--supercell", type=int, default=1, help="flops: repeat periodic cells")
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)

@@ -45,6 +45,19 @@ def _overhead(result):
     assert result["skipped"] == [] and rows[0]["rss_peak_mb"] > 0  # measured in a child
 
 
+def test_overhead_large_cells_run_one_process_per_variant_and_round(benchmarks, tmp_path):
+    from benchmarks import overhead
+
+    argv = _smoke(benchmarks, "overhead", tmp_path) + ["--separate-from", "8", "--min-rounds", "2"]
+    result = overhead.main(argv)
+    rows = result["rows"]
+    assert [r["variant"] for r in rows] == ["baseline", "pan+pgs"]
+    assert all(r["mode"] == "one process per variant and round" and r["rounds"] == 2 for r in rows)
+    assert rows[0]["flops_ratio"] == 1.0 and rows[1]["flops_ratio"] > 1.0
+    assert rows[0]["wall_ratio"] == 1.0 and rows[1]["median_wall_ms"] > 0
+    assert "8 atoms: one process per variant and round (2 rounds" in result["markdown"]
+
+
 def test_overhead_skips_a_size_that_would_not_fit_in_memory(benchmarks, tmp_path, monkeypatch):
     from benchmarks import _common, overhead
 
@@ -180,6 +193,32 @@ def test_readme_only_renders_what_it_has(benchmarks, tmp_path):
     assert "## calculator" in text and "*quick preset*" in text and "*full preset*" in text
     assert "Provenance: by hand." in text
     assert (tmp_path / "full" / "scaling-shipped.md").exists()
+
+
+def test_project_readme_summary_is_rewritten_between_its_markers(benchmarks, tmp_path, monkeypatch):
+    common = importlib.import_module("benchmarks._common")
+    (tmp_path / "full").mkdir()
+    rows = [_row(1000, "float32", 1000.0), _row(9680, "float32", 1500.0)]
+    rows[0]["user_us_per_atom"], rows[1]["user_us_per_atom"] = 950.0, 1000.0
+    scaling = _fake("scaling", "scaling-shipped", "full", variant="pan+pgs", dtype=["float32"],
+                    rows=rows, stopped={"float32": "completed"}, computed="energy + forces",
+                    backbone="configs/pretrained/base/si.yaml")  # fmt: skip
+    (tmp_path / "full" / "scaling-shipped.json").write_text(json.dumps(scaling))
+    start, end = benchmarks.README_MARKERS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# project\n\nbefore\n\n{start} -->\nold table\n{end}\n\nafter\n")
+    assert not benchmarks.update_project_readme(tmp_path, readme)  # not the project's folder
+    assert "old table" in readme.read_text()
+    monkeypatch.setattr(common, "OUT_DIR", tmp_path)
+    assert benchmarks.update_project_readme(tmp_path, readme)
+    text = readme.read_text()
+    assert text.startswith("# project\n\nbefore\n\n") and text.endswith(f"{end}\n\nafter\n")
+    assert "old table" not in text and "Machine: test CPU, 2 cores" in text
+    (line,) = [ln for ln in text.splitlines() if "per atom" in ln]
+    assert "user CPU time per atom (without the kernel's share) 1.05" in line
+    assert line.endswith("| flat: no (user time: yes); ~20000 atoms: no |")
+    again = readme.read_text()
+    assert benchmarks.update_project_readme(tmp_path, readme) and readme.read_text() == again
 
 
 def test_quiet_check_records_without_touching_anything(benchmarks):

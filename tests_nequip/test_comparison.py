@@ -1,4 +1,6 @@
-"""The comparison driver without training: dry run, metrics, FLOPs at the configs' sizes."""
+"""The comparison driver: dry run, metrics, FLOPs at the configs' sizes, resuming a run."""
+
+import csv
 
 import numpy as np
 import pytest
@@ -61,3 +63,44 @@ def test_flops_overhead_at_config_sizes(backbone, monkeypatch):
     rows = comparison.measure("si", backbone, ["baseline", "pan+pgs"], atoms, repeats=1)
     ratio = rows[1]["flops_ratio"]
     assert np.isfinite(ratio) and 1.0 < ratio <= 1.05, ratio
+
+
+TINY_RUN = ["num_features=8", "num_layers=2", "cutoff_radius=4.0", "model_type_names=[Cu]"]
+
+
+def test_interrupted_run_continues_from_last_checkpoint(project):
+    job = comparison.Job("si", "nequip", "baseline", 0)
+    comparison.train(job, [*TINY_RUN, "max_epochs=1"])
+    # simulate a run killed after its first epoch: no done.json, an open segment
+    (job.out_dir / "done.json").unlink()
+    segments = comparison.json.loads((job.out_dir / "segments.json").read_text())
+    del segments[-1]["end"]
+    (job.out_dir / "segments.json").write_text(comparison.json.dumps(segments))
+    last = job.out_dir / "last.ckpt"
+    assert comparison.resume_checkpoint(job) == last
+
+    comparison.train(job, [*TINY_RUN, "max_epochs=2"])
+    segments = comparison.json.loads((job.out_dir / "segments.json").read_text())
+    assert [s["resumed_from"] for s in segments] == [None, str(last)]
+    # the killed segment is closed at its last checkpoint's time
+    assert segments[0]["start"] < segments[0]["end"] <= segments[1]["start"]
+    done = comparison.json.loads((job.out_dir / "done.json").read_text())
+    assert done["segments"] == 2 and done["epochs"] == 2
+    assert done["train_seconds"] == pytest.approx(sum(s["end"] - s["start"] for s in segments))
+    # the second segment trained epoch 1 only: nequip restored the epoch counter
+    trained = {}
+    for path in sorted((job.out_dir / "log").glob("version_*/metrics.csv")):
+        rows = csv.DictReader(path.open())
+        key = "train_loss_epoch/forces_mse"
+        trained[path.parent.name] = {int(r["epoch"]) for r in rows if r.get(key)}
+    assert trained == {"version_0": {0}, "version_1": {1}}
+
+
+def test_corrupt_last_checkpoint_starts_over(project, capsys):
+    job = comparison.Job("si", "nequip", "baseline", 0)
+    job.out_dir.mkdir(parents=True)
+    (job.out_dir / "last.ckpt").write_bytes(b"not a checkpoint")
+    assert comparison.resume_checkpoint(job) is None
+    assert (job.out_dir / "last.ckpt.corrupt").exists()
+    assert not (job.out_dir / "last.ckpt").exists()
+    assert "starting the run over" in capsys.readouterr().out

@@ -129,7 +129,7 @@ def test_comparison_run_and_table(dataset, tmp_path):
             cwd=tmp_path, capture_output=True, text=True,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = json.loads((tmp_path / "results" / "ablation-nequip" / "ablation.json").read_text())
+    table = json.loads((tmp_path / "results" / "nequip" / "ablation.json").read_text())
     rows = {row["variant"]: row for row in table["table"]}
     assert set(rows) == {"baseline", "pan+pgs"}
     assert rows["baseline"]["system"] == "si (nequip)"
