@@ -4,7 +4,7 @@ Each preset is a list of steps; a step is one benchmark run (its own Python
 process, ``OMP_NUM_THREADS`` = its torch threads) writing
 ``<out-dir>/<preset>/<step>.json`` and ``.md``:
 
-- ``full`` (about an hour on 2 cores; run it on a quiet machine): what the
+- ``full`` (about 1.5 hours on 2 cores; run it on a quiet machine): what the
   README's performance numbers come from.
 
   - ``overhead``: pan, pgs, pan+pgs over the baseline, ``DEFAULTS`` backbone,
@@ -441,7 +441,7 @@ def readme(out_dir: Path, page: str = "main") -> str:
         title,
         "",
         "Regenerate every table: `python -m benchmarks.run_all --preset full` from the "
-        "repository root (about an hour on 2 cores; run it on a quiet machine: it prints and "
+        "repository root (about 1.5 hours on 2 cores; run it on a quiet machine: it prints and "
         "records the load average and the other busy processes at the start and before each "
         "step, and `--quiet-check` does only that). `--preset quick` (minutes: smaller cells, "
         "fewer rounds) fills in, labelled, the tables the full preset has not produced yet; "
@@ -526,16 +526,13 @@ def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "READ
     _, tail = rest.split(end, 1)
     found = load(out_dir, "main")
     machines = sorted(
-        {
-            f"{r['machine']['cpu']}, {r['machine']['cores']} cores, "
-            f"{common.threads(r)} torch thread(s) unless the row says otherwise"
-            for _, _, r in found.values()
-        }
+        {f"{r['machine']['cpu']}, {r['machine']['cores']} cores" for _, _, r in found.values()}
     )
     versions = sorted({_versions(r) for _, _, r in found.values()})
     block = (
         f"{start} (written by `python -m benchmarks.run_all`) -->\n"
-        f"Machine: {'; '.join(machines)}. Versions: {'; '.join(versions)}.\n\n"
+        f"Machine: {'; '.join(machines)}; 1 torch thread unless the row says otherwise. "
+        f"Versions: {'; '.join(versions)}.\n\n"
         f"{summary(found) if found else 'No results yet.'}\n{end}"
     )
     readme_path.write_text(head + block + tail)

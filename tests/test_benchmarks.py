@@ -213,7 +213,7 @@ def test_project_readme_summary_is_rewritten_between_its_markers(benchmarks, tmp
     assert benchmarks.update_project_readme(tmp_path, readme)
     text = readme.read_text()
     assert text.startswith("# project\n\nbefore\n\n") and text.endswith(f"{end}\n\nafter\n")
-    assert "old table" not in text and "Machine: test CPU, 2 cores" in text
+    assert "old table" not in text and "Machine: test CPU, 2 cores; 1 torch thread unless" in text
     (line,) = [ln for ln in text.splitlines() if "per atom" in ln]
     assert "user CPU time per atom (without the kernel's share) 1.05" in line
     assert line.endswith("| flat: no (user time: yes); ~20000 atoms: no |")
