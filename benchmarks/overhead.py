@@ -115,6 +115,7 @@ def measure(
             "wall_ratio": times[v]["wall"] / base_t["wall"],
             "median_cpu_ms": 1e3 * times[v]["cpu"],
             "cpu_ratio": times[v]["cpu"] / base_t["cpu"],
+            "user_ratio": _ratio(times[v]["user"], base_t["user"]),
         }
         for v in variants
     ]
@@ -130,6 +131,7 @@ COLUMNS = [
     ("median_wall_ms", "wall (ms)", ".1f"),
     ("wall_ratio", "wall ratio", ".3f"),
     ("cpu_ratio", "CPU ratio", ".3f"),
+    ("user_ratio", "user CPU ratio", ".3f"),
 ]
 
 
@@ -184,6 +186,7 @@ def _single(args) -> dict[str, Any]:
         "flops": flops,
         "wall": sample["wall"][0],
         "cpu": sample["cpu"][0],
+        "user": sample["user"][0],
         "rss_peak_mb": common.memory_mb()["peak"],
     }
     print(json.dumps(result))
@@ -215,7 +218,7 @@ def run_separate(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None,
                 return None, f"{variant}, round {k + 1}: {error}"
             samples[variant].append(out)
     median = {
-        v: {key: statistics.median(s[key] for s in samples[v]) for key in ("wall", "cpu")}
+        v: {key: statistics.median(s[key] for s in samples[v]) for key in ("wall", "cpu", "user")}
         for v in variants
     }
     first = {v: samples[v][0] for v in variants}
@@ -235,6 +238,7 @@ def run_separate(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None,
             "wall_ratio": median[v]["wall"] / median["baseline"]["wall"],
             "median_cpu_ms": 1e3 * median[v]["cpu"],
             "cpu_ratio": median[v]["cpu"] / median["baseline"]["cpu"],
+            "user_ratio": _ratio(median[v]["user"], median["baseline"]["user"]),
             "rss_peak_mb": max(s["rss_peak_mb"] for s in samples[v]),
         }
         for v in variants
@@ -263,6 +267,11 @@ def run_child(
         return None, f"exit code {done.returncode}{killed}: {tail[0][:200]}"
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]), None
+
+
+def _ratio(value: float, base: float) -> float | None:
+    """``value / base`` of user times; None below 0.5 s (the clock ticks every 10 ms)."""
+    return value / base if base >= 0.5 else None
 
 
 def _met(rows: list[dict[str, Any]], key: str) -> bool | None:
@@ -372,7 +381,9 @@ def markdown(result: dict[str, Any]) -> str:
         + ". FLOPs: matmul-like only "
         f"(torch.utils.flop_counter). Target pan+pgs <= {TARGET}: FLOPs {met['flops']}, "
         f"wall time {met['wall']}, CPU time {met['cpu']}. On a shared machine the CPU time "
-        f"is the steadier measure; few rounds leave several per cent of noise."
+        f"is the steadier measure; few rounds leave several per cent of noise. User CPU "
+        f"ratio: without the kernel's share (page faults, zeroing fresh memory), for calls "
+        f"of at least 0.5 s."
     )
     separate = sorted({(r["atoms"], r["rounds"]) for r in result["rows"] if r.get("mode")})
     for atoms, rounds in separate:
