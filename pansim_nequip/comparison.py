@@ -15,7 +15,7 @@ interrupted one continues from its ``last.ckpt``).
 ``table`` evaluates every finished run on ``data/<system>/test.extxyz`` (labels
 ``REF_energy`` / ``REF_forces`` / ``REF_stress``) through nequip's ASE calculator with
 the metrics of :func:`pansim.training.evaluate.metrics`, measures FLOPs
-(``torch.utils.flop_counter`` rules, energy + forces) and median wall time of one call
+(``torch.utils.flop_counter`` rules, energy + forces) and median CPU time of one call
 per model, and writes the ablation table of :mod:`pansim.training.ablation` (same
 metrics, units and FLOPs ratio), one system row group per ``system (backbone)``.
 """
@@ -211,15 +211,24 @@ class _FlopCounter(TorchDispatchMode):
         return out
 
 
-def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 10, warmup: int = 3) -> dict:
-    """FLOPs and median wall time (s) of one energy+forces call per model, interleaved."""
+def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 30, warmup: int = 3) -> dict:
+    """FLOPs and median CPU time (s) of one energy+forces call per model, interleaved.
+
+    A new random order every round; process CPU time, as in
+    :func:`pansim.training.ablation.costs` (other processes do not inflate it).
+    """
+    import random
+
     data = {k: c.atoms_to_data(atoms) for k, c in calcs.items()}
     times: dict = {k: [] for k in calcs}
+    order = list(calcs)
+    rng = random.Random(0)
     for _ in range(warmup + repeats):
-        for key, calc in calcs.items():
-            start = time.perf_counter()
-            calc.call_model(dict(data[key]))
-            times[key].append(time.perf_counter() - start)
+        rng.shuffle(order)
+        for key in order:
+            start = time.process_time()
+            calcs[key].call_model(dict(data[key]))
+            times[key].append(time.process_time() - start)
     out = {}
     for key, calc in calcs.items():
         counter = _FlopCounter()

@@ -56,21 +56,28 @@ def flops(model: torch.nn.Module, batch: dict, stress: bool) -> float:
     return float(counter.get_total_flops())
 
 
-def costs(models: dict, samples, repeats: int = 10, warmup: int = 3) -> dict:
-    """FLOPs and median wall time (s) of each model on one batch of ``samples``.
+def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
+    """FLOPs and median CPU time (s) of each model on one batch of ``samples``.
 
-    Models are timed in turn, call by call (interleaved), so that a change of
-    machine load hits every model alike; the first ``warmup`` calls of each
-    (TorchScript / e3nn warm-up) are not timed.
+    Models are timed in turn, in a new random order every round (interleaved), so
+    that a change of machine load hits every model alike; the first ``warmup``
+    rounds (TorchScript / e3nn warm-up) are not timed. The time is process CPU
+    time, which other processes on the machine do not inflate as they do wall time
+    (a call of a few milliseconds shares the cores with them).
     """
+    import random
+
     stress = wants_stress(samples)
     batches = {k: batch_to_tensors(samples, _dtype(m), "cpu") for k, m in models.items()}
     times: dict = {k: [] for k in models}
+    order = list(models)
+    rng = random.Random(0)
     for _ in range(warmup + repeats):
-        for key, model in models.items():
-            start = time.perf_counter()
-            forward(model, batches[key], training=False, stress=stress)
-            times[key].append(time.perf_counter() - start)
+        rng.shuffle(order)
+        for key in order:
+            start = time.process_time()
+            forward(models[key], batches[key], training=False, stress=stress)
+            times[key].append(time.process_time() - start)
     return {
         k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k][warmup:])}
         for k, m in models.items()
@@ -166,7 +173,8 @@ def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:
         "",
         "Mean ± standard deviation over seeds of test-set MAE; in brackets the change of the "
         "mean versus `baseline` of the same system. FLOPs: `torch.utils.flop_counter` (matrix "
-        "products, energy + forces); time: median wall time of the same call, this machine.",
+        "products, energy + forces); time: median CPU time of the same call (30 interleaved "
+        "rounds, process time), this machine.",
         f"Published reductions for PAN+PGS over MACE: {PUBLISHED}.",
     ]
     footer += verdicts(table)
