@@ -366,7 +366,27 @@ def _print_plan(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequen
     return 0
 
 
+def pending_labels(system: str) -> int:
+    """Configurations of ``data/<system>`` still to label (0 without a manifest)."""
+    from pansim.data.manifest import Manifest
+
+    manifest = DATA / system / "manifest.json"
+    return Manifest.load(manifest).counts().get("pending", 0) if manifest.exists() else 0
+
+
 def _run(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
+    # a run on a partly labelled dataset would count as done and never be redone
+    waiting = {s: pending_labels(s) for s in {job.system for job in jobs}}
+    if not args.allow_incomplete_data:
+        for system, n in sorted(waiting.items()):
+            if n:
+                print(
+                    f"skipping {system}: {DATA / system / 'manifest.json'} has {n} "
+                    f"configurations still to label (finish `pansim data label {system}`, "
+                    "or pass --allow-incomplete-data)",
+                    file=sys.stderr,
+                )
+        jobs = [job for job in jobs if not waiting[job.system]]
     for job in jobs:
         if not job.done:
             print(f"[comparison] {shlex.join(job.command(overrides))}", flush=True)
@@ -427,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["baseline", "pan+pgs"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=RUNS)
+    parser.add_argument(
+        "--allow-incomplete-data", action="store_true",
+        help="run: also train systems whose dataset still has pending labels",
+    )  # fmt: skip
     parser.add_argument("--supercell", type=int, default=1, help="flops: repeat periodic cells")
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)

@@ -70,6 +70,29 @@ def _executable(cmd: list[str]) -> list[str]:
     return [sys.executable, "-m", "pansim", *cmd[1:]]
 
 
+def unfinished_data(job) -> str | None:
+    """Why ``job`` should wait: its dataset (``data/<system>/manifest.json``) has pending labels.
+
+    A run trained on a partly labelled dataset would count as done and never be redone,
+    so ``run`` skips such systems unless ``--allow-incomplete-data``.
+    """
+    from pansim.data.manifest import Manifest
+
+    config = yaml.safe_load(Path(job.config).read_text())
+    train = Path(config["train_file"])
+    manifest = (train if train.is_absolute() else ROOT / train).parent / "manifest.json"
+    if not manifest.exists():
+        return None
+    pending = Manifest.load(manifest).counts().get("pending", 0)
+    if not pending:
+        return None
+    return (
+        f"{manifest.relative_to(ROOT) if manifest.is_relative_to(ROOT) else manifest} has "
+        f"{pending} configurations still to label: finish `pansim data label {job.system}` "
+        "first (or pass --allow-incomplete-data)"
+    )
+
+
 def run_jobs(args) -> int:
     """Train every selected job that is not done; ``--jobs`` of them side by side.
 
@@ -82,6 +105,12 @@ def run_jobs(args) -> int:
 
     plan = _plan()
     todo = [job for job in _selected(args) if plan.status(job) != "done"]
+    if not getattr(args, "allow_incomplete_data", False):
+        waiting = {job.system: unfinished_data(job) for job in todo}
+        for system, why in sorted(waiting.items()):
+            if why:
+                print(f"skipping {system}: {why}", file=sys.stderr)
+        todo = [job for job in todo if not waiting[job.system]]
     jobs, threads = getattr(args, "jobs", 1), getattr(args, "threads", None)
     if jobs > 1 and args.in_process:
         raise SystemExit("--in-process runs one job at a time; drop it or use --jobs 1")
@@ -177,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--in-process", action="store_true", help="no subprocess (nproc 1)")
         p.add_argument("--jobs", type=int, default=1, help="run: jobs side by side")
         p.add_argument("--threads", type=int, help="run: OMP_NUM_THREADS of each job")
+        p.add_argument(
+            "--allow-incomplete-data", action="store_true",
+            help="run: also train systems whose dataset still has pending labels",
+        )  # fmt: skip
         p.add_argument("--base", type=Path, default=CONFIGS / "base")
         p.add_argument("--runs", default="results/training")
         p.add_argument("--dest", type=Path, help="ship: destination folder")

@@ -104,3 +104,19 @@ def test_corrupt_last_checkpoint_starts_over(project, capsys):
     assert (job.out_dir / "last.ckpt.corrupt").exists()
     assert not (job.out_dir / "last.ckpt").exists()
     assert "starting the run over" in capsys.readouterr().out
+
+
+def test_run_skips_a_system_whose_data_is_still_being_labelled(project, monkeypatch, capsys):
+    from pansim.data.manifest import Manifest
+
+    manifest = Manifest(project / "data" / "si" / "manifest.json")
+    manifest.add("a", {"code": "gpaw"}, {}, "a")
+    manifest.save()
+    trained = []
+    monkeypatch.setattr(comparison, "train", lambda job, overrides=(): trained.append(job))
+    argv = ["run", "--systems", "si", "--backbones", "nequip", "--seeds", "0"]
+    assert comparison.main(argv) == 0 and trained == []
+    assert "skipping si: data/si/manifest.json has 1 configurations still to label" in (
+        capsys.readouterr().err
+    )
+    assert comparison.main([*argv, "--allow-incomplete-data"]) == 0 and len(trained) == 2

@@ -141,3 +141,37 @@ def test_run_jobs_side_by_side_with_threads(tmp_path, monkeypatch):
     assert {threads for _, threads in calls} == {"1"}
     with pytest.raises(SystemExit, match="in-process"):
         script["main"]([*argv, "--in-process"])
+
+
+def test_run_skips_systems_whose_data_is_still_being_labelled(tmp_path, monkeypatch, capsys):
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    from pansim.data.manifest import Manifest
+
+    data = tmp_path / "data" / "si"
+    data.mkdir(parents=True)
+    manifest = Manifest(data / "manifest.json")
+    for key in ("a", "b"):
+        manifest.add(key, {"code": "gpaw"}, {}, key)
+    manifest.mark_done("a", {"ok": True})
+    manifest.save()
+    base = yaml.safe_load((ROOT / "configs" / "pretrained" / "si" / "pan-seed0.yaml").read_text())
+    config = tmp_path / "configs" / "si" / "pan-seed0.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(yaml.safe_dump({**base, "train_file": str(data / "train.extxyz"),
+                                      "out_dir": str(tmp_path / "runs")}))  # fmt: skip
+    calls = []
+
+    def fake_call(cmd, cwd=None, env=None):
+        calls.append(cmd)
+        return 0
+
+    monkeypatch.setattr(script["subprocess"], "call", fake_call)
+    argv = ["run", "--configs", str(tmp_path / "configs")]
+    assert script["main"](argv) == 0 and calls == []
+    err = capsys.readouterr().err
+    assert "skipping si:" in err and "has 1 configurations still to label" in err
+    assert script["main"]([*argv, "--allow-incomplete-data"]) == 0 and len(calls) == 1
+    manifest.mark_done("b", {"ok": True})
+    manifest.save()
+    calls.clear()
+    assert script["main"](argv) == 0 and len(calls) == 1
