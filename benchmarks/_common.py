@@ -23,7 +23,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -101,10 +101,7 @@ def interleaved(
         for call in calls.values():
             call()
     samples = {name: {"wall": [], "cpu": [], "user": []} for name in calls}
-    order = list(calls)
-    rng = random.Random(seed)
-    for _ in range(repeats):
-        rng.shuffle(order)
+    for order in shuffled_rounds(calls, repeats, seed):
         for name in order:
             start, start_cpu, start_user = time.perf_counter(), time.process_time(), os.times()
             calls[name]()
@@ -112,6 +109,15 @@ def interleaved(
             samples[name]["cpu"].append(time.process_time() - start_cpu)
             samples[name]["wall"].append(time.perf_counter() - start)
     return samples
+
+
+def shuffled_rounds(names: Iterable[str], repeats: int, seed: int = 0) -> Iterator[list[str]]:
+    """``repeats`` orders of ``names``, each a new shuffle (fixed ``seed``): interleaved rounds."""
+    order = list(names)
+    rng = random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        yield list(order)
 
 
 def medians(samples: dict[str, list[float]]) -> dict[str, float]:

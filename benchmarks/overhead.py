@@ -39,6 +39,7 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -135,11 +136,6 @@ COLUMNS = [
 ]
 
 
-def argparse_hidden() -> str:
-    """Help text of ``--child`` (internal: one size and precision, JSON on stdout)."""
-    return "internal: measure the first --sizes / --dtypes only, print JSON"
-
-
 def _child(args) -> dict[str, Any]:
     """Measure one size and precision in this process; print rows and memory as JSON."""
     setup = common.memory_mb()["rss"]
@@ -202,15 +198,10 @@ def run_separate(n_atoms: int, dtype: str, args) -> tuple[dict[str, Any] | None,
     variants is shuffled in every round, so slow drifts of the machine cancel as in
     :func:`common.interleaved`.
     """
-    import random
-
     variants = ["baseline"] + [v for v in args.variants if v != "baseline"]
     n_rounds = max(args.min_rounds or 3, 1)
     samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    rng = random.Random(0)
-    for k in range(n_rounds):
-        order = list(variants)
-        rng.shuffle(order)
+    for k, order in enumerate(common.shuffled_rounds(variants, n_rounds)):
         for variant in order:
             extra = ["--single", "--variants", variant] + (["--count-flops"] if k == 0 else [])
             out, error = run_child(n_atoms, dtype, args, extra)
@@ -307,9 +298,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--separate-from", type=int, default=2048,
         help="cells of at least this many atoms: one process per variant and round",
     )  # fmt: skip
-    p.add_argument("--child", action="store_true", help=argparse_hidden())
-    p.add_argument("--single", action="store_true", help=argparse_hidden())
-    p.add_argument("--count-flops", action="store_true", help=argparse_hidden())
+    # internal, for the child processes: the first --sizes / --dtypes only, JSON on stdout
+    for flag in ("--child", "--single", "--count-flops"):
+        p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key in ("sizes", "dtypes", "repeats", "min_rounds"):
@@ -328,13 +319,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for dtype in args.dtypes:
         measured: list[dict[str, Any]] = []
         for n in args.sizes:
-            if len(common.si_cell(n)) >= args.separate_from:
+            n_atoms = len(common.si_cell(n, rattle=0.0))
+            if n_atoms >= args.separate_from:
                 child, error = run_separate(n, dtype, args)
             else:
                 why = common.too_big(memory_model(measured), n, args.memory_fraction)
                 child, error = (None, why) if why else run_child(n, dtype, args)
             if child is None:
-                skipped.append({"atoms": len(common.si_cell(n)), "dtype": dtype, "why": error})
+                skipped.append({"atoms": n_atoms, "dtype": dtype, "why": error})
                 print(f"{n} atoms {dtype}: skipped, {error}", file=sys.stderr)
                 continue
             measured.append(child["memory"])

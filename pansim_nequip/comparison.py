@@ -41,7 +41,7 @@ from ase.io import read
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from pansim.data.manifest import write_json_atomic
+from pansim.data.manifest import pending_labels, write_json_atomic
 
 RUNS = Path("results/nequip")
 CONFIGS = Path("configs/nequip")
@@ -214,21 +214,14 @@ class _FlopCounter(TorchDispatchMode):
 def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 30, warmup: int = 3) -> dict:
     """FLOPs and median CPU time (s) of one energy+forces call per model, interleaved.
 
-    A new random order every round; process CPU time, as in
-    :func:`pansim.training.ablation.costs` (other processes do not inflate it).
+    Timed as the MACE route's ablation table is
+    (:func:`pansim.training.ablation.interleaved_cpu_seconds`).
     """
-    import random
+    from pansim.training.ablation import interleaved_cpu_seconds
 
     data = {k: c.atoms_to_data(atoms) for k, c in calcs.items()}
-    times: dict = {k: [] for k in calcs}
-    order = list(calcs)
-    rng = random.Random(0)
-    for _ in range(warmup + repeats):
-        rng.shuffle(order)
-        for key in order:
-            start = time.process_time()
-            calcs[key].call_model(dict(data[key]))
-            times[key].append(time.process_time() - start)
+    calls = {k: (lambda c=c, d=data[k]: c.call_model(dict(d))) for k, c in calcs.items()}
+    times = interleaved_cpu_seconds(calls, repeats, warmup)
     out = {}
     for key, calc in calcs.items():
         counter = _FlopCounter()
@@ -236,7 +229,7 @@ def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 30, warmup: int = 
             calc.call_model(dict(data[key]))
         out[key] = {
             "flops": float(counter.total),
-            "seconds": statistics.median(times[key][warmup:]),
+            "seconds": statistics.median(times[key]),
         }
     return out
 
@@ -366,17 +359,9 @@ def _print_plan(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequen
     return 0
 
 
-def pending_labels(system: str) -> int:
-    """Configurations of ``data/<system>`` still to label (0 without a manifest)."""
-    from pansim.data.manifest import Manifest
-
-    manifest = DATA / system / "manifest.json"
-    return Manifest.load(manifest).counts().get("pending", 0) if manifest.exists() else 0
-
-
 def _run(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
     # a run on a partly labelled dataset would count as done and never be redone
-    waiting = {s: pending_labels(s) for s in {job.system for job in jobs}}
+    waiting = {s: pending_labels(DATA / s) for s in {job.system for job in jobs}}
     if not args.allow_incomplete_data:
         for system, n in sorted(waiting.items()):
             if n:

@@ -76,14 +76,12 @@ def unfinished_data(job) -> str | None:
     A run trained on a partly labelled dataset would count as done and never be redone,
     so ``run`` skips such systems unless ``--allow-incomplete-data``.
     """
-    from pansim.data.manifest import Manifest
+    from pansim.data.manifest import pending_labels
 
     config = yaml.safe_load(Path(job.config).read_text())
     train = Path(config["train_file"])
     manifest = (train if train.is_absolute() else ROOT / train).parent / "manifest.json"
-    if not manifest.exists():
-        return None
-    pending = Manifest.load(manifest).counts().get("pending", 0)
+    pending = pending_labels(manifest.parent)
     if not pending:
         return None
     return (

@@ -203,3 +203,9 @@ class Manifest:
     def counts(self) -> Counter:
         """Number of jobs per status."""
         return Counter(e["status"] for e in self.entries.values())
+
+
+def pending_labels(folder: str | Path) -> int:
+    """Configurations of the dataset in ``folder`` still to label (0 without a manifest)."""
+    path = Path(folder) / "manifest.json"
+    return Manifest.load(path).counts().get("pending", 0) if path.exists() else 0

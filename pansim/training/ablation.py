@@ -56,30 +56,44 @@ def flops(model: torch.nn.Module, batch: dict, stress: bool) -> float:
     return float(counter.get_total_flops())
 
 
-def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
-    """FLOPs and median CPU time (s) of each model on one batch of ``samples``.
+def interleaved_cpu_seconds(
+    calls: dict[Any, Any], repeats: int, warmup: int = 3, seed: int = 0
+) -> dict[Any, list[float]]:
+    """CPU seconds of every call over ``repeats`` rounds, a new random order every round.
 
-    Models are timed in turn, in a new random order every round (interleaved), so
-    that a change of machine load hits every model alike; the first ``warmup``
-    rounds (TorchScript / e3nn warm-up) are not timed. The time is process CPU
-    time, which other processes on the machine do not inflate as they do wall time
-    (a call of a few milliseconds shares the cores with them).
+    Interleaving makes a change of machine load hit every call alike; process CPU time
+    is not inflated by other processes as wall time is (a call of a few milliseconds
+    shares the cores with them). The first ``warmup`` rounds (TorchScript / e3nn
+    warm-up) are not kept.
     """
     import random
 
-    stress = wants_stress(samples)
-    batches = {k: batch_to_tensors(samples, _dtype(m), "cpu") for k, m in models.items()}
-    times: dict = {k: [] for k in models}
-    order = list(models)
-    rng = random.Random(0)
+    times: dict[Any, list[float]] = {k: [] for k in calls}
+    order = list(calls)
+    rng = random.Random(seed)
     for _ in range(warmup + repeats):
         rng.shuffle(order)
         for key in order:
             start = time.process_time()
-            forward(models[key], batches[key], training=False, stress=stress)
+            calls[key]()
             times[key].append(time.process_time() - start)
+    return {k: t[warmup:] for k, t in times.items()}
+
+
+def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
+    """FLOPs and median CPU time (s) of each model on one batch of ``samples``.
+
+    Timed with :func:`interleaved_cpu_seconds`.
+    """
+    stress = wants_stress(samples)
+    batches = {k: batch_to_tensors(samples, _dtype(m), "cpu") for k, m in models.items()}
+    calls = {
+        k: (lambda m=m, b=batches[k]: forward(m, b, training=False, stress=stress))
+        for k, m in models.items()
+    }
+    times = interleaved_cpu_seconds(calls, repeats, warmup)
     return {
-        k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k][warmup:])}
+        k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k])}
         for k, m in models.items()
     }
 
