@@ -12,6 +12,7 @@ that of the global batch on one process.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 from collections.abc import Sequence
 from typing import TypeVar
@@ -65,10 +66,23 @@ def setup(requested_device: str = "auto") -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
 
 
-def teardown(info: DistInfo) -> None:
-    """Leave the process group if this process joined one."""
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(info: DistInfo, wait_for_peers: bool = True) -> None:
+    """Leave the process group if this process joined one.
+
+    Garbage left in reference cycles (a ``DistributedDataParallel`` reducer holds
+    the group's pending work) is collected first, while the interpreter is fully
+    alive: gloo work freed during interpreter shutdown can abort the process.
+    With ``wait_for_peers`` (a clean finish) every process waits at a barrier,
+    so no process closes its connections while a peer, e.g. rank 0 writing the
+    summary, still holds the group. After an error the barrier is skipped: the
+    peers may be inside another collective, and ``torchrun`` stops them.
+    """
+    if not (info.enabled and dist.is_initialized()):
+        return
+    gc.collect()
+    if wait_for_peers:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def shard(items: Sequence[T], info: DistInfo) -> list[T]:

@@ -507,6 +507,9 @@ def train(config: TrainConfig, resume: bool = False, builder: Callable | None = 
     """Train a model as configured (joins a ``torchrun`` process group if launched by one)."""
     info = ddp.setup(config.device)
     try:
-        return Trainer(config, info=info, builder=builder).fit(resume=resume)
-    finally:
-        ddp.teardown(info)
+        state = Trainer(config, info=info, builder=builder).fit(resume=resume)
+    except BaseException:
+        ddp.teardown(info, wait_for_peers=False)
+        raise
+    ddp.teardown(info)
+    return state

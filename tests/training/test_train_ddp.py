@@ -27,9 +27,9 @@ def test_ddp_torchrun_two_processes_match_one_process(make_config, tmp_path):
     config.write_text(yaml.safe_dump(two.to_dict()))
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                "--master_port", str(free_port()), "-m", "pansim", "train", str(config)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     assert done.stdout.count("done: 2 epochs, 4 steps") == 1  # printed by rank 0 only
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["world_size"] == 2
