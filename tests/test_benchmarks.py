@@ -281,3 +281,20 @@ def test_scaling_shipped_backbone_is_the_pretrained_config(benchmarks):
     assert common.resolve_backbone(args) == "configs/pretrained/base/si.yaml"
     assert args.hyperparameters["num_channels"] == 8  # overrides win
     assert args.hyperparameters["radial_MLP"] == [32, 32]
+
+
+def test_profile_overhead_attributes_the_variants_extra_ops(benchmarks, tmp_path, capsys):
+    from benchmarks import profile_overhead
+
+    tiny = json.dumps(benchmarks.TINY)
+    argv = ["--atoms", "8", "--calls", "3", "--top", "1000", "--dtype", "float64",
+            "--json", str(tmp_path / "p.json"), "--hyperparameters", tiny]  # fmt: skip
+    result = profile_overhead.main(argv)
+    base, var = (result["ops_us_per_call"][v] for v in ("baseline", "pan+pgs"))
+    assert result["atoms"] == 8 and result["calls"] == 3
+    assert any(op.startswith("backward ") for op in base)
+    # the ES readout squashes scalars with tanh; the baseline MACE has no tanh
+    assert "forward aten::tanh" in var and "forward aten::tanh" not in base
+    printed = capsys.readouterr().out
+    assert "| forward aten::tanh | 0.0 |" in printed and "| total |" in printed
+    assert json.loads((tmp_path / "p.json").read_text())["meta"]["versions"]

@@ -5,8 +5,9 @@ import sys
 
 def test_import_does_not_change_environment():
     code = (
-        "import os; before = dict(os.environ); import pansim; from pansim._compat import import_mace;"
-        " import_mace(); assert dict(os.environ) == before, set(os.environ) ^ set(before); print('ok')"
+        "import os; before = dict(os.environ); import pansim;"
+        " from pansim._compat import import_mace; import_mace();"
+        " assert dict(os.environ) == before, set(os.environ) ^ set(before); print('ok')"
     )
     env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

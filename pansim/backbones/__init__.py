@@ -18,7 +18,8 @@ key             shape                   meaning
 ==============  ======================  ==========================================
 positions       [n_atoms, 3]            Cartesian positions, Angstrom
 node_attrs      [n_atoms, n_elements]   one-hot species in ``atomic_numbers`` order
-edge_index      [2, n_edges]            (sender, receiver); ``vector = pos[recv] - pos[send] + shifts``
+edge_index      [2, n_edges]            (sender, receiver); ``vector =``
+                                        ``pos[recv] - pos[send] + shifts``
 shifts          [n_edges, 3]            Cartesian periodic shifts, Angstrom
 unit_shifts     [n_edges, 3]            integer shifts (as float) in cell units
 cell            [n_graphs * 3, 3]       cell rows per graph (zeros for no cell)
