@@ -128,14 +128,22 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (system, variant): mean/std over seeds, changes vs baseline."""
+    """One entry per (system, variant): mean/std over seeds, changes vs baseline.
+
+    Changes and cost ratios compare with the baseline of the same system *on the same
+    seeds* (while some seeds of a variant are still missing, its row is not set against
+    a baseline mean over other seeds); without a shared seed they are ``None``.
+    """
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["system"], row["variant"])].append(row)
-    table = [_summarise(system, variant, runs) for (system, variant), runs in groups.items()]
-    baselines = {e["system"]: e for e in table if e["variant"] == "baseline"}
-    for entry in table:
-        _relative(entry, baselines.get(entry["system"]))
+    table = []
+    for (system, variant), runs in groups.items():
+        entry = _summarise(system, variant, runs)
+        seeds = set(entry["seeds"])
+        shared = [r for r in groups.get((system, "baseline"), []) if r["seed"] in seeds]
+        _relative(entry, _summarise(system, "baseline", shared) if shared else None)
+        table.append(entry)
     return table
 
 
@@ -186,7 +194,7 @@ def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:
     footer = [
         "",
         "Mean ± standard deviation over seeds of test-set MAE; in brackets the change of the "
-        "mean versus `baseline` of the same system. FLOPs: `torch.utils.flop_counter` (matrix "
+        "mean versus `baseline` of the same system on the same seeds. FLOPs: `torch.utils.flop_counter` (matrix "
         "products, energy + forces); time: median CPU time of the same call (30 interleaved "
         "rounds, process time), this machine.",
         f"Published reductions for PAN+PGS over MACE: {PUBLISHED}.",

@@ -56,6 +56,12 @@ def test_aggregate_mean_std_and_relative_change():
     assert one["forces"]["std"] is None  # one seed: no spread, not "± 0"
     row_line = ablation.to_markdown([one]).splitlines()[2]
     assert "(1 seed)" in row_line and "±" not in row_line
+    # a variant with fewer seeds is compared with the baseline on its own seeds only
+    partial = {e["variant"]: e for e in ablation.aggregate(rows[:3])}
+    assert partial["pan"]["forces"]["change_pct"] == pytest.approx(-20.0)  # 8 vs 10, seed 0
+    assert partial["baseline"]["forces"]["mean"] == 12.0  # the baseline row keeps both seeds
+    apart = ablation.aggregate([rows[0], row("pan", 5, 8.0, 103.0)])
+    assert {e["variant"]: e["forces"]["change_pct"] for e in apart}["pan"] is None
     table["pan"]["variant"] = "pan+pgs"
     (line,) = ablation.verdicts([table["pan"]])
     assert (
