@@ -194,9 +194,9 @@ def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:
     footer = [
         "",
         "Mean ± standard deviation over seeds of test-set MAE; in brackets the change of the "
-        "mean versus `baseline` of the same system on the same seeds. FLOPs: `torch.utils.flop_counter` (matrix "
-        "products, energy + forces); time: median CPU time of the same call (30 interleaved "
-        "rounds, process time), this machine.",
+        "mean versus `baseline` of the same system on the same seeds. FLOPs: "
+        "`torch.utils.flop_counter` (matrix products, energy + forces); time: median CPU time "
+        "of the same call (30 interleaved rounds, process time), this machine.",
         f"Published reductions for PAN+PGS over MACE: {PUBLISHED}.",
     ]
     footer += verdicts(table)
