@@ -184,7 +184,9 @@ def demo(args) -> int:
     import runpy
 
     ablation = runpy.run_path(str(ROOT / "scripts" / "ablation_table.py"))
-    return ablation["main"](["--configs", str(out / "configs"), "--out", str(out / "ablation")])
+    # the demo's own runs only: no rows merged from the project's results/nequip table
+    argv = ["--configs", str(out / "configs"), "--out", str(out / "ablation"), "--merge"]
+    return ablation["main"](argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
