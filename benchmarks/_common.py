@@ -18,12 +18,11 @@ import datetime
 import json
 import os
 import platform
-import random
 import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk
+
+from pansim.timing import interleaved, shuffled_rounds  # noqa: F401 (the benchmarks' timer)
 
 #: cutoff of every benchmark model (A)
 R_MAX = 5.0
@@ -88,38 +89,6 @@ def build(
 
 
 # -- timing --------------------------------------------------------------------------
-def interleaved(
-    calls: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, seed: int = 0
-) -> dict[str, dict[str, list[float]]]:
-    """Wall, CPU and user-CPU seconds of every call over ``repeats`` shuffled rounds.
-
-    ``user`` is the process's user time alone (without the kernel's share: page faults,
-    zeroing fresh memory), 10 ms resolution on Linux: meaningful for calls of 1 s and more.
-    ``warmup`` rounds run first, unmeasured.
-    """
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    samples = {name: {"wall": [], "cpu": [], "user": []} for name in calls}
-    for order in shuffled_rounds(calls, repeats, seed):
-        for name in order:
-            start, start_cpu, start_user = time.perf_counter(), time.process_time(), os.times()
-            calls[name]()
-            samples[name]["user"].append(os.times().user - start_user.user)
-            samples[name]["cpu"].append(time.process_time() - start_cpu)
-            samples[name]["wall"].append(time.perf_counter() - start)
-    return samples
-
-
-def shuffled_rounds(names: Iterable[str], repeats: int, seed: int = 0) -> Iterator[list[str]]:
-    """``repeats`` orders of ``names``, each a new shuffle (fixed ``seed``): interleaved rounds."""
-    order = list(names)
-    rng = random.Random(seed)
-    for _ in range(repeats):
-        rng.shuffle(order)
-        yield list(order)
-
-
 def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     """``{"wall": median, "cpu": median}`` of one entry of :func:`interleaved`."""
     return {key: statistics.median(values) for key, values in samples.items()}

@@ -41,7 +41,7 @@ from ase.io import read
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from pansim.data.manifest import pending_labels, write_json_atomic
+from pansim.data.manifest import unfinished_labels, write_json_atomic
 
 RUNS = Path("results/nequip")
 CONFIGS = Path("configs/nequip")
@@ -215,13 +215,13 @@ def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 30, warmup: int = 
     """FLOPs and median CPU time (s) of one energy+forces call per model, interleaved.
 
     Timed as the MACE route's ablation table is
-    (:func:`pansim.training.ablation.interleaved_cpu_seconds`).
+    (:func:`pansim.timing.interleaved`, CPU time).
     """
-    from pansim.training.ablation import interleaved_cpu_seconds
+    from pansim.timing import interleaved
 
     data = {k: c.atoms_to_data(atoms) for k, c in calcs.items()}
     calls = {k: (lambda c=c, d=data[k]: c.call_model(dict(d))) for k, c in calcs.items()}
-    times = interleaved_cpu_seconds(calls, repeats, warmup)
+    times = {k: s["cpu"] for k, s in interleaved(calls, repeats, warmup).items()}
     out = {}
     for key, calc in calcs.items():
         counter = _FlopCounter()
@@ -361,16 +361,11 @@ def _print_plan(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequen
 
 def _run(args: argparse.Namespace, jobs: Sequence[Job], overrides: Sequence[str]) -> int:
     # a run on a partly labelled dataset would count as done and never be redone
-    waiting = {s: pending_labels(DATA / s) for s in {job.system for job in jobs}}
+    waiting = {s: unfinished_labels(DATA / s, s) for s in {job.system for job in jobs}}
     if not args.allow_incomplete_data:
-        for system, n in sorted(waiting.items()):
-            if n:
-                print(
-                    f"skipping {system}: {DATA / system / 'manifest.json'} has {n} "
-                    f"configurations still to label (finish `pansim data label {system}`, "
-                    "or pass --allow-incomplete-data)",
-                    file=sys.stderr,
-                )
+        for system, reason in sorted(waiting.items()):
+            if reason:
+                print(f"skipping {system}: {reason}", file=sys.stderr)
         jobs = [job for job in jobs if not waiting[job.system]]
     for job in jobs:
         if not job.done:

@@ -76,18 +76,13 @@ def unfinished_data(job) -> str | None:
     A run trained on a partly labelled dataset would count as done and never be redone,
     so ``run`` skips such systems unless ``--allow-incomplete-data``.
     """
-    from pansim.data.manifest import pending_labels
+    from pansim.data.manifest import unfinished_labels
 
     config = yaml.safe_load(Path(job.config).read_text())
     train = Path(config["train_file"])
-    manifest = (train if train.is_absolute() else ROOT / train).parent / "manifest.json"
-    pending = pending_labels(manifest.parent)
-    if not pending:
-        return None
-    return (
-        f"{manifest.relative_to(ROOT) if manifest.is_relative_to(ROOT) else manifest} has "
-        f"{pending} configurations still to label: finish `pansim data label {job.system}` "
-        "first (or pass --allow-incomplete-data)"
+    folder = (train if train.is_absolute() else ROOT / train).parent
+    return unfinished_labels(
+        folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder, job.system
     )
 
 

@@ -209,3 +209,19 @@ def pending_labels(folder: str | Path) -> int:
     """Configurations of the dataset in ``folder`` still to label (0 without a manifest)."""
     path = Path(folder) / "manifest.json"
     return Manifest.load(path).counts().get("pending", 0) if path.exists() else 0
+
+
+def unfinished_labels(folder: str | Path, system: str) -> str | None:
+    """Why training on the dataset in ``folder`` should wait, or None when it is fully labelled.
+
+    A run trained on a partly labelled dataset would count as done and never be redone,
+    so the training plans (``scripts/train_pretrained.py``, ``pansim_nequip.comparison``)
+    skip such systems unless told ``--allow-incomplete-data``.
+    """
+    pending = pending_labels(folder)
+    if not pending:
+        return None
+    return (
+        f"{Path(folder) / 'manifest.json'} has {pending} configurations still to label: "
+        f"finish `pansim data label {system}` first (or pass --allow-incomplete-data)"
+    )

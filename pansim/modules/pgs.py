@@ -83,6 +83,65 @@ def spherical_bessel_j1(x: torch.Tensor, series_below: float = 0.3) -> torch.Ten
     return torch.where(small, series, closed)
 
 
+def spherical_bessel_j1_slope(x: torch.Tensor, series_below: float = 0.3) -> torch.Tensor:
+    """``j1'(x) = sin(x)/x - 2 j1(x)/x`` for ``x >= 0``; plain differentiable ops.
+
+    Below ``series_below`` the derivative of the series of :func:`spherical_bessel_j1`
+    replaces the closed form (same truncation, relative error < 1e-13).
+    """
+    small = x < series_below
+    xs = torch.where(small, torch.ones_like(x), x)
+    sin, cos = torch.sin(xs), torch.cos(xs)
+    closed = sin / xs - 2.0 * (sin / xs**2 - cos / xs) / xs
+    x2 = x * x
+    series = 1.0 / 3.0 - x2 * (
+        1.0 / 10.0 - x2 * (1.0 / 168.0 - x2 * (1.0 / 6480.0 - x2 / 443520.0))
+    )
+    return torch.where(small, series, closed)
+
+
+class _J1(torch.autograd.Function):
+    """:func:`spherical_bessel_j1` with its slope computed in the same pass, for eager autograd.
+
+    Forward evaluates ``j1`` and, when ``x`` needs a gradient, ``j1'`` from the same
+    ``sin``/``cos`` (in-place, outside autograd), so the first-order backward is one
+    product. With ``create_graph`` (force training) the backward recomputes the slope
+    with :func:`spherical_bessel_j1_slope`, plain ops, so higher derivatives are autograd's.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        small = x < 0.3
+        xs = x.masked_fill(small, 1.0)  # safe argument for the closed form
+        sin = xs.sin()
+        j1 = torch.div(sin, xs**2).sub_(torch.div(xs.cos(), xs))  # as spherical_bessel_j1
+        # series only where needed (checking costs a device sync, so only on CPU)
+        use_series = x.device.type != "cpu" or bool(small.any())
+        if use_series:
+            j1 = torch.where(small, spherical_bessel_j1(x), j1)
+        if ctx.needs_input_grad[0]:
+            slope = sin.sub_(j1, alpha=2.0).div_(xs)  # (sin - 2 j1) / x
+            if use_series:
+                slope = torch.where(small, spherical_bessel_j1_slope(x), slope)
+            ctx.save_for_backward(x, slope)
+        return j1
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        x, slope = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a differentiable slope
+            slope = spherical_bessel_j1_slope(x)
+        return grad * slope
+
+
+@torch.jit.unused
+def spherical_bessel_j1_eager(x: torch.Tensor) -> torch.Tensor:
+    """:func:`spherical_bessel_j1` via :class:`_J1`: eager mode, same numbers, cheaper backward."""
+    if torch.compiler.is_compiling():
+        return spherical_bessel_j1(x)
+    return _J1.apply(x)
+
+
 class FourierBesselEdgeMixer(torch.nn.Module):
     """Radial edge features augmented with a j1 Fourier-Bessel band, then mixed.
 
@@ -118,7 +177,12 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         torch.Tensor
             [n_edges, num_fb].
         """
-        return spherical_bessel_j1(lengths * self.frequencies) * (envelope / 0.4362)
+        x = lengths * self.frequencies
+        if torch.jit.is_scripting():
+            j1 = spherical_bessel_j1(x)
+        else:
+            j1 = spherical_bessel_j1_eager(x)
+        return j1 * (envelope / 0.4362)
 
     def forward(
         self, radial: torch.Tensor, lengths: torch.Tensor, envelope: torch.Tensor

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import statistics as stats
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from pansim.timing import interleaved
 from pansim.training.data import batch_to_tensors
 from pansim.training.evaluate import forward, metrics, predict, wants_stress
 from pansim.training.plan import Job
@@ -56,34 +56,10 @@ def flops(model: torch.nn.Module, batch: dict, stress: bool) -> float:
     return float(counter.get_total_flops())
 
 
-def interleaved_cpu_seconds(
-    calls: dict[Any, Any], repeats: int, warmup: int = 3, seed: int = 0
-) -> dict[Any, list[float]]:
-    """CPU seconds of every call over ``repeats`` rounds, a new random order every round.
-
-    Interleaving makes a change of machine load hit every call alike; process CPU time
-    is not inflated by other processes as wall time is (a call of a few milliseconds
-    shares the cores with them). The first ``warmup`` rounds (TorchScript / e3nn
-    warm-up) are not kept.
-    """
-    import random
-
-    times: dict[Any, list[float]] = {k: [] for k in calls}
-    order = list(calls)
-    rng = random.Random(seed)
-    for _ in range(warmup + repeats):
-        rng.shuffle(order)
-        for key in order:
-            start = time.process_time()
-            calls[key]()
-            times[key].append(time.process_time() - start)
-    return {k: t[warmup:] for k, t in times.items()}
-
-
 def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
     """FLOPs and median CPU time (s) of each model on one batch of ``samples``.
 
-    Timed with :func:`interleaved_cpu_seconds`.
+    Timed with :func:`pansim.timing.interleaved` (CPU time, medians).
     """
     stress = wants_stress(samples)
     batches = {k: batch_to_tensors(samples, _dtype(m), "cpu") for k, m in models.items()}
@@ -91,7 +67,7 @@ def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
         k: (lambda m=m, b=batches[k]: forward(m, b, training=False, stress=stress))
         for k, m in models.items()
     }
-    times = interleaved_cpu_seconds(calls, repeats, warmup)
+    times = {k: s["cpu"] for k, s in interleaved(calls, repeats, warmup).items()}
     return {
         k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k])}
         for k, m in models.items()

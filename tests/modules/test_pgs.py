@@ -9,6 +9,8 @@ from pansim.modules.pgs import (
     ESReadoutExpansion,
     FourierBesselEdgeMixer,
     spherical_bessel_j1,
+    spherical_bessel_j1_eager,
+    spherical_bessel_j1_slope,
     spherical_bessel_j1_zeros,
     tapered_es,
     tapered_es_slope,
@@ -47,6 +49,42 @@ def test_j1_second_derivative_is_finite_at_switch_point():
     (g,) = torch.autograd.grad(spherical_bessel_j1(x).sum(), x, create_graph=True)
     (gg,) = torch.autograd.grad(g.sum(), x)
     assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+
+
+@pytest.mark.parametrize("with_small", [False, True])
+def test_fused_j1_matches_plain_value_slope_and_second_derivative(with_small):
+    x = torch.linspace(0.31, 40.0, 997, dtype=torch.float64)
+    if with_small:
+        x = torch.cat(
+            [torch.logspace(-8, -0.6, 50, dtype=torch.float64), x, torch.zeros(1).double()]
+        )
+    ref = spherical_jn(1, x.numpy(), derivative=True)
+    np.testing.assert_allclose(spherical_bessel_j1_slope(x).numpy(), ref, rtol=1e-10, atol=1e-13)
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().requires_grad_(True)
+    va, vb = spherical_bessel_j1(xa), spherical_bessel_j1_eager(xb)
+    assert torch.equal(va.detach(), vb.detach())  # the same ops in the same order
+    w = torch.cos(x)  # a non-uniform upstream gradient
+    (ga,) = torch.autograd.grad((va * w).sum(), xa, create_graph=True)
+    (gb,) = torch.autograd.grad((vb * w).sum(), xb, create_graph=True)
+    torch.testing.assert_close(gb, ga, rtol=1e-12, atol=1e-15)
+    (gga,) = torch.autograd.grad(ga.sum(), xa)
+    (ggb,) = torch.autograd.grad(gb.sum(), xb)
+    torch.testing.assert_close(ggb, gga, rtol=1e-10, atol=1e-13)
+    (g1,) = torch.autograd.grad((spherical_bessel_j1_eager(xb) * w).sum(), xb)  # no create_graph
+    torch.testing.assert_close(g1, ga.detach(), rtol=1e-12, atol=1e-15)
+    assert torch.autograd.gradcheck(spherical_bessel_j1_eager, (x[::50].clone().requires_grad_(),))
+    assert torch.autograd.gradgradcheck(
+        spherical_bessel_j1_eager, (x[::50].clone().requires_grad_(),)
+    )
+
+
+def test_fused_j1_float32_matches_plain():
+    x = torch.linspace(0.0, 30.0, 301, dtype=torch.float32, requires_grad=True)
+    (ga,) = torch.autograd.grad(spherical_bessel_j1(x).sum(), x)
+    (gb,) = torch.autograd.grad(spherical_bessel_j1_eager(x).sum(), x)
+    torch.testing.assert_close(spherical_bessel_j1_eager(x), spherical_bessel_j1(x))
+    torch.testing.assert_close(gb, ga)
 
 
 # -- edge mixer ---------------------------------------------------------------------------
