@@ -25,6 +25,10 @@ by default) and, in eager mode, computes ``dphi/dz`` in the same pass
 (:class:`_TaperedES`), so the force backward is one product. The numbers are those
 of the dense formula (tests/modules/test_pgs.py checks them against it to 1e-12 in
 float64, with first and second derivatives); measurements in docs/nequip.md.
+The j1 edge basis does the same (:class:`_J1`: ``j1`` and ``j1'`` from one ``sin``/``cos``
+pass, bitwise the values of :func:`spherical_bessel_j1`); energy+forces of the basis
+alone took 0.41-0.42x the time of the plain-op version (1800 edges x 8 functions, float32
+and float64, 1 thread, 200 interleaved rounds on a loaded machine).
 """
 
 from __future__ import annotations
