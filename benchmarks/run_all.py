@@ -266,16 +266,27 @@ def summary_overhead(result: dict[str, Any], preset: str) -> list[dict[str, str]
     cpu = [r["cpu_ratio"] for r in rows]
     worst = max(rows, key=lambda r: r["wall_ratio"])
     least = min(r["rounds"] for r in rows)
+    user = [r["user_ratio"] for r in rows if r.get("user_ratio") is not None]
     met_wall = _yes(max(wall) <= OVERHEAD_TARGET)
     if max(wall) > OVERHEAD_TARGET:
-        met_wall += f" (CPU time: {_yes(max(cpu) <= OVERHEAD_TARGET)})"
+        met_wall += f" (CPU time: {_yes(max(cpu) <= OVERHEAD_TARGET)}"
+        if user:
+            met_wall += f"; user CPU time: {_yes(max(user) <= OVERHEAD_TARGET)}"
+        met_wall += ")"
+    user_text = ""
+    if user:
+        sized = sorted({r["atoms"] for r in rows if r.get("user_ratio") is not None})
+        user_text = (
+            f"; user CPU time, without the kernel's share, {_range(user, '.3f')} at "
+            f"{'/'.join(map(str, sized))} atoms"
+        )
     target = f"<= {OVERHEAD_TARGET}"
     return [
         {"measurement": f"FLOPs pan+pgs / baseline, {what}", "result": _range(flops, ".4f"),
          "target": target, "met": _yes(max(flops) <= OVERHEAD_TARGET)},
         {"measurement": f"wall time pan+pgs / baseline, {what}",
          "result": f"{_range(wall, '.3f')} (largest at {worst['atoms']} atoms {worst['dtype']}; "
-                   f"CPU time {_range(cpu, '.3f')}; {least} rounds at the largest cell)",
+                   f"CPU time {_range(cpu, '.3f')}{user_text}; {least} rounds at the largest cell)",
          "target": target, "met": met_wall},
     ]  # fmt: skip
 
