@@ -157,6 +157,8 @@ class PANMACE(ScaleShiftMACE):
         self.pan_layers = torch.nn.ModuleList([_NoScaling() for _ in range(n_layers)])
         self.readout_expansions = torch.nn.ModuleList([_NoExpansion() for _ in self.readouts])
         self.pansim_config = {}
+        #: whether a module reads the cutoff envelope (PAN, PGS edge mixer); else not computed
+        self.uses_envelope = False
 
     def attach_modules(self, config: dict[str, Any], use_pan: bool, use_pgs: bool) -> None:
         """Install the PAN / PGS modules of a variant (sizes from ``config``)."""
@@ -168,6 +170,7 @@ class PANMACE(ScaleShiftMACE):
                     for _ in self.interactions
                 ]
             )
+        self.uses_envelope = use_pan or bool(use_pgs and config["pgs_edge"])
         if use_pgs and config["pgs_edge"]:
             self.edge_mixer = FourierBesselEdgeMixer(
                 int(config["num_bessel"]), float(self.r_max), int(config["pgs_num_fb"])
@@ -261,7 +264,9 @@ class PANMACE(ScaleShiftMACE):
         edge_feats, cutoff = self.radial_embedding(
             lengths, node_attrs, edge_index, self.atomic_numbers
         )
-        envelope = self.radial_embedding.cutoff_fn(lengths)  # [n_edges, 1]
+        envelope = lengths  # unused by the stand-ins (baseline): not computed
+        if self.uses_envelope:
+            envelope = self.radial_embedding.cutoff_fn(lengths)  # [n_edges, 1]
         edge_feats = self.edge_mixer(edge_feats, lengths, envelope)
         node_feats = self.node_embedding(node_attrs)
         features: list[torch.Tensor] = []
