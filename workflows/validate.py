@@ -28,8 +28,10 @@ its maximum is numerical noise (~1e-6 THz); X and L stay. The DFT pipeline's fil
 also holds ``gamma_optical_frozen_phonon_THz``, its direct check of the Gamma
 optical mode. ``repulsion`` is the energy rise (eV, zero at the longest distance)
 when one atom of the conventional cell moves toward its nearest neighbour, as in
-:mod:`workflows.repulsion` (the DFT pipeline does not compute this curve yet; its
-short-range check is the ``eos.compressed`` block).
+:mod:`workflows.repulsion`; the DFT pipeline computes the same scan (``contact``
+stage of :mod:`pansim.data.reference`: the conventional cell at the SPEC lattice
+constant, atom 0 pushed toward its nearest neighbour, 0.6-1.0 of the distance). The
+``eos.compressed`` block is the second short-range check.
 
 With no MODEL, the registry default is used (``pansim.pretrained``); the system
 comes from its registry entry (else from the model name), and the report goes to

@@ -22,6 +22,14 @@ through the same round-robin driver as the datasets. After each finished job
    follows from the force constant and the reduced mass
    (:func:`frozen_phonon_frequency`). ``phonons.json`` reports it, phonopy's Gamma
    optical frequency and their difference. Ag (1 atom) has no optical mode.
+5. ``contact`` (queued with the EOS, independent of it): the compressed
+   nearest-neighbour contact of :mod:`workflows.repulsion` on the DFT side. The
+   conventional cubic cell at the SPEC lattice constant (the cell ``pansim validate``
+   scans), atom 0 moved straight toward its nearest neighbour so their distance runs
+   over 0.60-1.00 of the nearest-neighbour distance in 13 steps, no relaxation; the
+   cubic family's rule mesh, symmetry off for every point alike -> ``contact.json``,
+   and ``repulsion`` in ``properties.json`` (energy rise in eV per cell, zero at the
+   uncompressed point; force on the moved atom along the bond).
 
 From whatever stages are complete, :func:`analyse` also writes
 ``properties.json``, the same results in the schema ``pansim validate`` reads
@@ -51,7 +59,11 @@ STRAIN = 0.005
 DISPLACEMENT_A = 0.01
 ELASTIC_KPTS = {"ag": (12, 12, 12)}
 COMPRESSED = (0.80, 0.85, 0.90)  # V/V0 of the validate schema's compressed points
-STAGES = ("eos", "elastic", "frozen_phonon", "phonon")
+STAGES = ("eos", "elastic", "frozen_phonon", "phonon", "contact")
+#: distances of the contact scan, fractions of the nearest-neighbour distance
+#: (the defaults of :func:`workflows.repulsion.repulsion_scan`: 0.6 to 1, 13 points)
+CONTACT_FRACTIONS = tuple(float(f) for f in np.linspace(0.6, 1.0, 13))
+CONTACT_INDEX = 0
 THZ_TO_CM1 = 33.35640951981521
 THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) -> THz
 _STRUCT = {"si": ("Si", "diamond"), "ag": ("Ag", "fcc"), "lif": ("LiF", "rocksalt")}
@@ -83,6 +95,59 @@ def queue(system: str, root=None) -> int:
             atoms.set_cell(prim.cell * scale ** (1 / 3), scale_atoms=True)
             prov = {"stage": "eos", "volume_scale": float(scale), "kpts": list(kpts)}
             added += _add(m, f"eos-{scale:.4f}", crystal_job(atoms, s, kpts), prov)
+        added += _queue_contact(system, m)
+    return added
+
+
+def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
+    """The cells of the contact scan: atom 0 of the conventional cell pushed toward its neighbour.
+
+    Returns
+    -------
+    info : dict
+        ``neighbour`` (index), ``r_nn_A``, ``a_A`` (SPEC lattice constant), ``fractions``.
+    cells : list of Atoms
+        One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
+        :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
+    """
+    from workflows.repulsion import nearest_neighbour
+
+    a = CRYSTALS[system].lattice_constant
+    conv = _cell(system, a, cubic=True)
+    j, vec = nearest_neighbour(conv, CONTACT_INDEX)
+    d_nn = float(np.linalg.norm(vec))
+    unit = vec / d_nn
+    cells = []
+    for f in CONTACT_FRACTIONS:
+        atoms = conv.copy()
+        atoms.positions[CONTACT_INDEX] += (1.0 - f) * d_nn * unit
+        cells.append(atoms)
+    info = {"neighbour": j, "r_nn_A": d_nn, "a_A": a, "fractions": list(CONTACT_FRACTIONS)}
+    return info, cells
+
+
+def _queue_contact(system: str, m: Manifest) -> int:
+    """Queue the contact scan (``contact-<fraction>``) unless it is queued already."""
+    if _stage(m, "contact"):
+        return 0
+    s = CRYSTALS[system]
+    info, cells = contact_cells(system)
+    kpts = kmesh(cells[-1].cell, s.dk)
+    added = 0
+    for f, atoms in zip(CONTACT_FRACTIONS, cells, strict=True):
+        job = crystal_job(atoms, s, kpts, symmetry="off")
+        job["stress"] = False
+        prov = {
+            "stage": "contact",
+            "fraction": f,
+            "r_A": f * info["r_nn_A"],
+            "index": CONTACT_INDEX,
+            "neighbour": info["neighbour"],
+            "a_A": info["a_A"],
+            "kpts": list(kpts),
+            "symmetry": "off",
+        }
+        added += _add(m, f"contact-{f:.4f}", job, prov)
     return added
 
 
@@ -154,6 +219,40 @@ def _eos(system: str, m: Manifest, out: Path) -> dict | None:
         },
         indent=1,
     )
+    return res
+
+
+def _contact(system: str, m: Manifest, out: Path) -> dict | None:
+    """The finished contact scan -> ``contact.json`` (None until every point is done)."""
+    jobs = _stage(m, "contact")
+    if not jobs or any(e["status"] != "done" for e in jobs.values()):
+        return None
+    rows = sorted(jobs.values(), key=lambda e: e["provenance"]["r_A"])
+    index, j = rows[0]["provenance"]["index"], rows[0]["provenance"]["neighbour"]
+    r = [e["provenance"]["r_A"] for e in rows]
+    energy = np.array([e["result"]["energy"] for e in rows])
+    force = []
+    for e in rows:
+        atoms = dict_to_atoms(e["job"]["atoms"])
+        bond = atoms.get_distance(index, j, mic=True, vector=True)  # moved atom -> neighbour
+        unit = bond / np.linalg.norm(bond)
+        f_moved = np.asarray(e["result"]["forces"])[index]
+        force.append(float(-f_moved @ unit))  # positive = pushes the atom back (repulsive)
+    res = {
+        "system": system,
+        "mode": "contact",
+        "index": index,
+        "neighbour": j,
+        "a_A": rows[0]["provenance"]["a_A"],
+        "r_A": r,
+        "energy_eV": (energy - energy[-1]).tolist(),
+        "force_eV_per_A": force,
+        "kpts": rows[0]["provenance"]["kpts"],
+        "settings": rows[0]["job"]["calc"],
+        "note": "conventional cell at the SPEC lattice constant, atom `index` moved toward "
+        "`neighbour`; energy in eV per cell relative to the uncompressed point",
+    }
+    write_json_atomic(out / "contact.json", res, indent=1)
     return res
 
 
@@ -444,6 +543,8 @@ def analyse(system: str, root=None) -> dict:
             _queue_next(system, m, eos["V0_A3"])
         results = {"eos": eos, "elastic": _elastic(system, m, out)}
         results["phonons"] = _phonons(system, m, out)
+        _queue_contact(system, m)  # manifests from before the contact stage
+        results["contact"] = _contact(system, m, out)
         props = validation_properties(system, m, results)
         if props is not None:
             write_json_atomic(properties_path(system, root), props, indent=1)
@@ -514,7 +615,17 @@ def validation_properties(system: str, m: Manifest, results: dict) -> dict | Non
     ph = results.get("phonons")
     if ph is not None:
         props["phonons"] = _phonon_properties(ph)
-    return props if {"eos", "elastic", "phonons"} & set(props) else None
+    contact = results.get("contact")
+    if contact is not None:
+        props["repulsion"] = {
+            "r": contact["r_A"],
+            "energy": contact["energy_eV"],
+            "force": contact["force_eV_per_A"],
+            "mode": "contact",
+            "units": {"r": "A", "energy": "eV per cell, 0 at the uncompressed point",
+                      "force": "eV/A along the bond, positive = repulsive"},
+        }  # fmt: skip
+    return props if {"eos", "elastic", "phonons", "repulsion"} & set(props) else None
 
 
 def _phonon_properties(ph: dict) -> dict:
@@ -536,7 +647,7 @@ def summary(system: str, root=None) -> dict:
     """Results written so far (``reference/*.json``)."""
     out = jobs_path(system, root).parent
     res = {}
-    for name in ("eos", "elastic", "phonons", "repulsion"):
+    for name in ("eos", "elastic", "phonons", "repulsion", "contact"):
         p = out / f"{name}.json"
         if p.exists():
             d = json.loads(p.read_text())

@@ -51,17 +51,18 @@ def _fake_done(root, system, energy, forces=None):
 
 
 def test_eos_queue_fit_and_next_stages(tmp_path):
-    assert reference.queue("si", tmp_path) == 12
+    assert reference.queue("si", tmp_path) == 12 + 13  # EOS + contact scan
     assert reference.queue("si", tmp_path) == 0
     m = Manifest.load(reference.jobs_path("si", tmp_path))
-    assert {tuple(e["job"]["calc"]["kpts"]) for e in m.entries.values()} == {(8, 8, 8)}
+    eos_jobs = [e for e in m.entries.values() if e["provenance"]["stage"] == "eos"]
+    assert {tuple(e["job"]["calc"]["kpts"]) for e in eos_jobs} == {(8, 8, 8)}
     v0 = 40.9
     _fake_done(tmp_path, "si", lambda v: 0.5 * 0.6 * (v - v0) ** 2 / v0 - 10.0)
     res = reference.analyse("si", tmp_path)
     assert abs(res["eos"]["V0_A3"] - v0) < 0.05
     m = Manifest.load(reference.jobs_path("si", tmp_path))
     stages = {e["provenance"]["stage"] for e in m.entries.values()}
-    assert stages == {"eos", "elastic", "frozen_phonon", "phonon"}
+    assert stages == {"eos", "elastic", "frozen_phonon", "phonon", "contact"}
     relax = [e for e in m.entries.values() if e["job"]["task"] == "relax"]
     assert len(relax) == 2  # Si shear: ions relaxed
     _fake_done(tmp_path, "si", lambda v: 0.0)
@@ -151,7 +152,7 @@ def test_properties_are_written_from_the_eos_alone_with_stage_status(tmp_path):
     _fake_done(tmp_path, "si", birch_murnaghan)
     reference.analyse("si", tmp_path)
     props = json.loads(path.read_text())
-    assert set(props) == {"system", "reference", "provenance", "eos"}
+    assert set(props) == {"system", "reference", "provenance", "eos", "repulsion"}
     stages = props["provenance"]["stages"]
     assert stages["eos"] == "done" and stages["elastic"] == "0/4 done"
     assert stages["frozen_phonon"] == "0/2 done"
@@ -209,3 +210,57 @@ def test_phonon_residual_forces_come_from_a_symmetry_off_job_and_are_subtracted(
     assert max(ph["frequencies_THz"]["Gamma"]) == pytest.approx(analytic, rel=1e-3)
     assert ph["residual_force_max_eV_A"] == pytest.approx(np.abs(residual).max())
     assert max(abs(f) for f in ph["frequencies_THz"]["Gamma"][:3]) < 1e-3  # acoustic sum rule
+
+
+def _pair_energy_forces(atoms, k=3.0, r0=2.3, cutoff=3.0):
+    """Central springs of rest length r0 between pairs closer than cutoff: energy (eV), forces."""
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    energy = 0.25 * k * float(np.sum((d - r0) ** 2))  # each pair counted twice
+    return energy, spring_forces(atoms, k, r0, cutoff)
+
+
+def test_contact_scan_is_the_validate_geometry_and_validate_reproduces_it(tmp_path):
+    """DFT contact jobs = the cells repulsion_scan builds; a model equal to the labels scores 0."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from pansim.data.labelers import dict_to_atoms
+    from workflows.repulsion import repulsion_scan
+    from workflows.validate import SYSTEMS
+
+    class Springs(Calculator):
+        implemented_properties = ("energy", "forces")
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            e, f = _pair_energy_forces(self.atoms)
+            self.results = {"energy": e, "forces": f}
+
+    reference.queue("si", tmp_path)
+    with Manifest.update(reference.jobs_path("si", tmp_path)) as m:
+        contact = {k: e for k, e in m.entries.items() if e["provenance"]["stage"] == "contact"}
+        assert len(contact) == 13
+        for e in contact.values():
+            assert e["job"]["calc"]["symmetry"] == "off" and e["job"]["stress"] is False
+            atoms = dict_to_atoms(e["job"]["atoms"])
+            energy, forces = _pair_energy_forces(atoms)
+            result = {"code": "gpaw", "version": "22.8.0", "energy": energy}
+            e.update(status="done", result={**result, "forces": forces.tolist()})
+    reference.analyse("si", tmp_path)
+    props = json.loads(reference.properties_path("si", tmp_path).read_text())
+    rep = props["repulsion"]
+    conv = SYSTEMS["si"].conventional()
+    model = repulsion_scan(conv, Springs(), reference=rep)
+    np.testing.assert_allclose(rep["r"], model.r_A, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(rep["energy"], model.energy_eV, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(rep["force"], model.force_eV_per_A, rtol=0, atol=1e-10)
+    assert model.rmse_eV < 1e-10 and model.softening_ratio == pytest.approx(1.0, abs=1e-10)
+    assert rep["energy"][-1] == 0.0 and rep["energy"][0] > 1.0  # strongly repulsive at 0.6 r_nn
+    assert rep["force"][0] > 0  # pushes the moved atom back
+    assert props["provenance"]["stages"]["contact"] == "done"
+    # an older manifest without the stage gets it queued by analyse
+    with Manifest.update(reference.jobs_path("si", tmp_path)) as m:
+        for key in [k for k, e in m.entries.items() if e["provenance"]["stage"] == "contact"]:
+            del m.entries[key]
+    reference.analyse("si", tmp_path)
+    m = Manifest.load(reference.jobs_path("si", tmp_path))
+    assert sum(e["provenance"]["stage"] == "contact" for e in m.entries.values()) == 13
