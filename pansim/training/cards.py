@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pansim.training.plan import Job, status
+from pansim.training.plan import Job, _short, status
 from pansim.training.trainer import BEST_MODEL
 
 #: variant shipped under the plain system name, and the suffix of the others
@@ -25,6 +25,13 @@ def model_name(job: Job) -> str:
         return f"{job.system}{SHIPPED[job.variant]}"
     return f"{job.system}-{job.variant}-seed{job.seed}"
 
+
+#: training settings a card lists (besides the backbone's hyperparameters)
+TRAINING_KEYS = (
+    "energy_weight", "forces_weight", "stress_weight", "optimizer", "lr", "weight_decay",
+    "scheduler", "min_lr", "ema_decay", "batch_size", "max_epochs", "clip_grad_norm",
+    "dtype", "r_max", "atomic_energies", "seed",
+)  # fmt: skip
 
 #: reference level of each system's labels (data/README.md, SPEC section 2)
 REFERENCE_LEVEL = {
@@ -74,7 +81,8 @@ def card(job: Job) -> dict[str, Any]:
             "train_seconds": summary.get("train_seconds"),
             "processes": summary.get("world_size", 1),
             "stop_reason": summary["stop_reason"],
-            "command": f"pansim train {job.config}",
+            "command": f"pansim train {_short(job.config)}",
+            "settings": {k: config.get(k) for k in TRAINING_KEYS if k in config},
         },
         "test_metrics": summary.get("test"),
         "reproduce": f"pansim eval {model_name(job)} {config['test_file']}",
@@ -99,6 +107,11 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"{(t['train_seconds'] or 0) / 3600:.2f} h on {t['processes']} process(es) "
         f"({t['stop_reason']}); rebuild with `{t['command']}`",
         f"- hyperparameters: `{json.dumps(data['hyperparameters'], sort_keys=True)}`",
+        *(
+            [f"- training settings: `{json.dumps(t['settings'], sort_keys=True)}`"]
+            if t.get("settings")
+            else []
+        ),
         "",
         "| test set | MAE | RMSE |",
         "|---|---|---|",

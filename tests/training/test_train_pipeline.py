@@ -96,6 +96,10 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     card = json.loads((ship / "emt.json").read_text())
     assert card["variant"] == "pan+pgs" and card["data_sha256"]["train_file"]
     assert card["data_sizes"]["test_file"] > 0 and card["reference"]
+    settings = card["training"]["settings"]
+    assert settings["forces_weight"] > 0 and settings["seed"] == 0 and settings["lr"] > 0
+    assert card["training"]["command"].startswith("pansim train ")
+    assert "training settings: `" in (ship / "emt.md").read_text()
     registry = json.loads((ship / "registry.json").read_text())
     assert registry["emt"] == {"file": "emt.safetensors", "card": "emt.md", "system": "emt",
                                "variant": "pan+pgs", "baseline": "emt-baseline"}  # fmt: skip
