@@ -326,6 +326,12 @@ def lookup(data: Any, path: tuple[Any, ...]) -> Any:
     return None if isinstance(data, dict) else data
 
 
+def _rise_at_shortest(curve: dict) -> float:
+    """Reference curve ``{"r", "energy"}``: energy at its shortest distance minus at its longest."""
+    r, e = np.asarray(curve["r"], float), np.asarray(curve["energy"], float)
+    return float(e[np.argmin(r)] - e[np.argmax(r)])
+
+
 def _c11(c: list) -> float:
     return float(np.mean(np.diag(c)[:3]))
 
@@ -381,7 +387,12 @@ QUANTITIES: list[tuple[str, str, tuple, tuple | None]] = [
     ("max freq. X", "THz", ("phonons", "high_symmetry_THz", "X", _max), ("phonons", "X_THz", _max)),
     ("max freq. L", "THz", ("phonons", "high_symmetry_THz", "L", _max), ("phonons", "L_THz", _max)),
     ("imaginary modes", "count", ("phonons", "imaginary_modes", len), None),
-    ("repulsion E at shortest r", "eV", ("repulsion", "energy_eV", 0), None),
+    (
+        "repulsion E at shortest r",
+        "eV",
+        ("repulsion", "energy_eV", 0),
+        ("repulsion", _rise_at_shortest),
+    ),
     ("repulsion RMSE vs DFT", "eV", ("repulsion", "rmse_eV"), None),
     ("softening ratio (1 = DFT)", "-", ("repulsion", "softening_ratio"), None),
     ("NVE drift", "meV/atom/ps", ("md", "drift_meV_per_atom_per_ps"), None),
