@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from _tiny_mace import R_MAX, STRUCTURES, TINY, tiny_model
+from _tiny_models import build_tiny
 
 from pansim.backbones import VARIANTS, build_model
 from pansim.model_io import default_dtype
@@ -252,3 +253,19 @@ def test_readout_expansion_sees_only_scalars(trained_models):
     base = torch.zeros(3, dtype=torch.float64)
     torch.testing.assert_close(expansion(base, feats), expansion(base, other), rtol=0, atol=0)
     assert expansion(base, feats).abs().max() > 0
+
+
+def test_cutoff_envelope_is_computed_only_for_modules_that_read_it():
+    """The baseline skips the envelope (only PAN and the PGS edge mixer read it)."""
+    assert {v: tiny_model(v).uses_envelope for v in VARIANTS} == {
+        "baseline": False, "pan": True, "pgs": True, "pan+pgs": True,
+    }  # fmt: skip
+    readout_only = build_tiny(
+        variant="pgs", elements=["Si", "O"], r_max=R_MAX, seed=0, pgs_edge=False, **TINY
+    )
+    assert readout_only.uses_envelope is False
+    calls = []
+    model = tiny_model("baseline")
+    model.radial_embedding.cutoff_fn.register_forward_hook(lambda *args: calls.append(1))
+    model(dict(model_graph(model, STRUCTURES["bulk"]())))
+    assert len(calls) == 1  # MACE's own radial embedding only
