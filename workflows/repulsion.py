@@ -86,16 +86,25 @@ def nearest_neighbour(atoms: Atoms, index: int = 0) -> tuple[int, np.ndarray]:
         cutoff *= 1.5
 
 
+def contact_cell(atoms: Atoms, index: int, vec: np.ndarray, fraction: float) -> Atoms:
+    """``atoms`` copied, atom ``index`` moved along ``vec`` to ``fraction`` of the distance.
+
+    ``vec`` points from the atom to its nearest neighbour; the pansim DFT contact jobs
+    (:func:`pansim.data.reference.contact_cells`) use this same construction.
+    """
+    work = atoms.copy()
+    work.positions[index] += (1.0 - fraction) * vec
+    return work
+
+
 def _scan_contact(
     atoms: Atoms, calc: Any, index: int, vec: np.ndarray, fractions: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Energies (eV) and bond forces (eV/A), atom ``index`` pushed along ``vec``."""
-    d_nn = float(np.linalg.norm(vec))
-    unit = vec / d_nn
+    unit = vec / float(np.linalg.norm(vec))
     energies, forces = [], []
     for f in fractions:
-        work = with_calc(atoms, calc)
-        work.positions[index] += (1.0 - f) * d_nn * unit
+        work = with_calc(contact_cell(atoms, index, vec, f), calc)
         energies.append(work.get_potential_energy())
         forces.append(float(-work.get_forces()[index] @ unit))
     return np.array(energies), np.array(forces)

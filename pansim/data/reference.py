@@ -110,18 +110,13 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
         One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
         :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
     """
-    from workflows.repulsion import nearest_neighbour
+    from workflows.repulsion import contact_cell, nearest_neighbour
 
     a = CRYSTALS[system].lattice_constant
     conv = _cell(system, a, cubic=True)
     j, vec = nearest_neighbour(conv, CONTACT_INDEX)
+    cells = [contact_cell(conv, CONTACT_INDEX, vec, f) for f in CONTACT_FRACTIONS]
     d_nn = float(np.linalg.norm(vec))
-    unit = vec / d_nn
-    cells = []
-    for f in CONTACT_FRACTIONS:
-        atoms = conv.copy()
-        atoms.positions[CONTACT_INDEX] += (1.0 - f) * d_nn * unit
-        cells.append(atoms)
     info = {"neighbour": j, "r_nn_A": d_nn, "a_A": a, "fractions": list(CONTACT_FRACTIONS)}
     return info, cells
 
