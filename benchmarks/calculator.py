@@ -23,7 +23,13 @@ rounds at 1000 atoms, proportionally more for smaller cells, at most 20):
   whole ``calculate``. autograd = (forward + backward) - forward; ASE and
   result handling = calculate - graph - (forward + backward);
 - neighbour lists on the same cell: vesin (pansim), matscipy (mace-torch),
-  ASE's ``neighbor_list``; identical pair counts are checked.
+  ASE's ``neighbor_list``; identical pair counts are checked;
+- an A/A control (``--control``, on in the full preset): a second
+  ``MACECalculator`` loaded from the same file runs in the same interleaved
+  rounds, and its ratio to the first is reported beside pansim's. The two run
+  identical code on identical weights, so their ratio is the run-to-run noise
+  of this machine; a pansim/mace ratio inside the control's spread is not a
+  measured difference.
 
 pansim uses vesin: a C++ cell-list neighbour list, linear in the number of
 atoms, exact for any triclinic cell including cells smaller than the cutoff
@@ -43,6 +49,7 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -63,9 +70,10 @@ from ase.md.verlet import VelocityVerlet  # noqa: E402
 from benchmarks import _common as common  # noqa: E402
 
 FULL = {"sizes": [64, 1000], "dtype": "float64", "repeats": 10, "steps": 100,
-        "nve_repeats": 3, "nve_max_atoms": 1000, "profile_repeats": 5}  # fmt: skip
+        "nve_repeats": 3, "nve_max_atoms": 1000, "profile_repeats": 5, "control": True}  # fmt: skip
 QUICK = {"sizes": [64, 1000], "dtype": "float32", "repeats": 2, "steps": 20,
-         "nve_repeats": 1, "nve_max_atoms": 64, "profile_repeats": 2}  # fmt: skip
+         "nve_repeats": 1, "nve_max_atoms": 64, "profile_repeats": 2, "control": False}  # fmt: skip
+CONTROL = "mace (again)"
 PROPERTIES = ["energy", "forces", "stress"]
 
 
@@ -90,8 +98,12 @@ def mace_twin(model: torch.nn.Module) -> torch.nn.Module:
     return twin.eval()
 
 
-def calculators(model: torch.nn.Module, dtype: str, directory: str):
-    """``(PANCalculator, MACECalculator)`` on the same weights; mace's from a saved .model file."""
+def calculators(model: torch.nn.Module, dtype: str, directory: str, control: bool = False):
+    """``(PANCalculator, MACECalculator, control)`` on the same weights; mace's from a .model file.
+
+    ``control`` is a second ``MACECalculator`` loaded from the same file (``None`` unless
+    asked for): the A/A control of the timing.
+    """
     from pansim._compat import preserved_environ
     from pansim.calculator import PANCalculator
 
@@ -102,7 +114,8 @@ def calculators(model: torch.nn.Module, dtype: str, directory: str):
         from mace.calculators import MACECalculator
 
         mace = MACECalculator(model_paths=path, device="cpu", default_dtype=dtype)
-    return PANCalculator(model, default_dtype=dtype), mace
+        again = MACECalculator(model_paths=path, device="cpu", default_dtype=dtype) if control else None
+    return PANCalculator(model, default_dtype=dtype), mace, again
 
 
 def agreement(pan, mace, atoms) -> dict[str, float]:
@@ -197,25 +210,36 @@ def profile(pan, mace, atoms, repeats: int) -> list[dict[str, Any]]:
 
 
 # -- the benchmark --------------------------------------------------------------------------
-def measure(size: int, args, model, pan, mace) -> dict[str, Any]:
-    """Single point, NVE (up to ``nve_max_atoms``), stages and neighbour lists for one cell size."""
+def measure(size: int, args, model, pan, mace, again=None) -> dict[str, Any]:
+    """Single point, NVE (up to ``nve_max_atoms``), stages and neighbour lists for one cell size.
+
+    With ``again`` (a second MACECalculator on the same file) every timed round also runs
+    it, and ``*_control`` rows give its ratio to the first: the A/A noise floor.
+    """
     atoms = common.si_cell(size)
     out: dict[str, Any] = {"atoms": len(atoms), "agreement": agreement(pan, mace, atoms)}
     n_rounds = common.rounds(args.repeats, len(atoms), reference=1000, cap=args.max_rounds)
-    sp = common.interleaved(
-        {
-            "pansim": lambda: pan.calculate(atoms, PROPERTIES, all_changes),
-            "mace": lambda: mace.calculate(atoms, PROPERTIES, all_changes),
-        },
-        n_rounds,
-    )
+    calls = {
+        "pansim": lambda: pan.calculate(atoms, PROPERTIES, all_changes),
+        "mace": lambda: mace.calculate(atoms, PROPERTIES, all_changes),
+    }
+    if again is not None:
+        calls[CONTROL] = lambda: again.calculate(atoms, PROPERTIES, all_changes)
+    sp = common.interleaved(calls, n_rounds)
     out["single_point"] = _ratio_row(len(atoms), "single point (E+F+S)", sp, n_rounds)
+    if again is not None:
+        out["single_point_control"] = _ratio_row(
+            len(atoms), "single point (E+F+S)", sp, n_rounds, first=CONTROL
+        )
     if len(atoms) <= args.nve_max_atoms:
         final: dict[str, Any] = {}
+        runs_of = {"pansim": pan, "mace": mace}
+        if again is not None:
+            runs_of[CONTROL] = again
         runs = common.interleaved(
             {
-                "pansim": lambda: final.__setitem__("pansim", nve(pan, atoms, args.steps)),
-                "mace": lambda: final.__setitem__("mace", nve(mace, atoms, args.steps)),
+                name: (lambda name=name, calc=calc: final.__setitem__(name, nve(calc, atoms, args.steps)))
+                for name, calc in runs_of.items()
             },
             args.nve_repeats,
             warmup=0,
@@ -224,6 +248,8 @@ def measure(size: int, args, model, pan, mace) -> dict[str, Any]:
         out["nve"] = _ratio_row(len(atoms), label, runs, args.nve_repeats)
         drift = np.abs(final["pansim"].positions - final["mace"].positions).max()
         out["nve"]["max_final_position_diff_A"] = float(drift)
+        if again is not None:
+            out["nve_control"] = _ratio_row(len(atoms), label, runs, args.nve_repeats, first=CONTROL)
     n_rounds = common.rounds(args.profile_repeats, len(atoms), reference=1000, cap=args.max_rounds)
     out["stages"] = profile(pan, mace, atoms, n_rounds)
     nl = common.interleaved(neighbour_lists(atoms, common.R_MAX), n_rounds)
@@ -242,12 +268,16 @@ def measure(size: int, args, model, pan, mace) -> dict[str, Any]:
     return out
 
 
-def _ratio_row(n: int, what: str, samples: dict, repeats: int) -> dict[str, Any]:
-    p, m = common.medians(samples["pansim"]), common.medians(samples["mace"])
-    rounds = [a / b for a, b in zip(samples["pansim"]["wall"], samples["mace"]["wall"])]  # noqa: B905
+def _ratio_row(
+    n: int, what: str, samples: dict, repeats: int, first: str = "pansim"
+) -> dict[str, Any]:
+    """Medians and ratio of ``first`` over ``mace`` (``first`` is pansim or the control)."""
+    p, m = common.medians(samples[first]), common.medians(samples["mace"])
+    rounds = [a / b for a, b in zip(samples[first]["wall"], samples["mace"]["wall"])]  # noqa: B905
     return {
         "atoms": n,
         "what": what,
+        "calculator": first,
         "runs": repeats,
         "pansim_wall_s": p["wall"],
         "mace_wall_s": m["wall"],
@@ -263,8 +293,9 @@ def _ratio_row(n: int, what: str, samples: dict, repeats: int) -> dict[str, Any]
 RATIO_COLUMNS = [
     ("atoms", "atoms", "d"),
     ("what", "run", ""),
+    ("calculator", "timed over mace", ""),
     ("runs", "runs", "d"),
-    ("pansim_wall_s", "pansim wall (s)", ".3f"),
+    ("pansim_wall_s", "timed wall (s)", ".3f"),
     ("mace_wall_s", "mace wall (s)", ".3f"),
     ("wall_ratio", "wall ratio", ".3f"),
     ("cpu_ratio", "CPU ratio", ".3f"),
@@ -290,7 +321,13 @@ NL_COLUMNS = [
 
 def markdown(result: dict[str, Any]) -> str:
     sizes = result["sizes"]
-    ratios = [s["single_point"] for s in sizes] + [s["nve"] for s in sizes if "nve" in s]
+    ratios = [
+        s[key]
+        for kind in ("single_point", "nve")
+        for s in sizes
+        for key in (kind, f"{kind}_control")
+        if key in s
+    ]
     stages = [row for s in sizes for row in s["stages"]]
     nls = [row for s in sizes for row in s["neighbour_lists"]]
     worst = max(max(abs(v) for v in s["agreement"].values()) for s in sizes)
@@ -299,7 +336,14 @@ def markdown(result: dict[str, Any]) -> str:
             common.table(ratios, RATIO_COLUMNS),
             f"{result['dtype']}, {result['threads']} torch thread(s); ratio = pansim / mace "
             f"(target <= 1.0). Same weights: max |difference| of energy, forces, stress "
-            f"{worst:.1e}. NVE asks for forces only: MACECalculator computes the stress too.",
+            f"{worst:.1e}. NVE asks for forces only: MACECalculator computes the stress too."
+            + (
+                f" Rows timed as '{CONTROL}' are the A/A control: a second MACECalculator on "
+                "the same file, in the same rounds; their distance from 1 is this machine's "
+                "run-to-run noise."
+                if any("single_point_control" in s for s in sizes)
+                else ""
+            ),
             "Where the time goes (median CPU ms per call):",
             common.table(stages, STAGE_COLUMNS),
             common.table(nls, NL_COLUMNS),
@@ -328,6 +372,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--nve-repeats", type=int, default=None)
     p.add_argument("--nve-max-atoms", type=int, default=None, help="largest cell run in NVE")
     p.add_argument("--profile-repeats", type=int, default=None)
+    p.add_argument(
+        "--control", action=argparse.BooleanOptionalAction, default=None,
+        help="also time a second MACECalculator on the same file (A/A noise floor); "
+        "on in the full preset",
+    )  # fmt: skip
     args = p.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
@@ -338,8 +387,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     model = common.build("baseline", args.dtype, args.hyperparameters)
     with tempfile.TemporaryDirectory() as directory:
-        pan, mace = calculators(model, args.dtype, directory)
-        sizes = [measure(n, args, model, pan, mace) for n in args.sizes]
+        pan, mace, again = calculators(model, args.dtype, directory, control=args.control)
+        sizes = [measure(n, args, model, pan, mace, again) for n in args.sizes]
     worst = max(s[k]["wall_ratio"] for s in sizes for k in ("single_point", "nve") if k in s)
     return common.finish(
         "calculator", args, started, markdown,
@@ -350,6 +399,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sizes=sizes,
         target="pansim / mace wall ratio <= 1.0",
         target_met=worst <= 1.0,
+        control=bool(args.control),
     )  # fmt: skip
 
 

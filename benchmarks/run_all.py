@@ -131,7 +131,7 @@ PRESETS: dict[str, list[Step]] = {
         Step("overhead", "overhead", "--quick --sizes 8 --dtypes float64 --repeats 1"
              " --max-rounds 1 --variants baseline pan+pgs"),
         Step("calculator", "calculator", "--quick --sizes 8 --dtype float64 --repeats 1"
-             " --max-rounds 1 --steps 2 --nve-max-atoms 8 --profile-repeats 1"),
+             " --max-rounds 1 --steps 2 --nve-max-atoms 8 --profile-repeats 1 --control"),
         Step("scaling", "scaling", "--quick --sizes 8 --repeats 1 --in-process"),
         Step("batched", "batched", "--quick --repeats 1 --workloads phonons-8"),
     ],
@@ -306,6 +306,11 @@ def summary_calculator(result: dict[str, Any], preset: str) -> list[dict[str, st
     for r in nve:
         text += (
             f"; {r['what']}, {r['atoms']} atoms: {r['wall_ratio']:.3f} (CPU {r['cpu_ratio']:.3f})"
+        )
+    controls = [s[k] for k in ("single_point_control", "nve_control") for s in sizes if k in s]
+    if controls:
+        text += "; A/A control, a second MACECalculator over the first, same rounds: " + ", ".join(
+            f"{r['what'].split(' (')[0]} {r['atoms']} atoms {r['wall_ratio']:.3f}" for r in controls
         )
     wall = [r["wall_ratio"] for r in sp + nve]
     cpu = [r["cpu_ratio"] for r in sp + nve]

@@ -74,6 +74,11 @@ def _calculator(result):
     (size,) = result["sizes"]
     assert max(size["agreement"].values()) < 1e-10  # same weights in pansim and mace (float64)
     assert {"single_point", "nve", "stages", "neighbour_lists"} <= set(size)
+    # the A/A control: a second MACECalculator timed in the same rounds, reported beside pansim
+    control = size["nve_control"]
+    assert control["calculator"] == "mace (again)" and control["mace_wall_s"] == size["nve"]["mace_wall_s"]
+    assert size["single_point_control"]["wall_ratio"] > 0
+    assert "| mace (again) |" in result["markdown"]
 
 
 def _scaling(result):

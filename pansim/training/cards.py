@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pansim.training.plan import Job, _short, status
+from pansim.training.plan import Job, relative_path, status
 from pansim.training.trainer import BEST_MODEL
 
 #: variant shipped under the plain system name, and the suffix of the others
@@ -81,7 +81,7 @@ def card(job: Job) -> dict[str, Any]:
             "train_seconds": summary.get("train_seconds"),
             "processes": summary.get("world_size", 1),
             "stop_reason": summary["stop_reason"],
-            "command": f"pansim train {_short(job.config)}",
+            "command": f"pansim train {relative_path(job.config)}",
             "settings": {k: config.get(k) for k in TRAINING_KEYS if k in config},
         },
         "test_metrics": summary.get("test"),

@@ -102,13 +102,13 @@ def status(job: Job) -> str:
 def command(job: Job, nproc: int = 1) -> list[str]:
     """The command line that trains ``job`` (``torchrun`` when ``nproc`` > 1)."""
     resume = ["--resume"] if status(job) == "partial" else []
-    config = _short(job.config)
+    config = relative_path(job.config)
     if nproc > 1:
         return ["torchrun", f"--nproc_per_node={nproc}", "-m", "pansim", "train", config, *resume]
     return ["pansim", "train", config, *resume]
 
 
-def _short(path: Path) -> str:
+def relative_path(path: Path) -> str:
     """``path`` relative to the working directory when it lies below it."""
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
