@@ -50,6 +50,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -114,7 +115,9 @@ def calculators(model: torch.nn.Module, dtype: str, directory: str, control: boo
         from mace.calculators import MACECalculator
 
         mace = MACECalculator(model_paths=path, device="cpu", default_dtype=dtype)
-        again = MACECalculator(model_paths=path, device="cpu", default_dtype=dtype) if control else None
+        again = (
+            MACECalculator(model_paths=path, device="cpu", default_dtype=dtype) if control else None
+        )
     return PANCalculator(model, default_dtype=dtype), mace, again
 
 
@@ -236,20 +239,21 @@ def measure(size: int, args, model, pan, mace, again=None) -> dict[str, Any]:
         runs_of = {"pansim": pan, "mace": mace}
         if again is not None:
             runs_of[CONTROL] = again
+
+        def run(name: str) -> None:
+            final[name] = nve(runs_of[name], atoms, args.steps)
+
         runs = common.interleaved(
-            {
-                name: (lambda name=name, calc=calc: final.__setitem__(name, nve(calc, atoms, args.steps)))
-                for name, calc in runs_of.items()
-            },
-            args.nve_repeats,
-            warmup=0,
+            {name: functools.partial(run, name) for name in runs_of}, args.nve_repeats, warmup=0
         )
         label = f"NVE {args.steps} steps (forces)"
         out["nve"] = _ratio_row(len(atoms), label, runs, args.nve_repeats)
         drift = np.abs(final["pansim"].positions - final["mace"].positions).max()
         out["nve"]["max_final_position_diff_A"] = float(drift)
         if again is not None:
-            out["nve_control"] = _ratio_row(len(atoms), label, runs, args.nve_repeats, first=CONTROL)
+            out["nve_control"] = _ratio_row(
+                len(atoms), label, runs, args.nve_repeats, first=CONTROL
+            )
     n_rounds = common.rounds(args.profile_repeats, len(atoms), reference=1000, cap=args.max_rounds)
     out["stages"] = profile(pan, mace, atoms, n_rounds)
     nl = common.interleaved(neighbour_lists(atoms, common.R_MAX), n_rounds)

@@ -76,7 +76,10 @@ def _calculator(result):
     assert {"single_point", "nve", "stages", "neighbour_lists"} <= set(size)
     # the A/A control: a second MACECalculator timed in the same rounds, reported beside pansim
     control = size["nve_control"]
-    assert control["calculator"] == "mace (again)" and control["mace_wall_s"] == size["nve"]["mace_wall_s"]
+    assert (
+        control["calculator"] == "mace (again)"
+        and control["mace_wall_s"] == size["nve"]["mace_wall_s"]
+    )
     assert size["single_point_control"]["wall_ratio"] > 0
     assert "| mace (again) |" in result["markdown"]
 
