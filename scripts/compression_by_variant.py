@@ -1,0 +1,155 @@
+"""Which module softens the crystals under compression? E(0.80 V0) per variant and seed.
+
+For every trained MACE run of a crystal (``results/training/<system>/<variant>-seed<k>``)
+this evaluates the perfect primitive cell at the DFT equilibrium volume V0 and at
+0.80 V0 (the ``E(0.80 V0) - E0`` row of ``pansim validate``, here at the DFT V0 for
+every model, so the models are compared at the same cells) and, for models with PAN,
+the smooth coordination ``c_i`` PAN sees at those volumes against the training set's
+coordination range. Writes ``results/validate/compression_by_variant.md``.
+
+Usage (from the repository root)::
+
+    python scripts/compression_by_variant.py [--systems si lif]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+from ase.io import read
+
+from pansim import PANCalculator
+from pansim.modules.pan import PANPooling
+
+ROOT = Path(__file__).resolve().parents[1]
+CRYSTALS = {"si": ("Si", "diamond", 5.47), "lif": ("LiF", "rocksalt", 4.07),
+            "ag": ("Ag", "fcc", 4.16)}  # fmt: skip
+VARIANTS = ("baseline", "pan", "pgs", "pan+pgs")
+SCALES = (1.0, 0.9, 0.8)
+
+
+def primitive(system: str, v0_per_atom: float, scale: float):
+    """The perfect primitive cell of ``system`` at ``scale`` times the volume V0."""
+    symbol, kind, a = CRYSTALS[system]
+    atoms = bulk(symbol, kind, a=a)
+    factor = scale * v0_per_atom * len(atoms) / atoms.get_volume()
+    atoms.set_cell(atoms.cell * factor ** (1 / 3), scale_atoms=True)
+    return atoms
+
+
+def finished_runs(system: str) -> list[tuple[str, int, Path]]:
+    """``(variant, seed, best model)`` of every finished run of ``system``."""
+    runs = []
+    for variant in VARIANTS:
+        for run in sorted((ROOT / "results" / "training" / system).glob(f"{variant}-seed*")):
+            model = run / "best_model.safetensors"
+            if (run / "summary.json").exists() and model.exists():
+                runs.append((variant, int(run.name.rsplit("seed", 1)[1]), model))
+    return runs
+
+
+def first_pan_coordination(calc: PANCalculator, atoms) -> np.ndarray | None:
+    """``c_i`` of the first PAN layer of ``calc``'s model on ``atoms`` (None without PAN)."""
+    pans = [m for m in calc.model.modules() if isinstance(m, PANPooling)]
+    if not pans:
+        return None
+    seen: list[np.ndarray] = []
+    hook = pans[0].register_forward_hook(
+        lambda module, inputs, _: seen.append(module.coordination(*inputs).detach().numpy())
+    )
+    try:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        atoms.get_potential_energy()
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def system_rows(system: str) -> tuple[list[str], list[str]]:
+    """Markdown rows of the energy table and the coordination table for ``system``."""
+    props = json.loads((ROOT / "data" / system / "reference" / "properties.json").read_text())
+    v0, e0 = props["eos"]["V0"], props["eos"]["E0"]
+    eos = props["eos"]["compressed"]
+    compressed = dict(zip(eos["volume_ratio"], eos["energy"], strict=True))
+    energy_rows = [
+        f"| {system} | DFT | - | {compressed[0.8] - e0:.4f} | {compressed[0.9] - e0:.4f} |"
+    ]
+    coordination_rows = []
+    train = read(ROOT / "data" / system / "train.extxyz", ":")
+    for variant, seed, path in finished_runs(system):
+        calc = PANCalculator(model=str(path))
+        energy = {}
+        for scale in SCALES:
+            atoms = primitive(system, v0, scale)
+            atoms.calc = calc
+            energy[scale] = atoms.get_potential_energy() / len(atoms)
+        energy_rows.append(
+            f"| {system} | {variant} | {seed} | {energy[0.8] - energy[1.0]:.4f} "
+            f"| {energy[0.9] - energy[1.0]:.4f} |"
+        )
+        if variant == "pan" and seed == 0:
+            c_train = np.concatenate([first_pan_coordination(calc, a) for a in train])
+            c_max = float(
+                next(m for m in calc.model.modules() if isinstance(m, PANPooling)).centers[-1]
+            )
+            at = {
+                s: float(first_pan_coordination(calc, primitive(system, v0, s)).max())
+                for s in SCALES
+            }
+            p50, p99 = np.percentile(c_train, [50, 99])
+            coordination_rows.append(
+                f"| {system} | {at[1.0]:.2f} | {at[0.9]:.2f} | {at[0.8]:.2f} | {p50:.2f} "
+                f"| {p99:.2f} | {c_train.max():.2f} | {c_max:.2f} |"
+            )
+    return energy_rows, coordination_rows
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Build both tables, write them, print them."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--systems", nargs="+", default=["si", "lif"], choices=sorted(CRYSTALS))
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "results" / "validate" / "compression_by_variant.md"
+    )
+    args = parser.parse_args(argv)
+    energy, coordination = [], []
+    for system in args.systems:
+        e, c = system_rows(system)
+        energy += e
+        coordination += c
+    text = "\n".join(
+        [
+            "# Compression by variant (`python scripts/compression_by_variant.py`)",
+            "",
+            "Energy per atom above the DFT V0 of the perfect primitive cell, eV/atom (DFT: its",
+            "Birch-Murnaghan E0). Every model is evaluated at the same cells (DFT V0).",
+            "",
+            "| system | model | seed | E(0.80 V0) - E(V0) | E(0.90 V0) - E(V0) |",
+            "| --- | --- | --- | ---: | ---: |",
+            *energy,
+            "",
+            "PAN's smooth coordination c_i (first interaction, `pan` seed 0) at V0, 0.90 V0,",
+            "0.80 V0, against the training set's distribution and the top of PAN's Gaussian",
+            "basis (c_max):",
+            "",
+            "| system | c at V0 | c at 0.90 V0 | c at 0.80 V0 | train median | train 99th pct | train max | c_max |",  # noqa: E501
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *coordination,
+            "",
+        ]
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(args.out)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
