@@ -306,3 +306,11 @@ def test_profile_overhead_attributes_the_variants_extra_ops(benchmarks, tmp_path
     printed = capsys.readouterr().out
     assert "| forward aten::tanh | 0.0 |" in printed and "| total |" in printed
     assert json.loads((tmp_path / "p.json").read_text())["meta"]["versions"]
+
+
+def test_model_call_benchmark_times_pansim_mace_and_the_control(benchmarks):
+    from benchmarks import model_call
+
+    out = model_call.main(["--atoms", "8", "--rounds", "1"])
+    assert set(out) == {"pansim", "mace", "mace (again)"}
+    assert out["mace"]["cpu_ratio"] == 1.0 and out["pansim"]["cpu_s"] > 0

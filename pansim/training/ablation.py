@@ -192,9 +192,12 @@ def verdicts(table: Sequence[dict[str, Any]]) -> list[str]:
             change = entry[key].get("change_pct")
             if change is None:
                 continue
-            where = (
-                "within" if low <= change <= high else ("beyond" if change < low else "short of")
-            )
+            if low <= change <= high:
+                where = "within"
+            elif change < low:
+                where = "beyond"
+            else:  # a rise is not a smaller reduction: say which way it went
+                where = "short of" if change <= 0 else "worse than the baseline; published"
             parts.append(f"{key.replace('_', ' ')} {change:+.1f}% ({where} {low:g} to {high:g}%)")
         if parts:
             out.append(f"- {entry['system']}, pan+pgs vs baseline: " + "; ".join(parts) + ".")

@@ -67,6 +67,9 @@ def test_aggregate_mean_std_and_relative_change():
     assert (
         "forces -25.0% (within -27 to -22%)" in line and "energy per atom +0.0% (short of" in line
     )
+    table["pan"]["forces"]["change_pct"] = 12.0  # a rise is named as one, not as "short of"
+    (line,) = ablation.verdicts([table["pan"]])
+    assert "forces +12.0% (worse than the baseline; published -27 to -22%)" in line
 
 
 def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
