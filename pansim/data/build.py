@@ -100,7 +100,8 @@ def _label_stats(m: Manifest) -> dict:
     natoms = np.array([len(e["job"]["atoms"]["numbers"]) for e in done])
     e_pa = np.array([e["result"]["energy"] for e in done]) / natoms
     f = np.concatenate([np.asarray(e["result"]["forces"]).reshape(-1) for e in done])
-    secs = np.array([e["result"].get("seconds", 0.0) for e in done])
+    # CPU time of the worker where recorded (wall time counts pauses and load), else wall
+    secs = np.array([e["result"].get("cpu_seconds", e["result"].get("seconds", 0.0)) for e in done])
     stats = {
         "energy_per_atom_eV": {
             "min": float(e_pa.min()),

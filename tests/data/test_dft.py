@@ -21,6 +21,7 @@ def test_gpaw_si2_low_cutoff(tmp_path):
     f = np.array(res["forces"])
     np.testing.assert_allclose(f.sum(0), 0.0, atol=0.02)
     assert np.array(res["stress"]).shape == (3, 3)
+    assert 0 < res["cpu_seconds"] <= res["seconds"] * 1.5  # the worker's CPU time, recorded
 
 
 def test_pyscf_h2(tmp_path):
@@ -29,3 +30,4 @@ def test_pyscf_h2(tmp_path):
     assert abs(res["energy"] / 27.211386245988 - (-1.16)) < 0.03  # PBE/def2-SVP H2 ~ -1.16 Ha
     f = np.array(res["forces"])
     np.testing.assert_allclose(f[0], -f[1], atol=1e-6)
+    assert res["cpu_seconds"] > 0

@@ -25,7 +25,7 @@ def run(spec: dict, log: str | None = None) -> dict:
     from pyscf import dft, gto
 
     a, c = spec["atoms"], spec["calc"]
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     bohr = angstrom_to_bohr(np.asarray(a["positions"], dtype=float))
     mol = gto.M(
         atom=[(int(z), tuple(p)) for z, p in zip(a["numbers"], bohr, strict=True)],
@@ -54,6 +54,7 @@ def run(spec: dict, log: str | None = None) -> dict:
         "energy_hartree": float(e),
         "scf_cycles": int(getattr(mf, "cycles", -1)),
         "seconds": time.time() - t0,
+        "cpu_seconds": time.process_time() - cpu0,
     }
 
 
