@@ -19,23 +19,21 @@ import json
 from pathlib import Path
 
 import numpy as np
-from ase.build import bulk
 from ase.io import read
 
 from pansim import PANCalculator
+from pansim.data.reference import crystal_cell
+from pansim.data.settings import CRYSTALS
 from pansim.modules.pan import PANPooling
 
 ROOT = Path(__file__).resolve().parents[1]
-CRYSTALS = {"si": ("Si", "diamond", 5.47), "lif": ("LiF", "rocksalt", 4.07),
-            "ag": ("Ag", "fcc", 4.16)}  # fmt: skip
 VARIANTS = ("baseline", "pan", "pgs", "pan+pgs")
 SCALES = (1.0, 0.9, 0.8)
 
 
 def primitive(system: str, v0_per_atom: float, scale: float):
     """The perfect primitive cell of ``system`` at ``scale`` times the volume V0."""
-    symbol, kind, a = CRYSTALS[system]
-    atoms = bulk(symbol, kind, a=a)
+    atoms = crystal_cell(system)
     factor = scale * v0_per_atom * len(atoms) / atoms.get_volume()
     atoms.set_cell(atoms.cell * factor ** (1 / 3), scale_atoms=True)
     return atoms

@@ -74,9 +74,13 @@ def jobs_path(system: str, root=None) -> Path:
     return data_dir(root) / system / "reference" / "jobs.json"
 
 
-def _cell(system: str, a: float, cubic: bool) -> Atoms:
+def crystal_cell(system: str, a: float | None = None, cubic: bool = False) -> Atoms:
+    """The perfect crystal of ``system``, primitive (or conventional) cell.
+
+    ``a`` is the lattice constant, by default the SPEC 2.1 constant the datasets use.
+    """
     sym, kind = _STRUCT[system]
-    return bulk(sym, kind, a, cubic=cubic)
+    return bulk(sym, kind, CRYSTALS[system].lattice_constant if a is None else a, cubic=cubic)
 
 
 def _add(m: Manifest, key: str, job: dict, prov: dict) -> int:
@@ -86,7 +90,7 @@ def _add(m: Manifest, key: str, job: dict, prov: dict) -> int:
 def queue(system: str, root=None) -> int:
     """Queue the EOS (+ repulsion) jobs of ``system``; :func:`analyse` queues later stages."""
     s = CRYSTALS[system]
-    prim = _cell(system, s.lattice_constant, cubic=False)
+    prim = crystal_cell(system, s.lattice_constant, cubic=False)
     kpts = kmesh(prim.cell, s.dk)
     added = 0
     with Manifest.update(jobs_path(system, root), {"system": system, "kind": "reference"}) as m:
@@ -113,7 +117,7 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
     from workflows.repulsion import contact_cell, nearest_neighbour
 
     a = CRYSTALS[system].lattice_constant
-    conv = _cell(system, a, cubic=True)
+    conv = crystal_cell(system, a, cubic=True)
     j, vec = nearest_neighbour(conv, CONTACT_INDEX)
     cells = [contact_cell(conv, CONTACT_INDEX, vec, f) for f in CONTACT_FRACTIONS]
     d_nn = float(np.linalg.norm(vec))
@@ -253,16 +257,16 @@ def _contact(system: str, m: Manifest, out: Path) -> dict | None:
 
 def _primitive_at(system: str, v0: float) -> Atoms:
     """Primitive cell scaled to the volume ``v0`` (A^3 per primitive cell)."""
-    prim = _cell(system, CRYSTALS[system].lattice_constant, cubic=False)
+    prim = crystal_cell(system, CRYSTALS[system].lattice_constant, cubic=False)
     prim.set_cell(prim.cell * (v0 / prim.get_volume()) ** (1 / 3), scale_atoms=True)
     return prim
 
 
 def _queue_elastic(system: str, m: Manifest, v0: float) -> None:
     s = CRYSTALS[system]
-    prim = _cell(system, s.lattice_constant, cubic=False)
+    prim = crystal_cell(system, s.lattice_constant, cubic=False)
     a0 = s.lattice_constant * (v0 / prim.get_volume()) ** (1 / 3)
-    conv = _cell(system, a0, cubic=True)
+    conv = crystal_cell(system, a0, cubic=True)
     kpts = ELASTIC_KPTS.get(system, kmesh(conv.cell, s.dk))
     for comp, (i, j) in {"xx": (0, 0), "yz": (1, 2)}.items():
         for sign in (1, -1):
