@@ -15,6 +15,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,41 +23,44 @@ import numpy as np
 from ase.io import read
 
 from pansim import PANCalculator
-from pansim.data.reference import crystal_cell
+from pansim.backbones import VARIANTS
+from pansim.data.reference import crystal_cell, primitive_at
 from pansim.data.settings import CRYSTALS
 from pansim.modules.pan import PANPooling
+from pansim.training.plan import jobs_in, status
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("baseline", "pan", "pgs", "pan+pgs")
 SCALES = (1.0, 0.9, 0.8)
 
 
-def primitive(system: str, v0_per_atom: float, scale: float):
-    """The perfect primitive cell of ``system`` at ``scale`` times the volume V0."""
-    atoms = crystal_cell(system)
-    factor = scale * v0_per_atom * len(atoms) / atoms.get_volume()
-    atoms.set_cell(atoms.cell * factor ** (1 / 3), scale_atoms=True)
-    return atoms
-
-
 def finished_runs(system: str) -> list[tuple[str, int, Path]]:
-    """``(variant, seed, best model)`` of every finished run of ``system``."""
-    runs = []
-    for variant in VARIANTS:
-        for run in sorted((ROOT / "results" / "training" / system).glob(f"{variant}-seed*")):
-            model = run / "best_model.safetensors"
-            if (run / "summary.json").exists() and model.exists():
-                runs.append((variant, int(run.name.rsplit("seed", 1)[1]), model))
-    return runs
+    """``(variant, seed, best model)`` of every finished run of ``system`` in the plan."""
+    jobs = [
+        dataclasses.replace(job, out_dir=ROOT / job.out_dir)
+        for job in jobs_in(ROOT / "configs" / "pretrained", [system])
+    ]
+    done = [job for job in jobs if status(job) == "done"]
+    done.sort(key=lambda job: (VARIANTS.index(job.variant), job.seed))
+    return [(job.variant, job.seed, job.out_dir / "best_model.safetensors") for job in done]
+
+
+def compressed(system: str, v0_per_atom: float, scale: float):
+    """The perfect primitive cell of ``system`` at ``scale`` times the volume V0 (per atom)."""
+    return primitive_at(system, scale * v0_per_atom * len(crystal_cell(system)))
+
+
+def first_pan(calc: PANCalculator) -> PANPooling | None:
+    """The PAN module of the first interaction of ``calc``'s model (None without PAN)."""
+    return next((m for m in calc.model.modules() if isinstance(m, PANPooling)), None)
 
 
 def first_pan_coordination(calc: PANCalculator, atoms) -> np.ndarray | None:
     """``c_i`` of the first PAN layer of ``calc``'s model on ``atoms`` (None without PAN)."""
-    pans = [m for m in calc.model.modules() if isinstance(m, PANPooling)]
-    if not pans:
+    pan = first_pan(calc)
+    if pan is None:
         return None
     seen: list[np.ndarray] = []
-    hook = pans[0].register_forward_hook(
+    hook = pan.register_forward_hook(
         lambda module, inputs, _: seen.append(module.coordination(*inputs).detach().numpy())
     )
     try:
@@ -83,7 +87,7 @@ def system_rows(system: str) -> tuple[list[str], list[str]]:
         calc = PANCalculator(model=str(path))
         energy = {}
         for scale in SCALES:
-            atoms = primitive(system, v0, scale)
+            atoms = compressed(system, v0, scale)
             atoms.calc = calc
             energy[scale] = atoms.get_potential_energy() / len(atoms)
         energy_rows.append(
@@ -92,11 +96,9 @@ def system_rows(system: str) -> tuple[list[str], list[str]]:
         )
         if variant == "pan" and seed == 0:
             c_train = np.concatenate([first_pan_coordination(calc, a) for a in train])
-            c_max = float(
-                next(m for m in calc.model.modules() if isinstance(m, PANPooling)).centers[-1]
-            )
+            c_max = float(first_pan(calc).centers[-1])
             at = {
-                s: float(first_pan_coordination(calc, primitive(system, v0, s)).max())
+                s: float(first_pan_coordination(calc, compressed(system, v0, s)).max())
                 for s in SCALES
             }
             p50, p99 = np.percentile(c_train, [50, 99])

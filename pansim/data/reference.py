@@ -90,7 +90,7 @@ def _add(m: Manifest, key: str, job: dict, prov: dict) -> int:
 def queue(system: str, root=None) -> int:
     """Queue the EOS (+ repulsion) jobs of ``system``; :func:`analyse` queues later stages."""
     s = CRYSTALS[system]
-    prim = crystal_cell(system, s.lattice_constant, cubic=False)
+    prim = crystal_cell(system)
     kpts = kmesh(prim.cell, s.dk)
     added = 0
     with Manifest.update(jobs_path(system, root), {"system": system, "kind": "reference"}) as m:
@@ -255,16 +255,16 @@ def _contact(system: str, m: Manifest, out: Path) -> dict | None:
     return res
 
 
-def _primitive_at(system: str, v0: float) -> Atoms:
+def primitive_at(system: str, v0: float) -> Atoms:
     """Primitive cell scaled to the volume ``v0`` (A^3 per primitive cell)."""
-    prim = crystal_cell(system, CRYSTALS[system].lattice_constant, cubic=False)
+    prim = crystal_cell(system)
     prim.set_cell(prim.cell * (v0 / prim.get_volume()) ** (1 / 3), scale_atoms=True)
     return prim
 
 
 def _queue_elastic(system: str, m: Manifest, v0: float) -> None:
     s = CRYSTALS[system]
-    prim = crystal_cell(system, s.lattice_constant, cubic=False)
+    prim = crystal_cell(system)
     a0 = s.lattice_constant * (v0 / prim.get_volume()) ** (1 / 3)
     conv = crystal_cell(system, a0, cubic=True)
     kpts = ELASTIC_KPTS.get(system, kmesh(conv.cell, s.dk))
@@ -299,7 +299,7 @@ def _phonon_supercells(system: str, v0: float):
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
-    prim = _primitive_at(system, v0)
+    prim = primitive_at(system, v0)
     unit = PhonopyAtoms(
         symbols=prim.get_chemical_symbols(),
         cell=prim.cell.array,
@@ -414,7 +414,7 @@ def frozen_phonon_frequency(
 
 def _queue_frozen_phonon(system: str, m: Manifest, v0: float) -> None:
     s = CRYSTALS[system]
-    prim = _primitive_at(system, v0)
+    prim = primitive_at(system, v0)
     if len(prim) != 2:
         return  # no optical mode to check (Ag: 1 atom)
     kpts = kmesh(prim.cell, s.dk)
