@@ -6,9 +6,15 @@ of the time at 1000 atoms. This times only that call (energy, forces and stress:
 control (a second ``MACECalculator`` on the same file), and prints median CPU and user
 time ratios over mace and the 10th / 50th / 90th percentiles of the per-round ratios.
 
+``--profile N`` then runs N more interleaved rounds of one call per side under
+``torch.profiler`` and prints the ops whose median self CPU time per call differs most
+from mace's, for pansim and for the control side by side: a difference that the
+control shows too is noise, not pansim's adapter.
+
 Usage (from the repository root, on a quiet machine)::
 
     python -m benchmarks.model_call [--atoms 1000] [--rounds 25] [--dtype float64]
+        [--profile 9] [--top 15]
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: python benchmarks/model_call.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,15 +35,69 @@ import torch  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
 from benchmarks import calculator as bench  # noqa: E402
+from benchmarks.profile_scaling import _in_backward  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+def op_times(call: Callable[[], Any]) -> dict[str, float]:
+    """Self CPU time (ms) of every op of one call, keyed ``"forward op"`` / ``"backward op"``."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        call()
+    per_op: dict[str, float] = defaultdict(float)
+    for event in prof.events():
+        phase = "backward" if _in_backward(event) else "forward"
+        per_op[f"{phase} {event.name}"] += event.self_cpu_time_total / 1e3
+    return dict(per_op)
+
+
+def profile(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
+    """Median over ``rounds`` interleaved rounds of each op's self CPU ms per call, per side.
+
+    An op missing from a round counts as 0 ms in that round.
+    """
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
+    for order in common.shuffled_rounds(calls, rounds):
+        for name in order:
+            samples[name].append(op_times(calls[name]))
+    out = {}
+    for name, per_round in samples.items():
+        ops = set().union(*per_round)
+        out[name] = {op: float(np.median([r.get(op, 0.0) for r in per_round])) for op in ops}
+        out[name]["total"] = float(np.median([sum(r.values()) for r in per_round]))
+    return out
+
+
+def profile_table(ops: dict[str, dict[str, float]], top: int) -> str:
+    """Markdown: the ops whose median differs most from mace's, pansim and control columns."""
+    mace, pansim, control = ops["mace"], ops["pansim"], ops[bench.CONTROL]
+
+    def diff(side: dict[str, float], op: str) -> float:
+        return side.get(op, 0.0) - mace.get(op, 0.0)
+
+    names = set(mace) | set(pansim) | set(control)
+    names.discard("total")
+    lines = [
+        "| op (self CPU ms per call, median) | mace | pansim | pansim - mace "
+        "| control | control - mace |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for op in sorted(names, key=lambda k: -abs(diff(pansim, k)))[:top] + ["total"]:
+        lines.append(
+            f"| {op} | {mace.get(op, 0.0):.2f} | {pansim.get(op, 0.0):.2f} | "
+            f"{diff(pansim, op):+.2f} | {control.get(op, 0.0):.2f} | {diff(control, op):+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Time the three model calls; print and return medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--atoms", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--dtype", choices=sorted(common.DTYPES), default="float64")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="then profile N interleaved rounds (per-op medians)")  # fmt: skip
+    parser.add_argument("--top", type=int, default=15, help="ops listed by --profile")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = common.build("baseline", args.dtype, None)
@@ -47,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             bench.CONTROL: bench.mace_stages(again, atoms)["forward_backward"],
         }
         samples = common.interleaved(calls, args.rounds)
+        ops = profile(calls, args.profile) if args.profile > 0 else None
     medians = {name: common.medians(s) for name, s in samples.items()}
     out = {}
     print(f"{len(atoms)} atoms, {args.dtype}, {args.threads} thread(s), {args.rounds} rounds")
@@ -64,6 +128,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             f"{r['user_ratio']:.4f}; per round p10/p50/p90 "
             + "/".join(f"{x:.4f}" for x in r["round_ratio_p10_p50_p90"])
         )
+    if ops is not None:
+        print(f"\nprofile, {args.profile} interleaved rounds of one call per side\n")
+        print(profile_table(ops, args.top))
+        out["profile_ms_per_call"] = ops
     return out
 
 

@@ -314,3 +314,17 @@ def test_model_call_benchmark_times_pansim_mace_and_the_control(benchmarks):
     out = model_call.main(["--atoms", "8", "--rounds", "1"])
     assert set(out) == {"pansim", "mace", "mace (again)"}
     assert out["mace"]["cpu_ratio"] == 1.0 and out["pansim"]["cpu_s"] > 0
+
+
+def test_model_call_profile_lists_per_op_medians_beside_the_control(benchmarks, capsys):
+    from benchmarks import model_call
+
+    out = model_call.main(["--atoms", "8", "--rounds", "1", "--profile", "2", "--top", "3"])
+    ops = out["profile_ms_per_call"]
+    assert set(ops) == {"pansim", "mace", "mace (again)"}
+    for side in ops.values():
+        assert any(op.startswith("backward ") for op in side)
+        assert side["total"] >= max(t for op, t in side.items() if op != "total") > 0
+    table = capsys.readouterr().out.split("profile, 2 interleaved rounds")[1]
+    assert table.count("\n| ") == 2 + 3 + 1  # header, 3 ops, total
+    assert "| total |" in table
