@@ -65,10 +65,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ase import units  # noqa: E402
 from ase.calculators.calculator import all_changes  # noqa: E402
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution  # noqa: E402
 from ase.md.verlet import VelocityVerlet  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
+from pansim._compat import thermalize  # noqa: E402
 
 FULL = {"sizes": [64, 1000], "dtype": "float64", "repeats": 10, "steps": 100,
         "nve_repeats": 3, "nve_max_atoms": 1000, "profile_repeats": 5, "control": True}  # fmt: skip
@@ -136,7 +136,7 @@ def nve(calc, atoms, steps: int):
     """``steps`` VelocityVerlet steps (1 fs) from seeded 300 K velocities; the final Atoms."""
     moving = atoms.copy()
     moving.calc = calc
-    MaxwellBoltzmannDistribution(moving, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize(moving, 300, rng=np.random.default_rng(0))
     VelocityVerlet(moving, timestep=1.0 * units.fs).run(steps)
     return moving
 

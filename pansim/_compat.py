@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 _FLAG = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
@@ -53,3 +54,20 @@ def import_mace() -> ModuleType:
         mace = importlib.import_module("mace")
         importlib.import_module("mace.modules")
     return mace
+
+
+def thermalize(atoms: Any, temperature_K: float, rng: Any = None) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature_K`` on every supported ase.
+
+    ase 3.29 added ``thermalize_momenta`` and deprecated ``MaxwellBoltzmannDistribution``
+    (now a wrapper around it); setup.cfg allows ase >= 3.23, which has only the latter.
+    Both draw the same normal deviates from ``rng``, so the momenta are identical.
+    """
+    from ase.md import velocitydistribution
+
+    if hasattr(velocitydistribution, "thermalize_momenta"):
+        velocitydistribution.thermalize_momenta(atoms, temperature_K, rng=rng)
+    else:
+        velocitydistribution.MaxwellBoltzmannDistribution(
+            atoms, temperature_K=temperature_K, rng=rng
+        )

@@ -21,3 +21,33 @@ def test_cli_help_lists_commands():
     text = build_parser([]).format_help()
     for name in COMMANDS:
         assert name in text
+
+
+def test_thermalize_gives_the_same_momenta_on_ase_without_thermalize_momenta(monkeypatch):
+    """setup.cfg allows ase >= 3.23; ``thermalize_momenta`` only exists from ase 3.29."""
+    import numpy as np
+    from ase.build import bulk
+    from ase.md import velocitydistribution
+
+    from pansim._compat import thermalize
+
+    atoms = bulk("Si", cubic=True)
+    thermalize(atoms, 500.0, rng=np.random.default_rng(3))
+    current = atoms.get_momenta()
+    assert 100 < atoms.get_temperature() < 1500
+
+    def legacy(atoms, *, temperature_K, rng=None):  # ase < 3.29: only this name exists
+        calls.append(temperature_K)
+        xi = rng.standard_normal((len(atoms), 3))
+        masses = atoms.get_masses()
+        atoms.set_momenta(
+            xi * np.sqrt(masses * velocitydistribution.units.kB * temperature_K)[:, None]
+        )
+
+    calls: list[float] = []
+    monkeypatch.delattr(velocitydistribution, "thermalize_momenta")
+    monkeypatch.setattr(velocitydistribution, "MaxwellBoltzmannDistribution", legacy)
+    older = bulk("Si", cubic=True)
+    thermalize(older, 500.0, rng=np.random.default_rng(3))
+    assert calls == [500.0]
+    np.testing.assert_allclose(older.get_momenta(), current, rtol=1e-14)

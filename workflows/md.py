@@ -399,12 +399,14 @@ class _Run:
 
 def _initial_velocities(run: _Run) -> None:
     """Maxwell-Boltzmann momenta at ``init_temperature_K`` unless the structure has momenta."""
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+    from ase.md.velocitydistribution import Stationary
+
+    from pansim._compat import thermalize
 
     cfg, a = run.cfg, run.atoms
     t0 = cfg.temperature_K if cfg.init_temperature_K is None else cfg.init_temperature_K
     if not np.any(a.get_momenta()) and t0 > 0:
-        thermalize_momenta(a, temperature_K=t0, rng=run.rng)
+        thermalize(a, t0, rng=run.rng)
         Stationary(a)
 
 

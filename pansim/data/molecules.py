@@ -61,14 +61,15 @@ def _xtb(atoms: Atoms) -> None:
 def trajectory(name: str, n_frames: int, seed: int = 0) -> list[Atoms]:
     """``n_frames`` decorrelated 500 K GFN2-xTB MD frames of ``name`` (deterministic)."""
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.optimize import BFGS
+
+    from pansim._compat import thermalize
 
     atoms = initial_geometry(name)
     _xtb(atoms)
     BFGS(atoms, logfile=None).run(fmax=0.01, steps=300)
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=TEMPERATURE_K, rng=rng)
+    thermalize(atoms, TEMPERATURE_K, rng=rng)
     dyn = Langevin(
         atoms,
         TIMESTEP_FS * units.fs,
