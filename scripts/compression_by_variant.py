@@ -77,10 +77,8 @@ def system_rows(system: str) -> tuple[list[str], list[str]]:
     props = json.loads((ROOT / "data" / system / "reference" / "properties.json").read_text())
     v0, e0 = props["eos"]["V0"], props["eos"]["E0"]
     eos = props["eos"]["compressed"]
-    compressed = dict(zip(eos["volume_ratio"], eos["energy"], strict=True))
-    energy_rows = [
-        f"| {system} | DFT | - | {compressed[0.8] - e0:.4f} | {compressed[0.9] - e0:.4f} |"
-    ]
+    dft = dict(zip(eos["volume_ratio"], eos["energy"], strict=True))
+    energy_rows = [f"| {system} | DFT | - | {dft[0.8] - e0:.4f} | {dft[0.9] - e0:.4f} |"]
     coordination_rows = []
     train = read(ROOT / "data" / system / "train.extxyz", ":")
     for variant, seed, path in finished_runs(system):

@@ -137,6 +137,27 @@ def test_ablation_table_merges_other_backbone_rows(tmp_path):
         script["merged_rows"]([path])
 
 
+def test_compression_script_rows_from_shipped_models(tmp_path):
+    script = runpy.run_path(str(ROOT / "scripts" / "compression_by_variant.py"))
+    runs = [("baseline", 0, "si-baseline"), ("pan", 0, "si")]  # the shipped si has PAN
+    script["system_rows"].__globals__["finished_runs"] = lambda system: runs
+    out = tmp_path / "c.md"
+    text = script["main"](["--systems", "si", "--out", str(out)])
+    assert out.read_text() == text
+    props = json.loads((ROOT / "data" / "si" / "reference" / "properties.json").read_text())
+    eos = props["eos"]
+    dft = dict(zip(eos["compressed"]["volume_ratio"], eos["compressed"]["energy"], strict=True))
+    assert f"| si | DFT | - | {dft[0.8] - eos['E0']:.4f} |" in text
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| si |")]
+    energies = {r[1].strip(): [float(x) for x in r[3:5]] for r in rows if len(r) == 5}
+    assert set(energies) == {"DFT", "baseline", "pan"}
+    for e08, e09 in energies.values():
+        assert e08 > e09 > 0  # compression costs energy, more at 0.80 V0
+    (coordination,) = [r for r in rows if len(r) == 8]
+    c_v0, c_09, c_08 = (float(x) for x in coordination[1:4])
+    assert 0 < c_v0 < c_09 < c_08  # neighbours move in: PAN's coordination rises
+
+
 def test_run_jobs_side_by_side_with_threads(tmp_path, monkeypatch):
     script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
     calls = []
