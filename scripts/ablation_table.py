@@ -5,6 +5,7 @@ Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
 
     python scripts/ablation_table.py                          # all finished runs
     python scripts/ablation_table.py --systems si ag --out results/ablation
+    python scripts/ablation_table.py --rows-from results/ablation/ablation.json  # re-aggregate
 
 Writes ``ablation.md`` and ``ablation.json`` (per-run metrics included) and
 prints the Markdown. Only finished runs count; the note under the table lists
@@ -29,17 +30,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _note(rows, planned_seeds: int) -> str:
-    seeds = defaultdict(set)
+    """Seeds and epochs per system; seeds per variant where the variants differ."""
+    seeds = defaultdict(lambda: defaultdict(set))
     epochs = defaultdict(set)
     for row in rows:
-        seeds[row["system"]].add(row["seed"])
+        seeds[row["system"]][row["variant"]].add(row["seed"])
         epochs[row["system"]].add(row["epochs"])
     parts = []
     for system in sorted(seeds):
-        short = " (fewer seeds than planned)" if len(seeds[system]) < planned_seeds else ""
-        parts.append(
-            f"{system}: seeds {sorted(seeds[system])}{short}, epochs {sorted(epochs[system])}"
-        )
+        by_variant = seeds[system]
+        short = any(len(s) < planned_seeds for s in by_variant.values())
+        if len({frozenset(s) for s in by_variant.values()}) == 1:
+            text = f"seeds {sorted(next(iter(by_variant.values())))}"
+        else:
+            text = "seeds " + ", ".join(
+                f"{sorted(s)} ({variant})" for variant, s in sorted(by_variant.items())
+            )
+        short_text = " (fewer seeds than planned)" if short else ""
+        parts.append(f"{system}: {text}{short_text}, epochs {sorted(epochs[system])}")
     return "Runs included: " + "; ".join(parts) + "."
 
 
@@ -73,12 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         default=[ROOT / "results" / "nequip" / "ablation.json"],
         help="ablation.json files whose per-run rows join the table (missing files skipped)",
     )
+    parser.add_argument(
+        "--rows-from",
+        type=Path,
+        default=None,
+        help="rebuild the table from the per-run rows of this ablation.json (no evaluation, "
+        "no timing, no --merge: the file already holds the merged rows)",
+    )
     args = parser.parse_args(argv)
 
     from pansim.training import ablation, plan
     from pansim.training.config import load_config
     from pansim.training.data import load_dataset
 
+    if args.rows_from is not None:
+        return _write_table(ablation, merged_rows([args.rows_from], args.systems), args)
     groups = defaultdict(list)
     for job in plan.jobs_in(args.configs, args.systems):
         if plan.status(job) == "done":
@@ -94,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         samples = load_dataset(config.test_file, labels, numbers, float(model.r_max))
         rows += ablation.evaluate_jobs(jobs, samples, args.cost_samples)
     rows += merged_rows(args.merge, args.systems)
+    return _write_table(ablation, rows, args)
+
+
+def _write_table(ablation, rows: list[dict], args) -> int:
     if not rows:
         print("no finished runs found", file=sys.stderr)
         return 1

@@ -106,9 +106,12 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (system, variant): mean/std over seeds, changes vs baseline.
 
-    Changes and cost ratios compare with the baseline of the same system *on the same
-    seeds* (while some seeds of a variant are still missing, its row is not set against
-    a baseline mean over other seeds); without a shared seed they are ``None``.
+    Error changes compare with the baseline of the same system *on the same seeds* (while
+    some seeds of a variant are still missing, its row is not set against a baseline mean
+    over other seeds); without a shared seed they are ``None``. Cost ratios (FLOPs, time)
+    compare with the mean over *every* baseline run of the system: the seeds share one
+    architecture, so their timings are repeated measurements of the same cost, and one
+    seed's timing alone carries that run's noise.
     """
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
@@ -117,8 +120,10 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for (system, variant), runs in groups.items():
         entry = _summarise(system, variant, runs)
         seeds = set(entry["seeds"])
-        shared = [r for r in groups.get((system, "baseline"), []) if r["seed"] in seeds]
+        baselines = groups.get((system, "baseline"), [])
+        shared = [r for r in baselines if r["seed"] in seeds]
         _relative(entry, _summarise(system, "baseline", shared) if shared else None)
+        _cost_ratios(entry, _summarise(system, "baseline", baselines) if baselines else None)
         table.append(entry)
     return table
 
@@ -143,6 +148,9 @@ def _relative(entry: dict[str, Any], base: dict[str, Any] | None) -> None:
         ref = None if base is None else base[key]["mean"]
         mean = entry[key]["mean"]
         entry[key]["change_pct"] = None if not ref or mean is None else 100 * (mean / ref - 1)
+
+
+def _cost_ratios(entry: dict[str, Any], base: dict[str, Any] | None) -> None:
     entry["flops_ratio"] = None if base is None else entry["flops"] / base["flops"]
     entry["time_ratio"] = None if base is None else entry["seconds"] / base["seconds"]
 
@@ -172,7 +180,8 @@ def to_markdown(table: Sequence[dict[str, Any]], note: str = "") -> str:
         "Mean ± standard deviation over seeds of test-set MAE; in brackets the change of the "
         "mean versus `baseline` of the same system on the same seeds. FLOPs: "
         "`torch.utils.flop_counter` (matrix products, energy + forces); time: median CPU time "
-        "of the same call (30 interleaved rounds, process time), this machine.",
+        "of the same call (30 interleaved rounds, process time), this machine. Both ratios "
+        "are over the mean of all baseline seeds of the system (one architecture).",
         f"Published reductions for PAN+PGS over MACE: {PUBLISHED}.",
     ]
     footer += verdicts(table)
@@ -213,6 +222,8 @@ def write(table, rows, folder: str | Path, note: str = "") -> tuple[Path, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md, js = folder / "ablation.md", folder / "ablation.json"
-    md.write_text(to_markdown(table, note))
-    js.write_text(json.dumps({"note": note, "table": table, "runs": list(rows)}, indent=1))
+    from pansim.data.manifest import write_text_atomic
+
+    write_text_atomic(md, to_markdown(table, note))
+    write_text_atomic(js, json.dumps({"note": note, "table": table, "runs": list(rows)}, indent=1))
     return md, js

@@ -60,6 +60,11 @@ def test_aggregate_mean_std_and_relative_change():
     partial = {e["variant"]: e for e in ablation.aggregate(rows[:3])}
     assert partial["pan"]["forces"]["change_pct"] == pytest.approx(-20.0)  # 8 vs 10, seed 0
     assert partial["baseline"]["forces"]["mean"] == 12.0  # the baseline row keeps both seeds
+    # cost is the architecture's, not the seed's: ratios over every baseline seed's timing
+    timed = [dict(r, seconds=t) for r, t in zip(rows[:3], (1.0, 3.0, 2.2), strict=True)]
+    assert {e["variant"]: e for e in ablation.aggregate(timed)}["pan"][
+        "time_ratio"
+    ] == pytest.approx(1.1)
     apart = ablation.aggregate([rows[0], row("pan", 5, 8.0, 103.0)])
     assert {e["variant"]: e["forces"]["change_pct"] for e in apart}["pan"] is None
     table["pan"]["variant"] = "pan+pgs"
@@ -135,6 +140,29 @@ def test_ablation_table_merges_other_backbone_rows(tmp_path):
     path.write_text(json.dumps({"table": []}))
     with pytest.raises(SystemExit, match="per-run rows"):
         script["merged_rows"]([path])
+
+
+def test_ablation_table_rebuilt_from_stored_rows_names_seeds_per_variant(tmp_path, capsys):
+    script = runpy.run_path(str(ROOT / "scripts" / "ablation_table.py"))
+    m = {"energy_per_atom": {"mae": 1.0}, "forces": {"mae": 20.0}, "stress": {"mae": None}}
+    runs = [{"system": "lif", "variant": v, "seed": k, "epochs": 100, "metrics": m,
+             "flops": 1.0, "seconds": 1.0 + k}
+            for v, seeds in (("baseline", (0, 1, 2)), ("pan", (0,))) for k in seeds]  # fmt: skip
+    runs += [dict(r, system="si") for r in runs if r["seed"] == 0]
+    stored = tmp_path / "stored.json"
+    stored.write_text(json.dumps({"note": "", "table": [], "runs": runs}))
+    out = tmp_path / "out"
+    assert script["main"](["--rows-from", str(stored), "--out", str(out)]) == 0
+    text = (out / "ablation.md").read_text()
+    assert "lif: seeds [0, 1, 2] (baseline), [0] (pan) (fewer seeds than planned)" in text
+    assert "si: seeds [0] (fewer seeds than planned)" in text
+    table = {
+        (e["system"], e["variant"]): e
+        for e in json.loads((out / "ablation.json").read_text())["table"]
+    }
+    assert table[("lif", "pan")]["time_ratio"] == pytest.approx(1.0 / 2.0)  # over all 3 baselines
+    assert len(json.loads((out / "ablation.json").read_text())["runs"]) == len(runs)
+    assert "wrote" in capsys.readouterr().out
 
 
 def test_compression_script_rows_from_shipped_models(tmp_path):
