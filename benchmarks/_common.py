@@ -89,6 +89,34 @@ def build(
 
 
 # -- timing --------------------------------------------------------------------------
+#: profiler events of the autograd engine (the backward pass) start with this
+BACKWARD = "autograd::engine::evaluate_function"
+
+
+def in_backward(event: Any) -> bool:
+    """Whether a profiler event runs inside the autograd engine (itself or an ancestor)."""
+    while event is not None:
+        if event.name.startswith(BACKWARD):
+            return True
+        event = event.cpu_parent
+    return False
+
+
+def op_times(call: Callable[[], Any], calls: int = 1) -> dict[str, float]:
+    """Self CPU time (us) per call of every op of ``call()``, run ``calls`` times profiled.
+
+    Keys are ``"forward <op>"`` or ``"backward <op>"`` (see :func:`in_backward`).
+    """
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            call()
+    per_op: dict[str, float] = {}
+    for event in prof.events():
+        key = f"{'backward' if in_backward(event) else 'forward'} {event.name}"
+        per_op[key] = per_op.get(key, 0.0) + event.self_cpu_time_total / calls
+    return per_op
+
+
 def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     """``{"wall": median, "cpu": median}`` of one entry of :func:`interleaved`."""
     return {key: statistics.median(values) for key, values in samples.items()}

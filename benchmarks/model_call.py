@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,18 +34,6 @@ import torch  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
 from benchmarks import calculator as bench  # noqa: E402
-from benchmarks.profile_scaling import _in_backward  # noqa: E402
-
-
-def op_times(call: Callable[[], Any]) -> dict[str, float]:
-    """Self CPU time (ms) of every op of one call, keyed ``"forward op"`` / ``"backward op"``."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        call()
-    per_op: dict[str, float] = defaultdict(float)
-    for event in prof.events():
-        phase = "backward" if _in_backward(event) else "forward"
-        per_op[f"{phase} {event.name}"] += event.self_cpu_time_total / 1e3
-    return dict(per_op)
 
 
 def profile(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[str, float]]:
@@ -57,7 +44,8 @@ def profile(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, dict[
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
     for order in common.shuffled_rounds(calls, rounds):
         for name in order:
-            samples[name].append(op_times(calls[name]))
+            us = common.op_times(calls[name])
+            samples[name].append({op: t / 1e3 for op, t in us.items()})
     out = {}
     for name, per_round in samples.items():
         ops = set().union(*per_round)

@@ -31,19 +31,6 @@ import torch  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
 from benchmarks.overhead import call, graph  # noqa: E402
-from benchmarks.profile_scaling import _in_backward  # noqa: E402
-
-
-def op_times(model: torch.nn.Module, data: dict[str, torch.Tensor], calls: int) -> dict[str, float]:
-    """Self CPU time per call (us) of every op, keyed ``"forward op"`` / ``"backward op"``."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(calls):
-            call(model, data)
-    per_op: dict[str, float] = defaultdict(float)
-    for event in prof.events():
-        phase = "backward" if _in_backward(event) else "forward"
-        per_op[f"{phase} {event.name}"] += event.self_cpu_time_total / calls
-    return dict(per_op)
 
 
 def profile(n_atoms: int, dtype: str, hyperparameters: dict, variant: str, calls: int,
@@ -57,7 +44,7 @@ def profile(n_atoms: int, dtype: str, hyperparameters: dict, variant: str, calls
     totals: dict[str, dict[str, float]] = {v: defaultdict(float) for v in models}
     for order in common.shuffled_rounds(models, rounds):
         for v in order:
-            for op, us in op_times(models[v], data, per_round).items():
+            for op, us in common.op_times(lambda m=models[v]: call(m, data), per_round).items():
                 totals[v][op] += us / rounds
     return {
         "atoms": int(data["positions"].shape[0]),

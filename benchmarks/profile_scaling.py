@@ -21,7 +21,6 @@ import json
 import resource
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,6 @@ import torch  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
 
-#: profiler events of the autograd engine (the backward pass) start with this
-BACKWARD = "autograd::engine::evaluate_function"
-
 
 def _usage() -> dict[str, float]:
     u = resource.getrusage(resource.RUSAGE_SELF)
@@ -44,15 +40,6 @@ def _usage() -> dict[str, float]:
         "minflt": u.ru_minflt,
         "cpu": time.process_time(),
     }
-
-
-def _in_backward(event) -> bool:
-    """Whether a profiler event runs inside the autograd engine (itself or an ancestor)."""
-    while event is not None:
-        if event.name.startswith(BACKWARD):
-            return True
-        event = event.cpu_parent
-    return False
 
 
 def profile_one(n_atoms: int, dtype: str, hyperparameters: dict, variant: str) -> dict[str, Any]:
@@ -74,18 +61,10 @@ def profile_one(n_atoms: int, dtype: str, hyperparameters: dict, variant: str) -
     wall = time.perf_counter() - start
     after = _usage()
     rusage = {k: (after[k] - before[k]) for k in before}
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        with torch.profiler.record_function("pansim::model_call"):
-            out = model(data, compute_force=True)
-    del out
-    per_op: dict[str, float] = defaultdict(float)
-    totals = {"forward": 0.0, "backward": 0.0}
-    for event in prof.events():
-        if event.name == "pansim::model_call":
-            continue
-        phase = "backward" if _in_backward(event) else "forward"
-        per_op[f"{phase} {event.name}"] += event.self_cpu_time_total / n
-        totals[phase] += event.self_cpu_time_total / n
+    ops = common.op_times(lambda: model(data, compute_force=True))
+    per_op = {op: us / n for op, us in ops.items()}
+    totals = {phase: sum(v for k, v in per_op.items() if k.startswith(phase + " "))
+              for phase in ("forward", "backward")}  # fmt: skip
     return {
         "atoms": n,
         "edges": int(data["edge_index"].shape[1]),

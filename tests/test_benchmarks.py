@@ -328,3 +328,19 @@ def test_model_call_profile_lists_per_op_medians_beside_the_control(benchmarks, 
     table = capsys.readouterr().out.split("profile, 2 interleaved rounds")[1]
     assert table.count("\n| ") == 2 + 3 + 1  # header, 3 ops, total
     assert "| total |" in table
+
+
+def test_profile_scaling_splits_each_sizes_ops_into_forward_and_backward(benchmarks, capsys):
+    from benchmarks import profile_scaling
+
+    tiny = json.dumps(benchmarks.TINY)
+    rows = profile_scaling.main(["--sizes", "8", "16", "--top", "5", "--hyperparameters", tiny])
+    assert [r["atoms"] for r in rows] == [8, 16]
+    for r in rows:
+        ops, totals = r["ops_us_per_atom"], r["profiled_us_per_atom"]
+        assert totals["forward"] > 0 and totals["backward"] > 0
+        # the per-phase totals are the sums of that phase's ops
+        backward = sum(t for op, t in ops.items() if op.startswith("backward "))
+        assert totals["backward"] == pytest.approx(backward)
+        assert "backward autograd::engine::evaluate_function: MulBackward0" in ops
+    assert "| op | us/atom at 8 | us/atom at 16 |" in capsys.readouterr().out
