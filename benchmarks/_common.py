@@ -32,6 +32,7 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
+from pansim._io import write_json_atomic, write_text_atomic
 from pansim.timing import interleaved, shuffled_rounds  # noqa: F401 (the benchmarks' timer)
 
 #: cutoff of every benchmark model (A)
@@ -463,8 +464,7 @@ def write(result: dict[str, Any], args: argparse.Namespace) -> None:
         return
     args.out_dir.mkdir(parents=True, exist_ok=True)
     name = result.get("name") or result["benchmark"]
-    with open(args.out_dir / f"{name}.json", "w") as handle:
-        json.dump(result, handle, indent=1, default=_jsonable)
+    write_json_atomic(args.out_dir / f"{name}.json", result, indent=1, default=_jsonable)
     write_markdown(result, args.out_dir)
     print(f"wrote {args.out_dir / name}.json and .md", file=sys.stderr)
 
@@ -474,7 +474,7 @@ def write_markdown(result: dict[str, Any], out_dir: Path) -> None:
     name = result.get("name") or result["benchmark"]
     label = f" ({result['preset']} preset)" if result["preset"] == "quick" else ""
     text = f"# {name}{label}\n\n{result['markdown']}\n"
-    (Path(out_dir) / f"{name}.md").write_text(text)
+    write_text_atomic(Path(out_dir) / f"{name}.md", text)
 
 
 def _jsonable(value: Any) -> Any:

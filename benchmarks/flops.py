@@ -28,6 +28,7 @@ import torch
 from ase.build import bulk
 from torch.utils.flop_counter import FlopCounterMode
 
+from pansim._io import write_json_atomic
 from pansim.backbones import VARIANTS, build_model
 from pansim.graph import atoms_to_graph, collate
 
@@ -134,8 +135,7 @@ def main(argv=None) -> dict:
         "target": "flops_ratio(pan+pgs) <= 1.05",
         "target_met": rows[-1]["flops_ratio"] <= 1.05,
     }
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
+    write_json_atomic(args.out, result, indent=1)
     return result
 
 

@@ -13,15 +13,19 @@ control shows too is noise, not pansim's adapter.
 
 Usage (from the repository root, on a quiet machine)::
 
-    python -m benchmarks.model_call [--atoms 1000] [--rounds 25] [--dtype float64]
-        [--profile 9] [--top 15]
+    python -m benchmarks.model_call [--atoms 1000] [--repeats 25] [--dtype float64]
+        [--profile 9] [--top 15] [--no-write]
+
+It checks first that pansim and mace give the same energy, forces and stress on the
+cell, and writes ``results/bench/model_call/model_call.json`` and ``.md`` (machine,
+versions, date) unless ``--no-write``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,32 +80,10 @@ def profile_table(ops: dict[str, dict[str, float]], top: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Time the three model calls; print and return medians and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--atoms", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--dtype", choices=sorted(common.DTYPES), default="float64")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="then profile N interleaved rounds (per-op medians)")  # fmt: skip
-    parser.add_argument("--top", type=int, default=15, help="ops listed by --profile")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    model = common.build("baseline", args.dtype, None)
-    atoms = common.si_cell(args.atoms)
-    with tempfile.TemporaryDirectory() as directory:
-        pan, mace, again = bench.calculators(model, args.dtype, directory, control=True)
-        calls = {
-            "pansim": bench.pansim_stages(pan, atoms)["forward_backward"],
-            "mace": bench.mace_stages(mace, atoms)["forward_backward"],
-            bench.CONTROL: bench.mace_stages(again, atoms)["forward_backward"],
-        }
-        samples = common.interleaved(calls, args.rounds)
-        ops = profile(calls, args.profile) if args.profile > 0 else None
+def ratios(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    """Median CPU seconds per side; CPU and user ratios over mace; per-round percentiles."""
     medians = {name: common.medians(s) for name, s in samples.items()}
     out = {}
-    print(f"{len(atoms)} atoms, {args.dtype}, {args.threads} thread(s), {args.rounds} rounds")
     for name, m in medians.items():
         rounds = np.array(samples[name]["cpu"]) / np.array(samples["mace"]["cpu"])
         out[name] = {
@@ -110,17 +92,75 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "user_ratio": m["user"] / medians["mace"]["user"],
             "round_ratio_p10_p50_p90": [float(x) for x in np.percentile(rounds, [10, 50, 90])],
         }
-        r = out[name]
-        print(
-            f"{name:>13}: {m['cpu']:.4f} s CPU; over mace: CPU {r['cpu_ratio']:.4f}, user "
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The ratio lines, the agreement of the sides and, with ``--profile``, the op table."""
+    lines = [
+        f"{result['atoms']} atoms, {result['dtype']}, {result['threads']} thread(s), "
+        f"{result['repeats']} rounds",
+        "",
+        "```",
+    ]
+    for name, r in result["ratios"].items():
+        lines.append(
+            f"{name:>13}: {r['cpu_s']:.4f} s CPU; over mace: CPU {r['cpu_ratio']:.4f}, user "
             f"{r['user_ratio']:.4f}; per round p10/p50/p90 "
             + "/".join(f"{x:.4f}" for x in r["round_ratio_p10_p50_p90"])
         )
-    if ops is not None:
-        print(f"\nprofile, {args.profile} interleaved rounds of one call per side\n")
-        print(profile_table(ops, args.top))
-        out["profile_ms_per_call"] = ops
-    return out
+    lines.append("```")
+    agree = ", ".join(f"{k} {v:.1e}" for k, v in result["agreement"].items())
+    lines += ["", f"max |pansim - mace| (same weights): {agree}"]
+    if result.get("profile_ms_per_call") is not None:
+        lines += [
+            "",
+            f"profile, {result['profile_rounds']} interleaved rounds of one call per side",
+            "",
+            profile_table(result["profile_ms_per_call"], result["top"]),
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Time the three model calls; print, write and return medians and ratios."""
+    p = common.parser(__doc__)
+    p.set_defaults(out_dir=common.OUT_DIR / "model_call", name="model_call")
+    p.add_argument("--atoms", type=int, default=1000)
+    p.add_argument("--rounds", dest="repeats", type=int, help="the same as --repeats")
+    p.add_argument("--dtype", choices=sorted(common.DTYPES), default="float64")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="then profile N interleaved rounds (per-op medians)")  # fmt: skip
+    p.add_argument("--top", type=int, default=15, help="ops listed by --profile")
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 25
+    args.backbone = common.resolve_backbone(args)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    model = common.build("baseline", args.dtype, args.hyperparameters)
+    atoms = common.si_cell(args.atoms)
+    with tempfile.TemporaryDirectory() as directory:
+        pan, mace, again = bench.calculators(model, args.dtype, directory, control=True)
+        # both sides must compute the same thing, or the timing compares nothing
+        agreement = bench.agreement(pan, mace, atoms)
+        calls = {
+            "pansim": bench.pansim_stages(pan, atoms)["forward_backward"],
+            "mace": bench.mace_stages(mace, atoms)["forward_backward"],
+            bench.CONTROL: bench.mace_stages(again, atoms)["forward_backward"],
+        }
+        samples = common.interleaved(calls, args.repeats)
+        ops = profile(calls, args.profile) if args.profile > 0 else None
+    return common.finish(
+        "model_call", args, started, markdown,
+        atoms=len(atoms),
+        dtype=args.dtype,
+        agreement=agreement,
+        ratios=ratios(samples),
+        profile_rounds=args.profile,
+        top=args.top,
+        profile_ms_per_call=ops,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["meta"] = {"machine": common.machine(), "versions": common.versions(),
                           "date": common.now(), "backbone": backbone,
                           "hyperparameters": args.hyperparameters}  # fmt: skip
-        args.json.write_text(json.dumps(result, indent=1))
+        common.write_text_atomic(args.json, json.dumps(result, indent=1))
     return result
 
 

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.json is not None:
         meta = {"machine": common.machine(), "versions": common.versions(), "date": common.now(),
                 "backbone": backbone, "hyperparameters": args.hyperparameters}  # fmt: skip
-        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        common.write_text_atomic(args.json, json.dumps({"meta": meta, "rows": rows}, indent=1))
     return rows
 
 

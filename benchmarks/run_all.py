@@ -199,7 +199,7 @@ def run_step(preset: str, step: Step, args, run_check: dict[str, Any]) -> dict[s
         "quiet_check_at_start": run_check,
         "quiet_check_before_step": check,
     }
-    path.write_text(json.dumps(result, indent=1))
+    common.write_text_atomic(path, json.dumps(result, indent=1))
     status["result"] = result
     return status
 
@@ -551,7 +551,7 @@ def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "READ
         f"Versions: {'; '.join(versions)}.\n\n"
         f"{summary(found) if found else 'No results yet.'}\n{end}"
     )
-    readme_path.write_text(head + block + tail)
+    common.write_text_atomic(readme_path, head + block + tail)
     print(f"wrote the summary table of {readme_path}", file=sys.stderr)
     return True
 
@@ -559,7 +559,7 @@ def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "READ
 def write_readme(out_dir: Path, page: str = "main") -> Path:
     path = out_dir / ("smoke" if page == "smoke" else "") / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(readme(out_dir, page))
+    common.write_text_atomic(path, readme(out_dir, page))
     print(f"wrote {path}", file=sys.stderr)
     if page == "main":
         update_project_readme(out_dir)
@@ -608,7 +608,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         "steps": [{k: v for k, v in s.items() if k != "result"} for s in statuses],
     }
     (args.out_dir / args.preset).mkdir(parents=True, exist_ok=True)
-    (args.out_dir / args.preset / "run.json").write_text(json.dumps(manifest, indent=1))
+    common.write_text_atomic(
+        args.out_dir / args.preset / "run.json", json.dumps(manifest, indent=1)
+    )
     write_readme(args.out_dir, page)
     failed = [s["step"] for s in statuses if s["returncode"] != 0]
     if failed:

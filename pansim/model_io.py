@@ -27,13 +27,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from pansim._io import atomic_path
 
 FORMAT = "pansim-model"
 FORMAT_VERSION = 1
@@ -101,20 +102,6 @@ def _header(model: torch.nn.Module, metadata: dict[str, Any] | None) -> tuple[st
         raise ValueError(f"config and metadata must be JSON-serialisable: {err}") from err
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path`` that replaces it on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 #: buffers the architecture rebuilds exactly from the config (MACE's symmetric-contraction
 #: coupling tensors, ~90 % of a small model's numbers): not written, taken from the model on load
 DERIVED_BUFFERS = re.compile(r"(^|\.)U_matrix_\d+$")
@@ -157,7 +144,7 @@ def save_model(
         "metadata": meta,
         "sha256": _content_hash(config, meta, tensors),
     }
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return path
 

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows_from is not None:
         return _write_table(ablation, merged_rows([args.rows_from], args.systems), args)
     groups = defaultdict(list)
-    for job in plan.jobs_in(args.configs, args.systems):
+    for job in plan.jobs_in(args.configs, args.systems, root=ROOT):
         if plan.status(job) == "done":
             groups[job.system].append(job)
         else:

@@ -15,7 +15,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from ase.io import read
 
 from pansim import PANCalculator
+from pansim._io import write_text_atomic
 from pansim.backbones import VARIANTS
 from pansim.data.reference import crystal_cell, primitive_at
 from pansim.data.settings import CRYSTALS
@@ -35,10 +35,7 @@ SCALES = (1.0, 0.9, 0.8)
 
 def finished_runs(system: str) -> list[tuple[str, int, Path]]:
     """``(variant, seed, best model)`` of every finished run of ``system`` in the plan."""
-    jobs = [
-        dataclasses.replace(job, out_dir=ROOT / job.out_dir)
-        for job in jobs_in(ROOT / "configs" / "pretrained", [system])
-    ]
+    jobs = jobs_in(ROOT / "configs" / "pretrained", [system], root=ROOT)
     done = [job for job in jobs if status(job) == "done"]
     done.sort(key=lambda job: (VARIANTS.index(job.variant), job.seed))
     return [(job.variant, job.seed, job.out_dir / "best_model.safetensors") for job in done]
@@ -141,10 +138,7 @@ def main(argv: list[str] | None = None) -> str:
             "",
         ]
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    write_text_atomic(args.out, text)
     print(text)
     return text
 

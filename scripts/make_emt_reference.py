@@ -88,7 +88,7 @@ def reference_from_results(results: dict, system: str, settings_name: str) -> di
 def main(argv=None) -> int:
     """Compute the EMT properties and write the reference JSON."""
     from workflows import validate as v
-    from workflows._common import load_calculator
+    from workflows._common import atomic_write_text, load_calculator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         print("note:", m)
     ref = reference_from_results(results, args.system, "quick" if args.quick else "full")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(ref, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(ref, indent=1) + "\n")
     print("wrote", args.out)
     return 0
 

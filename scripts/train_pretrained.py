@@ -47,7 +47,7 @@ def write_configs(args) -> int:
 
 
 def _selected(args):
-    jobs = _plan().jobs_in(args.configs, args.systems)
+    jobs = _plan().jobs_in(args.configs, args.systems, root=ROOT)
     return [
         j
         for j in jobs
@@ -152,9 +152,10 @@ def ship(args) -> int:
 
 def demo(args) -> int:
     """Synthetic EMT (Cu/Ag) data, tiny models, all variants, then the ablation table."""
+    from pansim._io import write_text_atomic
     from pansim.training.synthetic import write_emt_splits
 
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # runs train in-process here, status is checked from ROOT
     files = write_emt_splits(out / "data", sizes=tuple(args.sizes), seed=0)
     base = {
         "train_file": str(files["train"]),
@@ -168,7 +169,7 @@ def demo(args) -> int:
         "progress": False,
     }
     (out / "configs" / "base").mkdir(parents=True, exist_ok=True)
-    (out / "configs" / "base" / "emt.yaml").write_text(yaml.safe_dump(base))
+    write_text_atomic(out / "configs" / "base" / "emt.yaml", yaml.safe_dump(base))
     _plan().expand(
         out / "configs" / "base", out / "configs", out / "runs", args.variants, args.seeds
     )

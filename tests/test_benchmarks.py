@@ -311,15 +311,21 @@ def test_profile_overhead_attributes_the_variants_extra_ops(benchmarks, tmp_path
 def test_model_call_benchmark_times_pansim_mace_and_the_control(benchmarks):
     from benchmarks import model_call
 
-    out = model_call.main(["--atoms", "8", "--rounds", "1"])
-    assert set(out) == {"pansim", "mace", "mace (again)"}
-    assert out["mace"]["cpu_ratio"] == 1.0 and out["pansim"]["cpu_s"] > 0
+    out = model_call.main(["--atoms", "8", "--rounds", "1", "--no-write"])
+    assert set(out["ratios"]) == {"pansim", "mace", "mace (again)"}
+    assert out["ratios"]["pansim"]["cpu_s"] > 0 and out["ratios"]["pansim"]["cpu_ratio"] > 0
+    # the timed sides compute the same energy, forces and stress (same weights)
+    assert set(out["agreement"]) == {"energy", "forces", "stress"}
+    assert max(out["agreement"].values()) < 1e-8
+    assert out["machine"] and out["versions"]["mace-torch"]
 
 
-def test_model_call_profile_lists_per_op_medians_beside_the_control(benchmarks, capsys):
+def test_model_call_profile_lists_per_op_medians_beside_the_control(benchmarks, capsys, tmp_path):
     from benchmarks import model_call
 
-    out = model_call.main(["--atoms", "8", "--rounds", "1", "--profile", "2", "--top", "3"])
+    argv = ["--atoms", "8", "--repeats", "1", "--profile", "2", "--top", "3",
+            "--out-dir", str(tmp_path)]  # fmt: skip
+    out = model_call.main(argv)
     ops = out["profile_ms_per_call"]
     assert set(ops) == {"pansim", "mace", "mace (again)"}
     for side in ops.values():
@@ -328,6 +334,8 @@ def test_model_call_profile_lists_per_op_medians_beside_the_control(benchmarks, 
     table = capsys.readouterr().out.split("profile, 2 interleaved rounds")[1]
     assert table.count("\n| ") == 2 + 3 + 1  # header, 3 ops, total
     assert "| total |" in table
+    saved = json.loads((tmp_path / "model_call.json").read_text())
+    assert saved["profile_ms_per_call"]["mace"]["total"] == ops["mace"]["total"]
 
 
 def test_profile_scaling_splits_each_sizes_ops_into_forward_and_backward(benchmarks, capsys):

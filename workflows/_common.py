@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 from ase import Atoms
+
+from pansim._io import atomic_path
+from pansim._io import write_text_atomic as atomic_write_text
 
 T = TypeVar("T", bound="WorkflowResult")
 
@@ -80,21 +82,6 @@ class WorkflowResult:
     def from_json(cls: type[T], path: str | os.PathLike) -> T:
         """Read a result written by :meth:`to_json`."""
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --------------------------------------------------------------------------- provenance
@@ -170,10 +157,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     """Save a figure as PNG (atomic rename) and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     return path
 
 

@@ -58,6 +58,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from pansim.data.molecule_reference import MOLECULES
+from pansim.data.settings import CRYSTALS, STRUCTURES
 from workflows._common import atomic_write_text, load_calculator, to_jsonable, versions
 
 
@@ -81,11 +82,16 @@ class System:
         return bulk(self.symbol, self.structure, a=self.a, cubic=True)
 
 
+def _dft_system(name: str, liquid_K: float | None = None) -> System:
+    """A DFT-labelled crystal: the structure and lattice constant of its SPEC 2.1 settings."""
+    return System(name, *STRUCTURES[name], CRYSTALS[name].lattice_constant, liquid_K)
+
+
 #: system name -> System (SPEC 2.1 lattice constants)
 SYSTEMS: dict[str, System] = {
-    "si": System("si", "Si", "diamond", 5.47, liquid_K=2000.0),
-    "ag": System("ag", "Ag", "fcc", 4.16, liquid_K=1600.0),
-    "lif": System("lif", "LiF", "rocksalt", 4.07),
+    "si": _dft_system("si", liquid_K=2000.0),
+    "ag": _dft_system("ag", liquid_K=1600.0),
+    "lif": _dft_system("lif"),
     # demonstration system: Ag with ASE's EMT as the reference (EMT lattice constant)
     "ag-emt": System("ag-emt", "Ag", "fcc", 4.064, liquid_K=1600.0),
 }

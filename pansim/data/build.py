@@ -93,6 +93,20 @@ def queue_reference(system: str, root=None) -> int:
     return ref.queue(system, root)
 
 
+def _timings(done: list[dict]) -> dict:
+    """Mean and max seconds per label, per clock, with the number of labels each covers.
+
+    ``cpu`` is the worker's own CPU time (steady under machine load and pauses), recorded
+    by newer workers only; ``wall`` is every label's wall time. The two are never mixed.
+    """
+    out = {}
+    for clock, key in (("cpu", "cpu_seconds"), ("wall", "seconds")):
+        secs = np.array([e["result"][key] for e in done if key in e["result"]])
+        if secs.size:
+            out[clock] = {"mean": float(secs.mean()), "max": float(secs.max()), "n": int(secs.size)}
+    return out
+
+
 def _label_stats(m: Manifest) -> dict:
     done = [m.entries[k] for k in m.done()]
     if not done:
@@ -100,8 +114,6 @@ def _label_stats(m: Manifest) -> dict:
     natoms = np.array([len(e["job"]["atoms"]["numbers"]) for e in done])
     e_pa = np.array([e["result"]["energy"] for e in done]) / natoms
     f = np.concatenate([np.asarray(e["result"]["forces"]).reshape(-1) for e in done])
-    # CPU time of the worker where recorded (wall time counts pauses and load), else wall
-    secs = np.array([e["result"].get("cpu_seconds", e["result"].get("seconds", 0.0)) for e in done])
     stats = {
         "energy_per_atom_eV": {
             "min": float(e_pa.min()),
@@ -112,7 +124,7 @@ def _label_stats(m: Manifest) -> dict:
             "rms": float(np.sqrt(np.mean(f**2))),
             "max_abs": float(np.abs(f).max()),
         },
-        "seconds_per_label": {"mean": float(secs.mean()), "max": float(secs.max())},
+        "seconds_per_label": _timings(done),
     }
     if all("stress" in e["result"] for e in done):
         s = np.array([e["result"]["stress"] for e in done]).reshape(len(done), 9)
@@ -198,8 +210,11 @@ def format_info(report: dict) -> str:
             lines.append(
                 f"  E/atom {lab['energy_per_atom_eV']['min']:.3f} .. "
                 f"{lab['energy_per_atom_eV']['max']:.3f} eV,"
-                f" |F| rms {lab['force_component_eV_A']['rms']:.3f} eV/A,"
-                f" {lab['seconds_per_label']['mean']:.0f} s/label"
+                f" |F| rms {lab['force_component_eV_A']['rms']:.3f} eV/A"
+                + "".join(
+                    f", {t['mean']:.0f} s/label {clock} (n={t['n']})"
+                    for clock, t in lab["seconds_per_label"].items()
+                )
             )
             lines.append(f"  routes {r['routes']}  families {r['families']}")
             lines.append(f"  provenance {r['provenance']}")

@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from pansim._io import write_json_atomic as write_json_atomic
+from pansim._io import write_text_atomic as write_text_atomic
 
 FORMAT = "pansim-manifest-1"
 STATUSES = ("pending", "done", "failed")
@@ -32,32 +33,6 @@ STATUSES = ("pending", "done", "failed")
 
 class ManifestError(RuntimeError):
     """A manifest file that cannot be used (corrupt, wrong format, conflicting job)."""
-
-
-def write_json_atomic(path: str | Path, payload: Any, indent: int | None = None) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (tmp + fsync + ``os.replace``).
-
-    If anything fails (disk full, serialisation error) the temporary file is
-    removed and the previous content of ``path`` is left untouched.
-    """
-    write_text_atomic(path, json.dumps(payload, indent=indent))
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically; the old file survives any failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 @contextlib.contextmanager

@@ -46,12 +46,11 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase import units as ase_units
-from ase.build import bulk
 
 from pansim.data.datasets import data_dir
 from pansim.data.labelers import atoms_to_dict, crystal_job, dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, write_json_atomic
-from pansim.data.settings import CRYSTALS, kmesh
+from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
 
 EV_A3_TO_GPA = 160.21766208
 EOS_SCALES = tuple(np.round(np.linspace(0.94, 1.06, 9), 4)) + (0.80, 0.85, 0.90)
@@ -66,21 +65,11 @@ CONTACT_FRACTIONS = tuple(float(f) for f in np.linspace(0.6, 1.0, 13))
 CONTACT_INDEX = 0
 THZ_TO_CM1 = 33.35640951981521
 THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) -> THz
-_STRUCT = {"si": ("Si", "diamond"), "ag": ("Ag", "fcc"), "lif": ("LiF", "rocksalt")}
 
 
 def jobs_path(system: str, root=None) -> Path:
     """``data/<system>/reference/jobs.json``: the manifest of the reference-property jobs."""
     return data_dir(root) / system / "reference" / "jobs.json"
-
-
-def crystal_cell(system: str, a: float | None = None, cubic: bool = False) -> Atoms:
-    """The perfect crystal of ``system``, primitive (or conventional) cell.
-
-    ``a`` is the lattice constant, by default the SPEC 2.1 constant the datasets use.
-    """
-    sym, kind = _STRUCT[system]
-    return bulk(sym, kind, CRYSTALS[system].lattice_constant if a is None else a, cubic=cubic)
 
 
 def _add(m: Manifest, key: str, job: dict, prov: dict) -> int:

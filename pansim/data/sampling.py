@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk, make_supercell
+from ase.build import make_supercell
 
-from pansim.data.settings import CRYSTALS, kmesh
+from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
 
 #: version of the crystal sampler; recorded as ``sampler_version`` in the provenance
 SAMPLER_VERSION = 2
@@ -68,16 +68,14 @@ class Family:
 def families(system: str) -> list[Family]:
     """The supercell families of ``system`` with their fixed Monkhorst-Pack meshes."""
     s = CRYSTALS[system]
-    a = s.lattice_constant
     if system == "si":
-        cells = {"si-cubic8": bulk("Si", "diamond", a, cubic=True)}
+        cells = {"si-cubic8": crystal_cell(system, cubic=True)}
     elif system == "lif":
-        cells = {"lif-cubic8": bulk("LiF", "rocksalt", a, cubic=True)}
+        cells = {"lif-cubic8": crystal_cell(system, cubic=True)}
     elif system == "ag":
-        prim = bulk("Ag", "fcc", a)
         cells = {
-            "ag-cubic4": bulk("Ag", "fcc", a, cubic=True),
-            "ag-prim222": make_supercell(prim, 2 * np.eye(3)),
+            "ag-cubic4": crystal_cell(system, cubic=True),
+            "ag-prim222": make_supercell(crystal_cell(system), 2 * np.eye(3)),
         }
     else:
         raise ValueError(f"unknown crystal system {system!r}; known: {sorted(CRYSTALS)}")

@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from ase import Atoms
+from ase.build import bulk
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,23 @@ CRYSTALS: dict[str, CrystalSettings] = {
     "si": CrystalSettings("si", ("Si",), 500.0, 0.30, 0.05, 5.47, 1687.0),
     "lif": CrystalSettings("lif", ("Li", "F"), 700.0, 0.40, 0.01, 4.07, 1121.0),
 }
+
+
+#: system -> (``ase.build.bulk`` name, crystal structure)
+STRUCTURES: dict[str, tuple[str, str]] = {
+    "ag": ("Ag", "fcc"),
+    "si": ("Si", "diamond"),
+    "lif": ("LiF", "rocksalt"),
+}
+
+
+def crystal_cell(system: str, a: float | None = None, cubic: bool = False) -> Atoms:
+    """The perfect crystal of ``system``, primitive (or conventional) cell.
+
+    ``a`` is the lattice constant, by default the SPEC 2.1 constant the datasets use.
+    """
+    name, structure = STRUCTURES[system]
+    return bulk(name, structure, CRYSTALS[system].lattice_constant if a is None else a, cubic=cubic)
 
 
 @dataclass(frozen=True)

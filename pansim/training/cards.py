@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pansim._io import write_text_atomic
 from pansim.training.plan import Job, relative_path, status
 from pansim.training.trainer import BEST_MODEL
 
@@ -129,8 +130,8 @@ def write_card(job: Job) -> tuple[Path, Path]:
     """Write ``model_card.json`` and ``model_card.md`` into the job's out_dir."""
     data = card(job)
     js, md = job.out_dir / "model_card.json", job.out_dir / "model_card.md"
-    js.write_text(json.dumps(data, indent=1))
-    md.write_text(to_markdown(data))
+    write_text_atomic(js, json.dumps(data, indent=1))
+    write_text_atomic(md, to_markdown(data))
     return js, md
 
 
@@ -169,7 +170,4 @@ def merge_registry(path: Path, entries: dict[str, dict[str, Any]]) -> Path:
     registry = json.loads(path.read_text()) if path.exists() else {}
     for name, entry in entries.items():
         registry[name] = {**registry.get(name, {}), **entry}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(registry, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(registry, indent=1, sort_keys=True) + "\n")

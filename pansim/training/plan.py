@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from pansim._io import write_text_atomic
 from pansim.backbones import VARIANTS
 from pansim.training.config import check_keys
 
@@ -71,19 +72,29 @@ def _write_job(system, base, variant, seed, config_dir, runs_dir) -> Job:
     config.parent.mkdir(parents=True, exist_ok=True)
     full = {**base, "variant": variant, "seed": seed, "out_dir": str(out_dir)}
     header = f"# generated from base/{system}.yaml by scripts/train_pretrained.py; do not edit\n"
-    config.write_text(header + yaml.safe_dump(full, sort_keys=False))
+    write_text_atomic(config, header + yaml.safe_dump(full, sort_keys=False))
     return Job(system, variant, seed, config, out_dir)
 
 
-def jobs_in(config_dir: str | Path, systems: Sequence[str] | None = None) -> list[Job]:
-    """The expanded configs present under ``config_dir`` (optionally some systems only)."""
+def jobs_in(
+    config_dir: str | Path, systems: Sequence[str] | None = None, root: str | Path | None = None
+) -> list[Job]:
+    """The expanded configs present under ``config_dir`` (optionally some systems only).
+
+    A relative ``out_dir`` is where ``pansim train`` writes when run from ``root``; with
+    ``root`` given it is made absolute, so :func:`status` does not depend on the working
+    directory.
+    """
     jobs = []
     for path in sorted(Path(config_dir).glob("*/*-seed*.yaml")):
         system = path.parent.name
         if systems and system not in systems:
             continue
         data = yaml.safe_load(path.read_text())
-        jobs.append(Job(system, data["variant"], int(data["seed"]), path, Path(data["out_dir"])))
+        out_dir = Path(data["out_dir"])
+        if root is not None and not out_dir.is_absolute():
+            out_dir = Path(root) / out_dir
+        jobs.append(Job(system, data["variant"], int(data["seed"]), path, out_dir))
     return jobs
 
 

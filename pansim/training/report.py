@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from ase.units import GPa
 
+from pansim._io import atomic_path, write_text_atomic
 from pansim.training.data import load_dataset
 from pansim.training.evaluate import metrics, predict
 
@@ -106,7 +107,8 @@ def parity_plots(samples, preds, folder: str | Path) -> list[Path]:
         ax.set(xlabel=f"reference {label}", ylabel=f"model {label}", title=name)
         fig.tight_layout()
         path = Path(folder) / f"parity_{name}.png"
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
         paths.append(path)
     return paths
 
@@ -115,5 +117,5 @@ def write_report(result: dict[str, Any], samples, preds, folder: str | Path) -> 
     """Write ``metrics.json`` and the parity plots into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "metrics.json").write_text(json.dumps(result, indent=1))
+    write_text_atomic(folder / "metrics.json", json.dumps(result, indent=1))
     return [folder / "metrics.json", *parity_plots(samples, preds, folder)]

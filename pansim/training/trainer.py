@@ -29,6 +29,7 @@ import torch
 import yaml
 from ase.data import chemical_symbols
 
+from pansim._io import atomic_path, write_text_atomic
 from pansim.model_io import default_dtype
 from pansim.training import checkpoint as ckpt
 from pansim.training import distributed as ddp
@@ -399,7 +400,7 @@ class Trainer:
             )
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()))
+            write_text_atomic(self.out / "config.yaml", yaml.safe_dump(self.config.to_dict()))
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly."""
@@ -452,8 +453,8 @@ class Trainer:
         if not self.info.is_main:
             return
         rows = self.state.history
-        (self.out / "metrics.json").write_text(json.dumps(rows, indent=1))
-        with open(self.out / "metrics.csv", "w", newline="") as handle:
+        write_text_atomic(self.out / "metrics.json", json.dumps(rows, indent=1))
+        with atomic_path(self.out / "metrics.csv") as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
@@ -476,7 +477,7 @@ class Trainer:
         best = self.out / BEST_MODEL
         if self.data.test is not None and best.exists():
             summary["test"] = self.test_metrics(best)
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_text_atomic(self.out / "summary.json", json.dumps(summary, indent=1))
 
     def test_metrics(self, path: Path) -> dict[str, Any]:
         """Errors of the saved best model on the test file (see :func:`evaluate.metrics`)."""

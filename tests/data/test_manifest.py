@@ -134,3 +134,25 @@ def test_two_workers_label_everything_once(root, monkeypatch):
     monkeypatch.setattr(runner, "run_job", fake)
     s = build.label(["lif"], root, workers=2, progress=False, reference=False)
     assert s.done == 5 and len(calls) == 5 and len(set(calls)) == 5
+
+
+def test_info_reports_cpu_and_wall_seconds_apart(root, monkeypatch):
+    build.sample("lif", 3, root=root)
+    fake, _ = _fake_run_job()
+    times = iter([(10.0, 4.0), (30.0, None), (20.0, 6.0)])  # (wall, cpu); one older label
+
+    def timed(job, workdir, timeout):
+        out = fake(job, workdir, timeout)
+        wall, cpu = next(times)
+        out["seconds"] = wall
+        if cpu is not None:
+            out["cpu_seconds"] = cpu
+        return out
+
+    monkeypatch.setattr(runner, "run_job", timed)
+    build.label(["lif"], root, progress=False, reference=False)
+    report = build.info("lif", root)
+    t = report["lif"]["labels"]["seconds_per_label"]
+    assert t["wall"] == {"mean": 20.0, "max": 30.0, "n": 3}
+    assert t["cpu"] == {"mean": 5.0, "max": 6.0, "n": 2}  # never mixed with wall time
+    assert "5 s/label cpu (n=2), 20 s/label wall (n=3)" in build.format_info(report)

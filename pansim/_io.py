@@ -1,0 +1,113 @@
+"""Atomic file writes: a temporary file in the same folder, then ``os.replace``.
+
+A reader, or a run killed halfway, sees either the complete old file or the
+complete new one, never part of a write. Every result file of the package is
+written through these helpers. (``pansim/data/workers/worker_protocol.py``
+keeps its own copy: it runs under the system Python, without pansim.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where ``/proc`` allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path`` that replaces ``path`` when the block succeeds.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination; missing parent folders are created.
+
+    Yields
+    ------
+    Path
+        An empty file ``.<name>.<random>.tmp`` in the same folder, with the
+        permissions a plainly created file would get. Write it completely;
+        on leaving the block it is renamed over ``path`` with ``os.replace``.
+
+    Notes
+    -----
+    On any exception (``KeyboardInterrupt`` included) the temporary file is
+    removed, ``path`` is left untouched and the exception propagates. The
+    temporary name ends in ``.tmp``, not in ``path``'s suffix, so globs such as
+    ``*.json`` never match a half-written file; writers that take the format
+    from the file name (``Figure.savefig``) must be given it explicitly.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination; missing parent folders are created.
+    text : str
+        The complete new content, written as is (no newline is added).
+
+    Returns
+    -------
+    Path
+        ``path``. If anything fails the previous content of ``path`` survives.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def write_json_atomic(
+    path: str | os.PathLike, payload: Any, indent: int | None = None, **json_kwargs: Any
+) -> Path:
+    """Write ``payload`` as JSON to ``path`` atomically (see :func:`write_text_atomic`).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination; missing parent folders are created.
+    payload : Any
+        JSON-serialisable data; it is serialised before anything is written,
+        so a ``TypeError`` leaves ``path`` untouched.
+    indent : int, optional
+        Passed to :func:`json.dumps`, as are ``json_kwargs`` (``sort_keys``,
+        ``default``, ...). No trailing newline is written.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    return write_text_atomic(path, json.dumps(payload, indent=indent, **json_kwargs))

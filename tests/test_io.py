@@ -1,0 +1,55 @@
+import json
+import os
+
+import pytest
+
+from pansim._io import atomic_path, write_json_atomic, write_text_atomic
+
+
+def test_text_round_trip_creates_parents(tmp_path):
+    path = tmp_path / "a" / "b" / "note.txt"
+    assert write_text_atomic(path, "hello\nworld") == path
+    assert path.read_text() == "hello\nworld"
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_json_round_trip_keeps_bytes(tmp_path):
+    payload = {"b": [1, 2.5, None], "a": "x"}
+    path = write_json_atomic(tmp_path / "p.json", payload, indent=1, sort_keys=True)
+    assert path.read_text() == json.dumps(payload, indent=1, sort_keys=True)
+    assert json.loads(path.read_text()) == payload
+    write_json_atomic(path, {1}, default=sorted)
+    assert path.read_text() == "[1]"
+
+
+def test_failed_serialisation_keeps_the_old_file(tmp_path):
+    path = tmp_path / "p.json"
+    write_json_atomic(path, {"old": True})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"new": object()})
+    assert json.loads(path.read_text()) == {"old": True}
+    assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_atomic_path_removes_its_temp_on_failure(tmp_path, error):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(error), atomic_path(path) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".tmp") and tmp != path
+        tmp.write_bytes(b"half")
+        raise error
+    assert path.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_atomic_path_replaces_with_plain_permissions(tmp_path):
+    path = tmp_path / "new" / "f.bin"
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"new")
+        assert not path.exists()
+    assert path.read_bytes() == b"new"
+    assert list(path.parent.iterdir()) == [path]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
