@@ -102,6 +102,30 @@ def test_models_cli(registry, capsys, tmp_path):
     assert "registered: si, si-baseline" in capsys.readouterr().err
 
 
+def test_models_cli_columns_fit_long_names(tmp_path, monkeypatch, capsys):
+    from pansim.cli import main
+
+    long = "malonaldehyde-baseline-with-a-longer-name"
+    reg = {
+        "m": {"file": "m.safetensors", "system": "malonaldehyde", "variant": "pan+pgs",
+              "baseline": long},
+        long: {"file": "b.safetensors", "system": "malonaldehyde", "variant": "baseline"},
+    }  # fmt: skip
+    _install(tmp_path, monkeypatch, reg)
+    try:
+        assert main(["models"]) == 0
+    finally:
+        pre._registry.cache_clear()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [
+        ["name", "system", "variant", "baseline", "file"],
+        ["m", "malonaldehyde", "pan+pgs", long, "MISSING", "(default)"],  # the only pan+pgs
+        [long, "malonaldehyde", "baseline", "MISSING"],
+    ]
+    start = lines[0].index("file")  # every row's file column starts at the same place
+    assert [line[start:].split()[0] for line in lines[1:]] == ["MISSING", "MISSING"]
+
+
 def test_calculator_loads_registered_name(registry, tmp_path, tiny_model_factory, one_torch_thread):
     import pansim
     from pansim.calculator import PANCalculator

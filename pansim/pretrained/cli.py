@@ -31,17 +31,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(names: list[str]) -> str:
-    """One line per model: name, system, variant, baseline, file status, default mark."""
+    """One line per model: name, system, variant, baseline, file status, default mark.
+
+    Columns are as wide as their longest entry plus two spaces.
+    """
     from pansim.pretrained import default_model, get_model_path, model_entry
 
     default = default_model()
-    lines = [f"{'name':<22}{'system':<14}{'variant':<10}{'baseline':<22}file"]
+    rows = [("name", "system", "variant", "baseline", "file")]
     for name in names:
         e = model_entry(name)
         found = "ok" if get_model_path(name).exists() else "MISSING"
         mark = " (default)" if name == default else ""
-        lines.append(
-            f"{name:<22}{e.get('system', ''):<14}{e.get('variant', ''):<10}"
-            f"{e.get('baseline', ''):<22}{found}{mark}"
+        rows.append(
+            (name, e.get("system", ""), e.get("variant", ""), e.get("baseline", ""), found + mark)
         )
-    return "\n".join(lines)
+    widths = [max(len(row[k]) for row in rows) + 2 for k in range(4)]
+    return "\n".join(
+        "".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + row[-1]
+        for row in rows
+    )
