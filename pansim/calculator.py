@@ -12,7 +12,6 @@ import copy
 import io
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,22 +57,12 @@ def resolve_model(
         A corrupt, truncated or incompatible model file (from ``load_model``).
     """
     from pansim.model_io import load_model
-    from pansim.pretrained import UnknownModelError, get_model_path, list_models
+    from pansim.pretrained import model_file
 
     if isinstance(model, torch.nn.Module):
         module = _copy_module(model)
     elif isinstance(model, (str, os.PathLike)):
-        name = str(model)
-        if name in list_models():
-            module = load_model(get_model_path(name))
-        elif Path(name).exists():
-            module = load_model(name)
-        else:
-            listed = ", ".join(list_models()) or "none yet"
-            raise UnknownModelError(
-                f"{name!r} is neither a registered pretrained model nor an existing model file; "
-                f"registered: {listed}"
-            )
+        module = load_model(model_file(model))
     else:
         raise TypeError(f"model must be a name, a path or a torch.nn.Module, not {type(model)}")
     module = module.to(device=device, dtype=dtype).eval()

@@ -57,6 +57,20 @@ def test_unknown_name_lists_registered(registry):
             lookup("ag")
 
 
+def test_unknown_name_suggests_the_closest_registered_one(registry, tmp_path, capsys):
+    from pansim.cli import main
+
+    with pytest.raises(pre.UnknownModelError, match=r"\(did you mean 'si-baseline'\?\)"):
+        pre.model_file("si-basline")
+    with pytest.raises(pre.UnknownModelError, match="'xyz' is neither.*; registered: si"):
+        pre.model_file("xyz")  # nothing close: no suggestion
+    assert pre.model_file("si") == tmp_path / "si.safetensors"
+    assert pre.model_file(tmp_path / "si.md") == tmp_path / "si.md"  # an existing path
+    # pansim eval reports it as bad input, not a traceback
+    assert main(["eval", "si-basline", str(tmp_path / "none.extxyz")]) == 2
+    assert "did you mean 'si-baseline'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "text, match",
     [

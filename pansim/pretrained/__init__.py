@@ -18,7 +18,9 @@ their choices from here; nothing is downloaded. A malformed registry raises
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -71,13 +73,38 @@ def list_models() -> list[str]:
     return sorted(_registry())
 
 
+def _unknown(name: str, what: str) -> UnknownModelError:
+    """The error for ``name``: the closest registered names, then all of them."""
+    registered = sorted(_registry())
+    close = difflib.get_close_matches(name, registered, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    listed = ", ".join(registered) or "none yet (train and register models first)"
+    return UnknownModelError(f"{what}{hint}; registered: {listed}")
+
+
 def model_entry(name: str) -> dict[str, Any]:
     """The registry entry of ``name`` (see the module docstring)."""
     reg = _registry()
     if name not in reg:
-        listed = ", ".join(sorted(reg)) or "none yet (train and register models first)"
-        raise UnknownModelError(f"no pretrained model named {name!r}; registered: {listed}")
+        raise _unknown(name, f"no pretrained model named {name!r}")
     return {"name": name, **reg[name]}
+
+
+def model_file(name_or_path: str | os.PathLike) -> Path:
+    """The model file of a registered name (looked up first) or of an existing path.
+
+    Raises
+    ------
+    UnknownModelError
+        When ``name_or_path`` is neither; the message suggests the closest
+        registered names and lists them all.
+    """
+    name = str(name_or_path)
+    if name in _registry():
+        return get_model_path(name)
+    if Path(name).exists():
+        return Path(name)
+    raise _unknown(name, f"{name!r} is neither a registered pretrained model nor a model file")
 
 
 def get_model_path(name: str) -> Path:

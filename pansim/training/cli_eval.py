@@ -28,12 +28,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; exit code 0, or 2 on bad input."""
+    from pansim.model_io import load_model
+    from pansim.pretrained import model_file
     from pansim.training.data import DataError
-    from pansim.training.report import evaluate_file, format_table, resolve_model, write_report
+    from pansim.training.report import evaluate_file, format_table, write_report
 
     keys = (args.energy_key, args.forces_key, args.stress_key)
     try:
-        model = resolve_model(args.model)
+        model = load_model(model_file(args.model))  # in its saved dtype
         result, samples, preds = evaluate_file(model, args.data, keys, args.batch_size, args.device)
     except (DataError, FileNotFoundError, KeyError, ValueError) as err:
         print(f"pansim eval: error: {err}", file=sys.stderr)

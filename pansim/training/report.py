@@ -17,27 +17,6 @@ from pansim.training.evaluate import metrics, predict
 UNITS = {"energy_per_atom": "meV/atom", "forces": "meV/A", "stress": "GPa"}
 
 
-def resolve_model(name_or_path: str) -> torch.nn.Module:
-    """A registered pretrained model by name, else a model file (in its saved dtype).
-
-    Raises
-    ------
-    pansim.pretrained.UnknownModelError
-        When ``name_or_path`` is neither (the message lists the registered names).
-    """
-    from pansim.model_io import load_model
-    from pansim.pretrained import UnknownModelError, get_model_path, list_models
-
-    if name_or_path in list_models():
-        return load_model(get_model_path(name_or_path))
-    if Path(name_or_path).exists():
-        return load_model(name_or_path)
-    listed = ", ".join(list_models()) or "none yet"
-    raise UnknownModelError(
-        f"{name_or_path!r} is neither a registered model nor a model file; registered: {listed}"
-    )
-
-
 def evaluate_file(
     model: torch.nn.Module,
     path: str | Path,
