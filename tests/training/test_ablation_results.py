@@ -55,3 +55,18 @@ def test_pansim_eval_reproduces_an_ablation_row_from_its_weights(capsys):
     assert main(["eval", str(run / "best_model.safetensors"), str(test_file), "--json"]) == 0
     printed = capsys.readouterr().out
     _close(row["metrics"], json.loads(printed[printed.find("{") :]))
+
+
+def test_scalar_pathway_probe_reads_the_committed_si_run(tmp_path):
+    import runpy
+
+    script = runpy.run_path(str(ROOT / "scripts" / "scalar_pathway_probe.py"))
+    text = script["main"](["--systems", "si", "--frames", "4", "--out", str(tmp_path / "p.md")])
+    assert (tmp_path / "p.md").read_text() == text
+    rows = [line for line in text.splitlines() if line.startswith("| si |")]
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "edge mixer", "PAN 0", "PAN 1", "readout 0", "readout 1"
+    ]  # fmt: skip
+    summary = json.loads((ROOT / "results/training/si/pan+pgs-seed0/summary.json").read_text())
+    assert summary["config"]["variant"] == "pan+pgs"
+    assert "ES centre spacing 0.286" in rows[3]  # 8 centres on [-1, 1]
