@@ -11,21 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where ``/proc`` allows."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
@@ -40,8 +29,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Yields
     ------
     Path
-        An empty file ``.<name>.<random>.tmp`` in the same folder, with the
-        permissions a plainly created file would get. Write it completely;
+        A fresh name ``.<name>.<pid>.<random>.tmp`` in the same folder (not yet
+        created: the writer creates it, with the usual permissions). Write it completely;
         on leaving the block it is renamed over ``path`` with ``os.replace``.
 
     Notes
@@ -54,11 +43,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    # only a fresh name: whoever writes it creates the file, with the usual permissions
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         os.replace(tmp, path)
     except BaseException:
