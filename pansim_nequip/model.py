@@ -145,7 +145,9 @@ def _find_sequence(model: torch.nn.Module, cls: type) -> tuple[SequentialGraphNe
 def _attach_edge_mixer(energy: SequentialGraphNetwork, options: dict[str, Any]) -> None:
     sequence, name = _find_sequence(energy, BesselEdgeLengthEncoding)
     mixer = EdgeMixerModule(
-        int(options["pgs_num_fb"]), irreps_in=getattr(sequence, name).irreps_out
+        int(options["pgs_num_fb"]),
+        irreps_in=getattr(sequence, name).irreps_out,
+        mix=str(options["pgs_edge_mix"]),
     )
     sequence.insert("pgs_edge_mixer", mixer, after=name)
 

@@ -59,9 +59,11 @@ class EdgeMixerModule(GraphModuleMixin, torch.nn.Module):
         Number of extra j1 Fourier-Bessel functions.
     irreps_in : dict
         Irreps of the incoming fields (must contain ``edge_embedding``).
+    mix : str
+        ``"full"`` or ``"residual"``, see :class:`FourierBesselEdgeMixer`.
     """
 
-    def __init__(self, num_fb: int, irreps_in: dict) -> None:
+    def __init__(self, num_fb: int, irreps_in: dict, mix: str = "full") -> None:
         super().__init__()
         self._init_irreps(
             irreps_in=irreps_in,
@@ -72,7 +74,7 @@ class EdgeMixerModule(GraphModuleMixin, torch.nn.Module):
             ],
         )
         num_radial = self.irreps_in[AtomicDataDict.EDGE_EMBEDDING_KEY].num_irreps
-        self.mixer = FourierBesselEdgeMixer(num_radial, r_max=1.0, num_fb=num_fb)
+        self.mixer = FourierBesselEdgeMixer(num_radial, r_max=1.0, num_fb=num_fb, mix=mix)
 
     def forward(self, data: AtomicDataDict.Type) -> AtomicDataDict.Type:
         """Replace ``edge_embedding`` [n_edges, num_radial] by its mixed version."""

@@ -89,6 +89,8 @@ def unfinished_data(job) -> str | None:
 def run_jobs(args) -> int:
     """Train every selected job that is not done; ``--jobs`` of them side by side.
 
+    Order: by seed, then system, then baseline, pan+pgs, pan, pgs.
+
     ``--threads`` sets OMP_NUM_THREADS for each job's process. On a 2-core machine two
     1-thread jobs side by side train faster in total than one 2-thread job after the
     other (a small-batch step gains little from a second thread):
@@ -98,6 +100,10 @@ def run_jobs(args) -> int:
 
     plan = _plan()
     todo = [job for job in _selected(args) if plan.status(job) != "done"]
+    # seed-major, shipped pair first: a run cut short still leaves whole seeds, and
+    # seed 0's baseline and pan+pgs (the shipped models) come first
+    rank = {"baseline": 0, "pan+pgs": 1, "pan": 2, "pgs": 3}
+    todo.sort(key=lambda job: (job.seed, job.system, rank.get(job.variant, 4), job.variant))
     if not getattr(args, "allow_incomplete_data", False):
         waiting = {job.system: unfinished_data(job) for job in todo}
         for system, why in sorted(waiting.items()):

@@ -45,9 +45,15 @@ import numpy as np
 import torch
 
 from pansim._compat import import_mace
-from pansim.modules import MODULE_DEFAULTS, build_es_readout, build_pan, variant_flags
+from pansim.modules import (
+    MODULE_DEFAULTS,
+    build_edge_mixer,
+    build_es_readout,
+    build_pan,
+    variant_flags,
+)
 from pansim.modules.pan import PANPooling
-from pansim.modules.pgs import ESReadoutExpansion, FourierBesselEdgeMixer
+from pansim.modules.pgs import ESReadoutExpansion
 
 import_mace()
 from e3nn import o3  # noqa: E402
@@ -172,9 +178,7 @@ class PANMACE(ScaleShiftMACE):
             )
         self.uses_envelope = use_pan or bool(use_pgs and config["pgs_edge"])
         if use_pgs and config["pgs_edge"]:
-            self.edge_mixer = FourierBesselEdgeMixer(
-                int(config["num_bessel"]), float(self.r_max), int(config["pgs_num_fb"])
-            )
+            self.edge_mixer = build_edge_mixer(config, int(config["num_bessel"]), float(self.r_max))
         if use_pgs and config["pgs_readout"]:
             self.readout_expansions = torch.nn.ModuleList(
                 [_ReadoutExpansion(build_es_readout(config, channels)) for _ in self.readouts]

@@ -24,11 +24,15 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "pgs_edge": True,
     "pgs_readout": True,
     "pgs_num_fb": 8,
+    # "full" (SPEC): learned map of old and new edge features; "residual": old kept as is
+    "pgs_edge_mix": "full",
     "pgs_num_es": 8,
     "pgs_tau": 1.0,
     "pgs_beta": 4.0,
     "pgs_width": None,
     "pgs_taper_power": 2,
+    # learn the squash centre / width per channel (off in SPEC; see ESReadoutExpansion)
+    "pgs_adaptive_squash": False,
 }
 
 #: the ablation variants and the modules each switches on: (PAN, PGS)
@@ -58,6 +62,15 @@ def build_pan(options: dict[str, Any], num_species: int, num_channels: int) -> P
     )
 
 
+def build_edge_mixer(
+    options: dict[str, Any], num_radial: int, r_max: float
+) -> FourierBesselEdgeMixer:
+    """A :class:`FourierBesselEdgeMixer` for ``num_radial`` radial features from the PGS options."""
+    return FourierBesselEdgeMixer(
+        num_radial, r_max, int(options["pgs_num_fb"]), mix=str(options["pgs_edge_mix"])
+    )
+
+
 def build_es_readout(options: dict[str, Any], num_channels: int) -> ESReadoutExpansion:
     """An :class:`ESReadoutExpansion` for ``num_channels`` scalar channels from the PGS options."""
     return ESReadoutExpansion(
@@ -67,12 +80,14 @@ def build_es_readout(options: dict[str, Any], num_channels: int) -> ESReadoutExp
         beta=float(options["pgs_beta"]),
         width=options["pgs_width"],
         taper_power=int(options["pgs_taper_power"]),
+        adaptive=bool(options["pgs_adaptive_squash"]),
     )
 
 
 __all__ = [
     "MODULE_DEFAULTS",
     "VARIANT_FLAGS",
+    "build_edge_mixer",
     "ESReadoutExpansion",
     "FourierBesselEdgeMixer",
     "PANPooling",

@@ -7,8 +7,13 @@ Two independent parts:
     ``j1(z_{1,n} r / r_c) * u(r)``, to the backbone's radial edge features and
     mixes old and new with a linear map that starts as identity on the old
     features and zero on the new ones (so the output equals the input at init).
+    ``mix="residual"`` keeps the old block fixed at identity (the backbone's radial
+    MLP already starts with a linear map of its features, so a learned old block is a
+    redundant reparametrisation); :meth:`FourierBesselEdgeMixer.calibrate` scales the
+    new features to the rms of the old ones.
 :class:`ESReadoutExpansion`
-    Squashes each scalar node feature to ``t = tanh(x / tau)``, expands it in
+    Squashes each scalar node feature to ``t = tanh(x / tau)`` (optionally centred
+    and scaled per channel from data, :meth:`ESReadoutExpansion.calibrate`), expands it in
     ``K`` tapered exponential-of-semicircle functions
     ``phi_k = (1 - z^2)^p exp(beta (sqrt(1 - z^2) - 1))``, ``z = (t - mu_k) / w``
     (zero for ``|z| >= 1``), and returns a per-channel linear map of them
@@ -157,16 +162,54 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         Cutoff radius ``r_c`` (Angstrom).
     num_fb : int
         Number ``n_fb`` of extra j1 functions.
+    mix : str
+        ``"full"`` (SPEC): one learned map of old and new features, identity on the
+        old ones at init; ``"residual"``: ``radial + basis @ W``, only ``W`` learned.
     """
 
-    def __init__(self, num_radial: int, r_max: float, num_fb: int = 8) -> None:
+    #: buffers added after the first model files; their fresh values reproduce those files
+    ADDED_BUFFERS = ("fb_scale",)
+
+    def __init__(self, num_radial: int, r_max: float, num_fb: int = 8, mix: str = "full") -> None:
         super().__init__()
+        if mix not in ("full", "residual"):
+            raise ValueError(f"unknown edge mix {mix!r}; use 'full' or 'residual'")
         self.num_radial = num_radial
+        self.residual = mix == "residual"
         zeros = torch.tensor(spherical_bessel_j1_zeros(num_fb))
         self.register_buffer("frequencies", zeros / float(r_max))  # 1/Angstrom
-        weight = torch.zeros(num_radial + num_fb, num_radial)
-        weight[:num_radial] = torch.eye(num_radial)
+        # common factor of the new features (1: SPEC; calibrate() matches the radial rms)
+        self.register_buffer("fb_scale", torch.tensor(1.0))
+        if self.residual:  # only the new block is learned; the old one stays identity
+            weight = torch.zeros(num_fb, num_radial)
+        else:
+            weight = torch.zeros(num_radial + num_fb, num_radial)
+            weight[:num_radial] = torch.eye(num_radial)
         self.weight = torch.nn.Parameter(weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: D105
+        # model files written before ``fb_scale`` existed hold the SPEC scale, 1
+        state_dict.setdefault(prefix + "fb_scale", torch.ones_like(self.fb_scale))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def calibrate(
+        self, radial: torch.Tensor, lengths: torch.Tensor, envelope: torch.Tensor
+    ) -> float:
+        """Scale the new features to the root-mean-square of the radial ones on sample edges.
+
+        The new features then enter the mixer on the scale of the old ones, so one
+        learning rate suits both blocks. Arguments as in :meth:`forward`, over
+        training edges; returns the factor (also kept in ``fb_scale``).
+        """
+        self.fb_scale.fill_(1.0)
+        new = self.basis(lengths, envelope)
+        rms_new = float(new.square().mean().sqrt())
+        rms_old = float(radial.square().mean().sqrt())
+        if not (rms_new > 0.0 and rms_old > 0.0):
+            raise ValueError("cannot calibrate the edge mixer: no edge inside the cutoff")
+        self.fb_scale.fill_(rms_old / rms_new)
+        return float(self.fb_scale)
 
     def basis(self, lengths: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """New features ``j1(z_n r / r_c) u(r)`` / max|j1|.
@@ -186,7 +229,7 @@ class FourierBesselEdgeMixer(torch.nn.Module):
             j1 = spherical_bessel_j1(x)
         else:
             j1 = spherical_bessel_j1_eager(x)
-        return j1 * (envelope / 0.4362)
+        return j1 * (envelope / 0.4362) * self.fb_scale
 
     def forward(
         self, radial: torch.Tensor, lengths: torch.Tensor, envelope: torch.Tensor
@@ -205,6 +248,8 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         torch.Tensor
             [n_edges, num_radial]; equal to ``radial`` at initialisation.
         """
+        if self.residual:
+            return radial + self.basis(lengths, envelope) @ self.weight
         features = torch.cat([radial, self.basis(lengths, envelope)], dim=-1)
         return features @ self.weight
 
@@ -315,7 +360,15 @@ class ESReadoutExpansion(torch.nn.Module):
         of the centres.
     taper_power : int
         Exponent ``p`` of the ``(1 - z^2)^p`` taper (2 in SPEC: C^1; 3: C^2).
+    adaptive : bool
+        Learn each channel's squash centre and width, as moves in units of the
+        calibrated width (zero at init). Trained scalars drift from those at
+        initialisation; this lets the squash follow them (off in SPEC).
     """
+
+    __constants__ = ["adaptive"]  # TorchScript compiles only the branch in use
+    #: buffers added after the first model files; their fresh values reproduce those files
+    ADDED_BUFFERS = ("shift", "scale")
 
     def __init__(
         self,
@@ -325,6 +378,7 @@ class ESReadoutExpansion(torch.nn.Module):
         beta: float = 4.0,
         width: float | None = None,
         taper_power: int = 2,
+        adaptive: bool = False,
     ) -> None:
         super().__init__()
         if num_basis < 2 or tau <= 0 or taper_power < 2:
@@ -338,6 +392,16 @@ class ESReadoutExpansion(torch.nn.Module):
         self.register_buffer("tau", torch.tensor(float(tau)))
         self.register_buffer("beta", torch.tensor(float(beta)))
         self.register_buffer("width", torch.tensor(width))
+        # per-channel centre and spread of the squash, t = tanh((x - shift) / (tau scale));
+        # 0 and 1 give SPEC's t = tanh(x / tau), calibrate() takes them from data
+        self.register_buffer("shift", torch.zeros(num_channels))
+        self.register_buffer("scale", torch.ones(num_channels))
+        self.adaptive = bool(adaptive)
+        if self.adaptive:
+            # learned moves of the squash in units of its calibrated width (0 at init):
+            # centre shift + tau scale step, width tau scale exp(log_width)
+            self.step = torch.nn.Parameter(torch.zeros(num_channels))
+            self.log_width = torch.nn.Parameter(torch.zeros(num_channels))
         self.weight = torch.nn.Parameter(torch.zeros(num_channels, num_basis))
         self._set_window()
 
@@ -353,8 +417,40 @@ class ESReadoutExpansion(torch.nn.Module):
         self.window_size = math.ceil(1.0 + ratio) - self.window_start
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: D105
+        # model files written before the calibration buffers existed hold SPEC's squash
+        state_dict.setdefault(prefix + "shift", torch.zeros_like(self.shift))
+        state_dict.setdefault(prefix + "scale", torch.ones_like(self.scale))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._set_window()  # loaded centres or width define the window
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, spread: float = 1.0) -> None:
+        """Centre and scale each channel's squash on sample features.
+
+        Sets ``shift`` to the mean and ``tau * scale`` to ``spread`` standard
+        deviations of each channel of ``x`` [n_samples, num_channels], so the
+        scalars of different atoms spread over the ES centres instead of sharing
+        one (SPEC's fixed ``tanh(x / tau)`` leaves a crystal's channels within a
+        fraction of one centre spacing). The correction stays zero (its weights
+        are untouched), so a model is its baseline before and after.
+        """
+        x = x.reshape(-1, self.num_channels)
+        if x.shape[0] < 2 or not bool(torch.isfinite(x).all()):
+            raise ValueError("ES calibration needs at least 2 finite samples per channel")
+        std = x.std(dim=0)
+        # a channel constant over the samples keeps the SPEC spread
+        std = torch.where(std > 1e-8, std * float(spread), self.tau.expand_as(std))
+        self.shift.copy_(x.mean(dim=0))
+        self.scale.copy_(std / self.tau)
+
+    def squash(self, x: torch.Tensor) -> torch.Tensor:
+        """``t = tanh((x - centre) / width)`` per channel (SPEC: centre 0, width tau)."""
+        width = self.tau * self.scale
+        if self.adaptive:
+            return torch.tanh(
+                (x - (self.shift + width * self.step)) / (width * self.log_width.exp())
+            )
+        return torch.tanh((x - self.shift) / width)
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """ES features ``phi_k(tanh(x / tau))``, dense.
@@ -369,7 +465,7 @@ class ESReadoutExpansion(torch.nn.Module):
         torch.Tensor
             [n_nodes, num_channels, num_basis], zero outside each support.
         """
-        t = torch.tanh(x / self.tau).unsqueeze(-1)
+        t = self.squash(x).unsqueeze(-1)
         return tapered_es((t - self.centers) / self.width, self.beta, self.taper_power)
 
     def window_weights(self) -> torch.Tensor:
@@ -399,7 +495,7 @@ class ESReadoutExpansion(torch.nn.Module):
         torch.Tensor
             [n_nodes]; exactly zero at initialisation.
         """
-        t = torch.tanh(x / self.tau)
+        t = self.squash(x)
         num_channels, num_basis = self.weight.shape
         spacing = self.centers[1] - self.centers[0]
         # cell j of every scalar (mu_j <= t < mu_{j+1}); no gradient flows through j

@@ -18,6 +18,14 @@ from typing import Any
 import yaml
 
 #: keys that control one run and may change on ``--resume`` (not part of the fingerprint)
+#: settings added after the first checkpoints were written; at their defaults they
+#: leave the fingerprint as it was, so those checkpoints still resume
+LATER_KEYS: dict[str, Any] = {
+    "c_max_margin": 1.0,
+    "pgs_calibrate": False,
+    "pgs_calibrate_spread": 3.0,
+}
+
 RUN_CONTROL_KEYS = frozenset(
     {"out_dir", "max_steps", "checkpoint_every", "progress", "device", "test_file"}
 )
@@ -48,6 +56,9 @@ class TrainConfig:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     atomic_energies: str | dict[str, float] = "fit"
     c_max_percentile: float = 99.0
+    c_max_margin: float = 1.0
+    pgs_calibrate: bool = False
+    pgs_calibrate_spread: float = 3.0
     energy_weight: float = 1.0
     forces_weight: float = 10.0
     stress_weight: float = 1.0
@@ -91,6 +102,9 @@ class TrainConfig:
             _require(getattr(self, name) >= 1, f"{name} must be >= 1")
         _require(self.lr > 0, "lr must be > 0")
         _require(self.r_max > 0, "r_max must be > 0")
+        _require(self.c_max_margin > 0, "c_max_margin must be > 0")
+        _require(self.pgs_calibrate_spread > 0, "pgs_calibrate_spread must be > 0")
+        _require(0 < self.c_max_percentile <= 100, "c_max_percentile must be in (0, 100]")
         if self.ema_decay is not None:
             _require(0.0 < self.ema_decay < 1.0, "ema_decay must be in (0, 1) or null")
         if not (isinstance(self.atomic_energies, dict) or self.atomic_energies == "fit"):
@@ -108,6 +122,9 @@ class TrainConfig:
         """
         skip = RUN_CONTROL_KEYS | ({"max_epochs"} if self.scheduler != "cosine" else set())
         data = {k: v for k, v in self.to_dict().items() if k not in skip}
+        for key, default in LATER_KEYS.items():  # checkpoints from before these keys
+            if data.get(key) == default:
+                del data[key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -132,7 +132,7 @@ def model_kwargs(config: TrainConfig, data: Datasets) -> dict[str, Any]:
         "atomic_inter_scale": stats["rms_forces"],
     }
     if "pan" in config.variant.split("+"):
-        derived["c_max"] = stats["c_max"]
+        derived["c_max"] = stats["c_max"] * config.c_max_margin
     return {
         "backbone": config.backbone,
         "variant": config.variant,
@@ -178,6 +178,7 @@ class Trainer:
         self.data = load_data(config)
         self.kwargs = model_kwargs(config, self.data)
         self.model = self._build(builder)
+        self.calibration = self._calibrate() if config.pgs_calibrate else None
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.ema = self._make_ema()
@@ -197,6 +198,31 @@ class Trainer:
         with default_dtype(self.dtype):
             model = builder(**self.kwargs)
         return model.to(device=self.info.device, dtype=self.dtype)
+
+    def _calibrate(self) -> dict[str, dict[str, float]]:
+        """Fit the PGS buffers to the training structures (``pgs_calibrate``).
+
+        The ES squash width is ``pgs_calibrate_spread`` standard deviations of the
+        scalars at initialisation: trained scalars spread several times wider (Si:
+        4-7 times, ``results/ablation/scalar_pathway_probe.md``), and a squash
+        calibrated to the untrained spread would saturate.
+        Every process sees the whole training set in file order, so all get the
+        same buffers; a resumed run then loads them from its checkpoint.
+        """
+        from pansim.modules.calibration import calibrate_scalar_pathway
+
+        size = self.config.valid_batch_size
+        train = self.data.train
+        batches = (
+            batch_to_tensors(train[i : i + size], self.dtype, self.info.device)
+            for i in range(0, len(train), size)
+        )
+        return calibrate_scalar_pathway(
+            self.model,
+            batches,
+            lambda model, batch: model(batch, compute_force=False),
+            spread=self.config.pgs_calibrate_spread,
+        )
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.config.optimizer]
@@ -446,6 +472,8 @@ class Trainer:
             "step": self.state.step,
             "valid_loss": self.state.best_metric,
         }
+        if self.calibration is not None:
+            metadata["pgs_calibration"] = self.calibration
         with self.averaged():
             save_model(self.model, self.out / BEST_MODEL, metadata=metadata)
 

@@ -269,3 +269,52 @@ def test_cutoff_envelope_is_computed_only_for_modules_that_read_it():
     model.radial_embedding.cutoff_fn.register_forward_hook(lambda *args: calls.append(1))
     model(dict(model_graph(model, STRUCTURES["bulk"]())))
     assert len(calls) == 1  # MACE's own radial embedding only
+
+
+# -- the calibrated scalar pathway (options beside SPEC: docs/calibrated_pgs.md) ---------
+CALIBRATED = {"pgs_edge_mix": "residual", "pgs_adaptive_squash": True}
+
+
+@pytest.fixture(scope="module")
+def calibrated_models():
+    """pan+pgs with the calibration options, calibrated on random structures; at init and moved."""
+    import copy
+
+    from pansim.modules.calibration import calibrate_scalar_pathway
+    from pansim.testing import perturb_parameters
+
+    model = build_tiny(
+        variant="pan+pgs", elements=["Si", "O"], r_max=R_MAX, seed=0, **TINY, **CALIBRATED
+    )
+    graphs = [model_graph(model, make()) for make in STRUCTURES.values()]
+    report = calibrate_scalar_pathway(model, graphs, lambda m, g: m(g, compute_force=False))
+    assert report["edge_mixer"]["fb_scale"] != 1.0
+    return model, perturb_parameters(copy.deepcopy(model), scale=0.2, seed=1)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURES))
+def test_calibrated_identity_at_init(init_models, calibrated_models, name):
+    models = [init_models["baseline"], calibrated_models[0]]
+    assert_identity_at_init(models, STRUCTURES[name](), rtol=0.0, atol=1e-13)
+
+
+def test_calibrated_invariants(calibrated_models, structure):
+    trained = calibrated_models[1]
+    evaluate = model_evaluator(trained)
+    assert_invariance(evaluate, structure)
+    assert_forces_fd(evaluate, STRUCTURES["bulk"](), directions=2)
+    assert_stress_fd(evaluate, STRUCTURES["bulk"]())
+    assert_smooth_cutoff(evaluate, STRUCTURES["cluster"](), R_MAX)
+    params = [n for n, _ in trained.named_parameters() if "step" in n or "log_width" in n]
+    assert_twice_differentiable(trained, STRUCTURES["bulk"](), parameters=params[:2])
+    assert_jit_matches(trained, STRUCTURES["bulk"](), rtol=1e-12, atol=1e-13)
+
+
+def test_calibrated_model_file_round_trip(calibrated_models, tmp_path):
+    from pansim.model_io import load_model, save_model
+
+    trained = calibrated_models[1]
+    loaded = load_model(save_model(trained, tmp_path / "m.safetensors"))
+    atoms = STRUCTURES["bulk"]()
+    want, got = model_evaluator(trained)(atoms), model_evaluator(loaded)(atoms)
+    assert got["energy"] == pytest.approx(want["energy"], rel=1e-12, abs=1e-12)

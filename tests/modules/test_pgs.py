@@ -317,3 +317,88 @@ def test_es_no_grad_and_float32():
     (gg,) = torch.autograd.grad(g.sum(), xs)
     assert torch.isfinite(g).all() and torch.isfinite(gg).all()
     torch.testing.assert_close(single(x.float()).double(), cold, rtol=1e-5, atol=1e-5)
+
+
+# -- optional data calibration and residual mixing (beside SPEC 1.2) ---------------------------
+def test_residual_edge_mixer_is_identity_at_init_and_learns_only_the_new_block():
+    mixer = FourierBesselEdgeMixer(6, r_max=4.0, num_fb=5, mix="residual").double()
+    radial, lengths, envelope = _edges()
+    assert torch.equal(mixer(radial, lengths, envelope), radial)
+    assert mixer.weight.shape == (5, 6)
+    _perturb(mixer)
+    expected = radial + mixer.basis(lengths, envelope) @ mixer.weight
+    torch.testing.assert_close(mixer(radial, lengths, envelope), expected, rtol=0, atol=0)
+    torch.testing.assert_close(torch.jit.script(mixer)(radial, lengths, envelope), expected)
+    with pytest.raises(ValueError, match="unknown edge mix 'half'"):
+        FourierBesselEdgeMixer(6, r_max=4.0, mix="half")
+
+
+def test_edge_mixer_calibration_matches_the_radial_rms_and_keeps_identity():
+    mixer = FourierBesselEdgeMixer(6, r_max=4.0, num_fb=5).double()
+    radial, lengths, envelope = _edges(n=40)
+    before = mixer.basis(lengths, envelope)
+    factor = mixer.calibrate(radial, lengths, envelope)
+    after = mixer.basis(lengths, envelope)
+    torch.testing.assert_close(after, factor * before, rtol=1e-14, atol=0)
+    torch.testing.assert_close(after.square().mean().sqrt(), radial.square().mean().sqrt())
+    assert torch.equal(mixer(radial, lengths, envelope), radial)  # still the input at init
+    with pytest.raises(ValueError, match="no edge inside the cutoff"):
+        mixer.calibrate(radial, lengths, torch.zeros_like(envelope))
+
+
+def test_es_calibration_centres_and_scales_each_channel():
+    es = _es()
+    g = torch.Generator().manual_seed(3)
+    offsets = torch.tensor([5.0, -2.0, 0.3, 0.0], dtype=torch.float64)
+    spreads = torch.tensor([0.01, 0.1, 1.0, 0.0], dtype=torch.float64)  # last: constant
+    x = offsets + spreads * torch.randn(500, 4, generator=g, dtype=torch.float64)
+    es.calibrate(x, spread=1.5)
+    torch.testing.assert_close(es.shift, x.mean(0))
+    width = es.tau * es.scale
+    torch.testing.assert_close(width[:3], 1.5 * x.std(0)[:3])
+    assert float(width[3]) == float(es.tau)  # a constant channel keeps SPEC's squash
+    t = torch.tanh((x - es.shift) / width)
+    assert bool((t[:, :3].std(0) > 0.5).all())  # resolved over the centres (spacing 0.29)
+    assert torch.equal(es(x), torch.zeros(500, dtype=torch.float64))  # zero at init
+    _perturb(es, scale=1.0)
+    dense = (es.basis(x) * es.weight).sum((1, 2))
+    torch.testing.assert_close(es(x), dense, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.jit.script(es)(x), es(x), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="at least 2 finite samples"):
+        es.calibrate(torch.full((5, 4), float("nan"), dtype=torch.float64))
+
+
+def test_state_dicts_without_calibration_buffers_load_as_spec():
+    """Model files from before the buffers existed give SPEC's squash and band scale."""
+    es, mixer = _perturb(_es()), _perturb(FourierBesselEdgeMixer(6, r_max=4.0).double())
+    old_es = {k: v for k, v in es.state_dict().items() if k not in ("shift", "scale")}
+    old_mixer = {k: v for k, v in mixer.state_dict().items() if k != "fb_scale"}
+    fresh_es, fresh_mixer = _es(), FourierBesselEdgeMixer(6, r_max=4.0).double()
+    fresh_es.shift.fill_(3.0)
+    fresh_mixer.fb_scale.fill_(2.0)
+    fresh_es.load_state_dict(old_es)
+    fresh_mixer.load_state_dict(old_mixer)
+    x = torch.randn(20, 4, dtype=torch.float64)
+    torch.testing.assert_close(fresh_es(x), reference_es(x, es.weight, *_options(es)))
+    args = _edges()
+    torch.testing.assert_close(fresh_mixer(*args), mixer(*args), rtol=0, atol=0)
+
+
+def test_adaptive_squash_learns_centre_and_width_in_calibrated_units():
+    es = ESReadoutExpansion(num_channels=4, adaptive=True).double()
+    x = 0.01 * torch.randn(50, 4, dtype=torch.float64) + 2.0
+    es.calibrate(x)
+    assert torch.equal(es(x), torch.zeros(50, dtype=torch.float64))  # zero at init
+    _perturb(es, scale=0.3)
+    width = es.tau * es.scale
+    centre = es.shift + width * es.step
+    t = torch.tanh((x - centre) / (width * es.log_width.exp()))
+    dense = (tapered_es((t.unsqueeze(-1) - es.centers) / es.width, es.beta, 2) * es.weight).sum(
+        (1, 2)
+    )
+    torch.testing.assert_close(es(x), dense, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.jit.script(es)(x), es(x), rtol=1e-12, atol=1e-12)
+    x.requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda v: es(v), (x[:3].detach().requires_grad_(True),))
+    assert {n for n, _ in es.named_parameters()} == {"weight", "step", "log_width"}
+    assert {n for n, _ in _es().named_parameters()} == {"weight"}  # SPEC: no extra parameters

@@ -207,6 +207,21 @@ def test_run_jobs_side_by_side_with_threads(tmp_path, monkeypatch):
         script["main"]([*argv, "--in-process"])
 
 
+def test_run_orders_jobs_by_seed_with_the_shipped_pair_first(monkeypatch):
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    calls = []
+    monkeypatch.setattr(
+        script["subprocess"], "call", lambda cmd, cwd=None, env=None: calls.append(cmd) or 0
+    )
+    monkeypatch.setattr(plan, "status", lambda job: "todo")
+    assert script["main"](["run", "--systems", "si", "--seeds", "1", "0"]) == 0
+    names = [Path(next(a for a in cmd if a.endswith(".yaml"))).stem for cmd in calls]
+    assert names == [
+        "baseline-seed0", "pan+pgs-seed0", "pan-seed0", "pgs-seed0",
+        "baseline-seed1", "pan+pgs-seed1", "pan-seed1", "pgs-seed1",
+    ]  # fmt: skip
+
+
 def test_run_skips_systems_whose_data_is_still_being_labelled(tmp_path, monkeypatch, capsys):
     script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
     from pansim.data.manifest import Manifest

@@ -129,3 +129,59 @@ def test_model_kwargs_from_data(make_config):
     baseline = make_config(variant="baseline")
     fitted = model_kwargs(baseline, data)
     assert "c_max" not in fitted and len(fitted["atomic_energies"]) == 2
+
+
+def test_c_max_margin_scales_the_data_c_max(make_config):
+    from pansim.training.trainer import load_data, model_kwargs
+
+    config = make_config(c_max_percentile=100.0)
+    data = load_data(config)
+    plain = model_kwargs(config, data)["c_max"]
+    wider = model_kwargs(make_config(c_max_percentile=100.0, c_max_margin=1.3), data)["c_max"]
+    assert wider == pytest.approx(1.3 * plain, rel=1e-12)
+    with pytest.raises(Exception, match="c_max_margin must be > 0"):
+        make_config(c_max_margin=0.0)
+
+
+def test_pgs_calibration_sets_buffers_keeps_baseline_and_ships_them(make_config, tmp_path):
+    """``pgs_calibrate`` fits the PGS buffers to the training data before step 1.
+
+    The model is still the baseline function at init; the buffers are saved with the
+    weights, so the best model file reproduces the trained model.
+    """
+    from _tiny import TINY
+
+    from pansim.model_io import load_model
+    from pansim.training.data import batch_to_tensors
+
+    hyper = dict(TINY, num_interactions=2, pgs_edge_mix="residual")
+    config = make_config(
+        variant="pgs", max_epochs=1, pgs_calibrate=True, pgs_calibrate_spread=1.0,
+        hyperparameters=dict(hyper, pgs_adaptive_squash=True),
+        out_dir=str(tmp_path / "cal"),
+    )  # fmt: skip
+    plain = Trainer(make_config(variant="baseline", hyperparameters=hyper))
+    trainer = Trainer(config)
+    model = trainer.model
+    es = model.readout_expansions[0].expansion
+    assert not torch.equal(es.shift, torch.zeros_like(es.shift))
+    assert float(model.edge_mixer.fb_scale) != 1.0
+    assert set(trainer.calibration) == {
+        "edge_mixer", "readout_expansions.0.expansion", "readout_expansions.1.expansion"
+    }  # fmt: skip
+    batch = batch_to_tensors(trainer.data.train, torch.float64, "cpu")
+    e_cal = model(batch, compute_force=False)["energy"]
+    e_base = plain.model(batch, compute_force=False)["energy"]
+    torch.testing.assert_close(e_cal, e_base, rtol=1e-12, atol=1e-10)
+    # the calibrated squash resolves atoms: t spreads over the ES centres
+    feats = []
+    handle = es.register_forward_pre_hook(lambda m, a: feats.append(a[0]))
+    model(batch, compute_force=False)
+    handle.remove()
+    t = es.squash(feats[0])
+    assert float(t.std(0).median()) > 0.5  # ES centre spacing 0.29
+    trainer.fit()
+    saved = load_model(Path(config.out_dir) / "best_model.safetensors")
+    saved_es = saved.readout_expansions[0].expansion
+    assert torch.equal(saved_es.scale, es.scale) and torch.equal(saved_es.shift, es.shift)
+    assert "pgs_calibration" in saved.pansim_metadata["provenance"]
