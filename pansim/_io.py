@@ -53,23 +53,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
 
     Parameters
     ----------
     path : str or PathLike
         The destination; missing parent folders are created.
-    text : str
-        The complete new content, written as is (no newline is added).
+    text : str or bytes
+        The complete new content, written as is (no newline is added); bytes are
+        written in binary mode.
 
     Returns
     -------
     Path
-        ``path``. If anything fails the previous content of ``path`` survives.
+        ``path``, with the usual permissions (umask). If anything fails the
+        previous content of ``path`` survives.
     """
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb" if isinstance(text, bytes) else "w") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

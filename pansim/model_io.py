@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from pansim._io import atomic_path
+from pansim._io import write_text_atomic
 
 FORMAT = "pansim-model"
 FORMAT_VERSION = 1
@@ -126,7 +126,7 @@ def save_model(
     Path
         The file written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -144,8 +144,8 @@ def save_model(
         "metadata": meta,
         "sha256": _content_hash(config, meta, tensors),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+    # serialised here and written by Python: safetensors' save_file creates 0600 files
+    write_text_atomic(path, save(tensors, metadata=header))
     return path
 
 

@@ -53,3 +53,19 @@ def test_atomic_path_replaces_with_plain_permissions(tmp_path):
     mask = os.umask(0o022)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_bytes_are_written_in_binary_mode(tmp_path):
+    path = write_text_atomic(tmp_path / "b.bin", b"\x00\xff\n")
+    assert path.read_bytes() == b"\x00\xff\n"
+
+
+def test_model_files_get_the_usual_permissions(tmp_path, tiny_model_factory):
+    """safetensors' own save_file creates 0600 files; pansim's model files follow the umask."""
+    from pansim.model_io import load_model, save_model
+
+    path = save_model(tiny_model_factory(), tmp_path / "m.safetensors")
+    assert load_model(path).pansim_config == tiny_model_factory().pansim_config
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
