@@ -151,6 +151,12 @@ def spherical_bessel_j1_eager(x: torch.Tensor) -> torch.Tensor:
     return _J1.apply(x)
 
 
+def _fill_added_buffers(module: torch.nn.Module, state_dict: dict, prefix: str) -> None:
+    """Give a state dict from before ``module.ADDED_BUFFERS`` existed their SPEC values."""
+    for name, value in module.ADDED_BUFFERS.items():
+        state_dict.setdefault(prefix + name, torch.full_like(getattr(module, name), value))
+
+
 class FourierBesselEdgeMixer(torch.nn.Module):
     """Radial edge features augmented with a j1 Fourier-Bessel band, then mixed.
 
@@ -167,8 +173,8 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         old ones at init; ``"residual"``: ``radial + basis @ W``, only ``W`` learned.
     """
 
-    #: buffers added after the first model files; their fresh values reproduce those files
-    ADDED_BUFFERS = ("fb_scale",)
+    #: buffers added after the first model files, with the SPEC values those files computed with
+    ADDED_BUFFERS = {"fb_scale": 1.0}
 
     def __init__(self, num_radial: int, r_max: float, num_fb: int = 8, mix: str = "full") -> None:
         super().__init__()
@@ -188,8 +194,7 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         self.weight = torch.nn.Parameter(weight)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: D105
-        # model files written before ``fb_scale`` existed hold the SPEC scale, 1
-        state_dict.setdefault(prefix + "fb_scale", torch.ones_like(self.fb_scale))
+        _fill_added_buffers(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
@@ -367,8 +372,8 @@ class ESReadoutExpansion(torch.nn.Module):
     """
 
     __constants__ = ["adaptive"]  # TorchScript compiles only the branch in use
-    #: buffers added after the first model files; their fresh values reproduce those files
-    ADDED_BUFFERS = ("shift", "scale")
+    #: buffers added after the first model files, with the SPEC values those files computed with
+    ADDED_BUFFERS = {"shift": 0.0, "scale": 1.0}
 
     def __init__(
         self,
@@ -417,9 +422,7 @@ class ESReadoutExpansion(torch.nn.Module):
         self.window_size = math.ceil(1.0 + ratio) - self.window_start
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: D105
-        # model files written before the calibration buffers existed hold SPEC's squash
-        state_dict.setdefault(prefix + "shift", torch.zeros_like(self.shift))
-        state_dict.setdefault(prefix + "scale", torch.ones_like(self.scale))
+        _fill_added_buffers(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._set_window()  # loaded centres or width define the window
 
