@@ -20,11 +20,7 @@ import yaml
 #: keys that control one run and may change on ``--resume`` (not part of the fingerprint)
 #: settings added after the first checkpoints were written; at their defaults they
 #: leave the fingerprint as it was, so those checkpoints still resume
-LATER_KEYS: dict[str, Any] = {
-    "c_max_margin": 1.0,
-    "pgs_calibrate": False,
-    "pgs_calibrate_spread": 3.0,
-}
+LATER_KEYS = frozenset({"c_max_margin", "pgs_calibrate", "pgs_calibrate_spread"})
 
 RUN_CONTROL_KEYS = frozenset(
     {"out_dir", "max_steps", "checkpoint_every", "progress", "device", "test_file"}
@@ -122,8 +118,9 @@ class TrainConfig:
         """
         skip = RUN_CONTROL_KEYS | ({"max_epochs"} if self.scheduler != "cosine" else set())
         data = {k: v for k, v in self.to_dict().items() if k not in skip}
-        for key, default in LATER_KEYS.items():  # checkpoints from before these keys
-            if data.get(key) == default:
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for key in LATER_KEYS:  # checkpoints from before these keys lack them
+            if data.get(key) == defaults[key]:
                 del data[key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
