@@ -1,9 +1,12 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import ase.io
 import pytest
 import torch
+import yaml
 
 from pansim.training.checkpoint import CheckpointError
 from pansim.training.data import file_sha256
@@ -67,6 +70,26 @@ def test_resume_continues_exactly(make_config, tmp_path, schedule):
             assert torch.equal(x, y)
     assert_same_tensors(a["optimizer"]["state"][0], b["optimizer"]["state"][0])
     assert a["scheduler"] == b["scheduler"]
+    assert a["state"]["history"] == b["state"]["history"]
+
+
+def test_resume_in_a_fresh_process_continues_exactly(make_config, tmp_path):
+    """The user's case: ``pansim train`` stops, a new ``pansim train --resume`` goes on.
+
+    Each of the two commands is a fresh process, so TorchScript graphs run their
+    first calls again after the resume; the steps must still match a straight run.
+    """
+    common = dict(max_epochs=2, scheduler="plateau", scheduler_patience=0, scheduler_factor=0.5)
+    straight = make_config(out_dir=str(tmp_path / "a"), **common)
+    train(straight)
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(make_config(out_dir=str(tmp_path / "b"), **common).to_dict()))
+    command = [sys.executable, "-m", "pansim", "train", str(path)]
+    subprocess.run([*command, "--max_steps", "4"], check=True, capture_output=True)
+    subprocess.run([*command, "--resume"], check=True, capture_output=True)
+    a, b = checkpoint(straight), torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)
+    assert b["state"]["step"] == a["state"]["step"] == 6
+    assert_same_tensors(a["model"], b["model"])
     assert a["state"]["history"] == b["state"]["history"]
 
 
