@@ -9,7 +9,7 @@ coordination range. Writes ``results/validate/compression_by_variant.md``.
 
 Usage (from the repository root)::
 
-    python scripts/compression_by_variant.py [--systems si lif]
+    python scripts/compression_by_variant.py [--systems ag lif si]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def system_rows(system: str) -> tuple[list[str], list[str]]:
 def main(argv: list[str] | None = None) -> str:
     """Build both tables, write them, print them."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--systems", nargs="+", default=["si", "lif"], choices=sorted(CRYSTALS))
+    parser.add_argument("--systems", nargs="+", default=sorted(CRYSTALS), choices=sorted(CRYSTALS))
     parser.add_argument(
         "--out", type=Path, default=ROOT / "results" / "validate" / "compression_by_variant.md"
     )
