@@ -6,6 +6,10 @@ Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
     python scripts/ablation_table.py                          # all finished runs
     python scripts/ablation_table.py --systems si ag --out results/ablation
     python scripts/ablation_table.py --rows-from results/ablation/ablation.json  # re-aggregate
+    # evaluate one system alone, then put its rows into the committed table:
+    python scripts/ablation_table.py --systems ag --merge --out runs/ablation-ag
+    python scripts/ablation_table.py --rows-from results/ablation/ablation.json \
+        runs/ablation-ag/ablation.json
 
 Writes ``ablation.md`` and ``ablation.json`` (per-run metrics included) and
 prints the Markdown. Only finished runs count; the note under the table lists
@@ -30,12 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _note(rows, planned_seeds: int) -> str:
-    """Seeds and epochs per system; seeds per variant where the variants differ."""
+    """Seeds and epochs per system (per variant where they differ), and when it was timed."""
     seeds = defaultdict(lambda: defaultdict(set))
     epochs = defaultdict(set)
+    timing = {}  # system -> (first timed_at, highest 1-minute load) of rows that record it
     for row in rows:
         seeds[row["system"]][row["variant"]].add(row["seed"])
         epochs[row["system"]].add(row["epochs"])
+        if "timed_at" in row:
+            at, load = timing.get(row["system"], (row["timed_at"], row["load_1min"]))
+            timing[row["system"]] = (min(at, row["timed_at"]), max(load, row["load_1min"]))
     parts = []
     for system in sorted(seeds):
         by_variant = seeds[system]
@@ -47,7 +55,9 @@ def _note(rows, planned_seeds: int) -> str:
                 f"{sorted(s)} ({variant})" for variant, s in sorted(by_variant.items())
             )
         short_text = " (fewer seeds than planned)" if short else ""
-        parts.append(f"{system}: {text}{short_text}, epochs {sorted(epochs[system])}")
+        timed = timing.get(system)
+        when = f", timed {timed[0]} at load {timed[1]:.1f}" if timed else ""
+        parts.append(f"{system}: {text}{short_text}, epochs {sorted(epochs[system])}{when}")
     return "Runs included: " + "; ".join(parts) + "."
 
 
@@ -63,6 +73,22 @@ def merged_rows(paths, systems=None) -> list[dict]:
         except (json.JSONDecodeError, KeyError) as exc:
             raise SystemExit(f"{path}: not an ablation.json with per-run rows ({exc})") from exc
         rows += [r for r in runs if not systems or r["system"].split(" (")[0] in systems]
+    return rows
+
+
+def stored_rows(paths, systems=None) -> list[dict]:
+    """Per-run rows of ``paths``; a later file's rows replace every earlier row of their systems.
+
+    So a system re-evaluated alone (``--systems``) updates a committed table without
+    re-timing the others. Each row keeps when and under what load it was timed.
+    """
+    rows: list[dict] = []
+    for path in paths:
+        if not Path(path).exists():
+            raise SystemExit(f"{path}: no such file")
+        new = merged_rows([path], systems)
+        replaced = {r["system"] for r in new}
+        rows = [r for r in rows if r["system"] not in replaced] + new
     return rows
 
 
@@ -84,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rows-from",
         type=Path,
+        nargs="+",
         default=None,
-        help="rebuild the table from the per-run rows of this ablation.json (no evaluation, "
-        "no timing, no --merge: the file already holds the merged rows)",
+        help="rebuild the table from the per-run rows of these ablation.json files (no "
+        "evaluation, no timing, no --merge: the files already hold the merged rows); "
+        "a later file's rows replace the earlier rows of each system it has",
     )
     args = parser.parse_args(argv)
 
@@ -95,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from pansim.training.data import load_dataset
 
     if args.rows_from is not None:
-        return _write_table(ablation, merged_rows([args.rows_from], args.systems), args)
+        return _write_table(ablation, stored_rows(args.rows_from, args.systems), args)
     groups = defaultdict(list)
     for job in plan.jobs_in(args.configs, args.systems, root=ROOT):
         if plan.status(job) == "done":

@@ -10,7 +10,9 @@ the baseline of the same system.
 from __future__ import annotations
 
 import json
+import os
 import statistics as stats
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,8 +61,14 @@ def flops(model: torch.nn.Module, batch: dict, stress: bool) -> float:
 def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
     """FLOPs and median CPU time (s) of each model on one batch of ``samples``.
 
-    Timed with :func:`pansim.timing.interleaved` (CPU time, medians).
+    Timed with :func:`pansim.timing.interleaved` (CPU time, medians). Each entry also
+    keeps when the timing started (``timed_at``, UTC) and the machine's 1-minute load
+    average then (``load_1min``), so a table can say under what load it was timed.
     """
+    when = {
+        "timed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_1min": os.getloadavg()[0],
+    }
     stress = wants_stress(samples)
     batches = {k: batch_to_tensors(samples, _dtype(m), "cpu") for k, m in models.items()}
     calls = {
@@ -69,7 +77,7 @@ def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
     }
     times = {k: s["cpu"] for k, s in interleaved(calls, repeats, warmup).items()}
     return {
-        k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k])}
+        k: {"flops": flops(m, batches[k], stress), "seconds": stats.median(times[k]), **when}
         for k, m in models.items()
     }
 

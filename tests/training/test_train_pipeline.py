@@ -88,6 +88,8 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     assert len(result["runs"]) == 2
     assert {e["variant"] for e in result["table"]} == {"baseline", "pan+pgs"}
     assert all(e["flops"] > 0 for e in result["table"])
+    assert all(r["timed_at"].endswith("Z") and r["load_1min"] >= 0 for r in result["runs"])
+    assert f"timed {result['runs'][0]['timed_at']} at load" in result["note"]
     assert "emt: seeds [0] (fewer seeds than planned), epochs [1]" in result["note"]
     assert "| emt | pan+pgs | 1 | 1 |" in (tmp_path / "ablation" / "ablation.md").read_text()
     config = yaml.safe_load((tmp_path / "configs" / "emt" / "pan+pgs-seed0.yaml").read_text())
@@ -163,6 +165,28 @@ def test_ablation_table_rebuilt_from_stored_rows_names_seeds_per_variant(tmp_pat
     assert table[("lif", "pan")]["time_ratio"] == pytest.approx(1.0 / 2.0)  # over all 3 baselines
     assert len(json.loads((out / "ablation.json").read_text())["runs"]) == len(runs)
     assert "wrote" in capsys.readouterr().out
+
+
+def test_ablation_rows_from_later_file_replace_that_system(tmp_path):
+    script = runpy.run_path(str(ROOT / "scripts" / "ablation_table.py"))
+    m = {"energy_per_atom": {"mae": 1.0}, "forces": {"mae": 20.0}, "stress": {"mae": None}}
+
+    def stored(name, system_seeds):
+        runs = [{"system": system, "variant": "baseline", "seed": k, "epochs": 1, "metrics": m,
+                 "flops": 1.0, "seconds": 1.0}
+                for system, seeds in system_seeds.items() for k in seeds]  # fmt: skip
+        path = tmp_path / name
+        path.write_text(json.dumps({"note": "", "table": [], "runs": runs}))
+        return path
+
+    committed = stored("committed.json", {"si": (0, 1, 2), "ag": (0,)})
+    update = stored("ag.json", {"ag": (0, 1)})
+    rows = script["stored_rows"]([committed, update])
+    assert sorted((r["system"], r["seed"]) for r in rows) == [
+        ("ag", 0), ("ag", 1), ("si", 0), ("si", 1), ("si", 2)
+    ]
+    with pytest.raises(SystemExit, match="no such file"):
+        script["stored_rows"]([committed, tmp_path / "missing.json"])
 
 
 def test_compression_script_rows_from_shipped_models(tmp_path):
