@@ -182,9 +182,8 @@ def test_ablation_rows_from_later_file_replace_that_system(tmp_path):
     committed = stored("committed.json", {"si": (0, 1, 2), "ag": (0,)})
     update = stored("ag.json", {"ag": (0, 1)})
     rows = script["stored_rows"]([committed, update])
-    assert sorted((r["system"], r["seed"]) for r in rows) == [
-        ("ag", 0), ("ag", 1), ("si", 0), ("si", 1), ("si", 2)
-    ]
+    expected = [("ag", 0), ("ag", 1), ("si", 0), ("si", 1), ("si", 2)]
+    assert sorted((r["system"], r["seed"]) for r in rows) == expected
     with pytest.raises(SystemExit, match="no such file"):
         script["stored_rows"]([committed, tmp_path / "missing.json"])
 
