@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate the trained ablation runs on their committed test splits; write the table.
+r"""Evaluate the trained ablation runs on their committed test splits; write the table.
 
 Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
 

@@ -70,3 +70,18 @@ def test_scalar_pathway_probe_reads_the_committed_si_run(tmp_path):
     summary = json.loads((ROOT / "results/training/si/pan+pgs-seed0/summary.json").read_text())
     assert summary["config"]["variant"] == "pan+pgs"
     assert "ES centre spacing 0.286" in rows[3]  # 8 centres on [-1, 1]
+
+
+def test_errors_by_route_covers_every_test_configuration(tmp_path, capsys):
+    """The per-route table's 'all' row is the shipped card's force MAE; routes sum up."""
+    import runpy
+
+    script = runpy.run_path(str(ROOT / "scripts" / "errors_by_route.py"))
+    out = tmp_path / "routes.md"
+    assert script["main"](["--system", "si", "--model", "b=si-baseline", "--out", str(out)]) == 0
+    card = json.loads((ROOT / "pansim" / "pretrained" / "si-baseline.json").read_text())
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| ")]
+    table = {r[0].strip(): (int(r[1]), float(r[2])) for r in rows[2:]}  # after the rule
+    assert table["all"][1] == pytest.approx(card["test_metrics"]["forces"]["mae"], abs=0.051)
+    assert sum(n for route, (n, _) in table.items() if route != "all") == table["all"][0] == 30
+    assert {"strain", "thermal", "liquid"} <= set(table)
