@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,18 +77,20 @@ def test_resume_continues_exactly(make_config, tmp_path, schedule):
 def test_resume_in_a_fresh_process_continues_exactly(make_config, tmp_path):
     """The user's case: ``pansim train`` stops, a new ``pansim train --resume`` goes on.
 
-    Each of the two commands is a fresh process, so TorchScript graphs run their
-    first calls again after the resume; the steps must still match a straight run.
+    Every run is its own fresh process (one thread each), as on the command line, so
+    TorchScript graphs run their first calls again after the resume; the resumed run
+    must still match a straight run step for step.
     """
     common = dict(max_epochs=2, scheduler="plateau", scheduler_patience=0, scheduler_factor=0.5)
-    straight = make_config(out_dir=str(tmp_path / "a"), **common)
-    train(straight)
-    path = tmp_path / "b.yaml"
-    path.write_text(yaml.safe_dump(make_config(out_dir=str(tmp_path / "b"), **common).to_dict()))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(make_config(out_dir=str(tmp_path / "a"), **common).to_dict()))
     command = [sys.executable, "-m", "pansim", "train", str(path)]
-    subprocess.run([*command, "--max_steps", "4"], check=True, capture_output=True)
-    subprocess.run([*command, "--resume"], check=True, capture_output=True)
-    a, b = checkpoint(straight), torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    for extra in ([], ["--out_dir", str(tmp_path / "b"), "--max_steps", "4"],
+                  ["--out_dir", str(tmp_path / "b"), "--resume"]):  # fmt: skip
+        subprocess.run([*command, *extra], check=True, capture_output=True, env=env)
+    a = torch.load(tmp_path / "a" / CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)
     assert b["state"]["step"] == a["state"]["step"] == 6
     assert_same_tensors(a["model"], b["model"])
     assert a["state"]["history"] == b["state"]["history"]

@@ -44,6 +44,8 @@ def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsy
             str(out),
             "--skip",
             "md",
+            "--baseline",  # not registered and not a file: the report goes on without it
+            "emt-baseline",
         ]
     )
     assert code == 0
