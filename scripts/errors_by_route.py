@@ -9,9 +9,9 @@ Usage (from the repository root)::
         --out results/pilot/si/errors_by_route.md
 
 Reads ``data/<system>/test.extxyz`` (the ``route`` of each configuration is in its
-``info``, see ``data/README.md``), evaluates every model with :class:`PANCalculator`
-and writes a Markdown table of force MAE (meV/A) per route, with the number of
-configurations, and prints it.
+``info``, see ``data/README.md``), evaluates every model the way ``pansim eval`` does
+(:func:`pansim.training.report.evaluate_file`) and writes a Markdown table of force MAE
+(meV/A) per route, with the number of configurations, and prints it.
 """
 
 from __future__ import annotations
@@ -20,28 +20,26 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from ase.io import read
 
-from pansim import PANCalculator
 from pansim._io import write_text_atomic
+from pansim.model_io import load_model
+from pansim.pretrained import model_file
+from pansim.training.evaluate import metrics
+from pansim.training.report import evaluate_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def route_force_mae(frames, model: str, forces_key: str) -> dict[str, float]:
-    """Force MAE (meV/A) of ``model`` over ``frames``, per route and over all ('all')."""
-    calc = PANCalculator(model=model)
-    errors = defaultdict(list)
-    for atoms in frames:
-        if forces_key not in atoms.arrays:
-            raise SystemExit(f"a test configuration has no {forces_key!r} forces")
-        copy = atoms.copy()
-        copy.calc = calc
-        error = np.abs(copy.get_forces() - atoms.arrays[forces_key]).ravel()
-        errors[atoms.info.get("route", "unknown")].append(error)
-        errors["all"].append(error)
-    return {route: 1000.0 * float(np.concatenate(e).mean()) for route, e in errors.items()}
+def route_force_mae(path: Path, routes: list[str], model: str, keys) -> dict[str, float]:
+    """Force MAE (meV/A) of ``model`` on ``path``, per route and over all ('all')."""
+    result, samples, preds = evaluate_file(load_model(model_file(model)), path, keys)
+    by_route = defaultdict(lambda: ([], []))
+    for route, sample, pred in zip(routes, samples, preds, strict=True):
+        by_route[route][0].append(sample)
+        by_route[route][1].append(pred)
+    mae = {route: metrics(*pair)["forces"]["mae"] for route, pair in by_route.items()}
+    return {"all": result["forces"]["mae"], **mae}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", required=True)
     parser.add_argument("--model", action="append", required=True, metavar="LABEL=PATH")
+    parser.add_argument("--energy-key", default="REF_energy")
     parser.add_argument("--forces-key", default="REF_forces")
+    parser.add_argument("--stress-key", default="REF_stress")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -59,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         if not eq:
             parser.error(f"--model {item!r}: expected LABEL=PATH")
         models[label] = path
-    frames = read(ROOT / "data" / args.system / "test.extxyz", ":")
-    counts = defaultdict(int)
-    for atoms in frames:
-        counts[atoms.info.get("route", "unknown")] += 1
-    counts["all"] = len(frames)
-    mae = {label: route_force_mae(frames, path, args.forces_key) for label, path in models.items()}
+    path = ROOT / "data" / args.system / "test.extxyz"
+    routes = [atoms.info.get("route", "unknown") for atoms in read(path, ":")]
+    counts = defaultdict(int, all=len(routes))
+    for route in routes:
+        counts[route] += 1
+    keys = (args.energy_key, args.forces_key, args.stress_key)
+    mae = {label: route_force_mae(path, routes, model, keys) for label, model in models.items()}
     lines = [
         f"Test force MAE (meV/A) per sampling route, `data/{args.system}/test.extxyz`.",
         "",
