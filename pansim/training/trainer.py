@@ -191,8 +191,7 @@ class Trainer:
         self.data = load_data(config)
         self.kwargs = model_kwargs(config, self.data)
         self.model = self._build(builder)
-        with plain_torchscript():
-            self.calibration = self._calibrate() if config.pgs_calibrate else None
+        self.calibration = self._calibrate() if config.pgs_calibrate else None
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.ema = self._make_ema()
@@ -231,12 +230,13 @@ class Trainer:
             batch_to_tensors(train[i : i + size], self.dtype, self.info.device)
             for i in range(0, len(train), size)
         )
-        return calibrate_scalar_pathway(
-            self.model,
-            batches,
-            lambda model, batch: model(batch, compute_force=False),
-            spread=self.config.pgs_calibrate_spread,
-        )
+        with plain_torchscript():
+            return calibrate_scalar_pathway(
+                self.model,
+                batches,
+                lambda model, batch: model(batch, compute_force=False),
+                spread=self.config.pgs_calibrate_spread,
+            )
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.config.optimizer]
