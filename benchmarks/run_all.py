@@ -68,6 +68,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/run_all.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _common as common  # noqa: E402
+from pansim._io import replace_between_markers  # noqa: E402
 
 ROOT = common.ROOT
 BENCHMARKS = ("overhead", "calculator", "scaling", "batched")
@@ -532,14 +533,9 @@ def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "READ
     Only for the project's own results folder: runs into other folders (tests, trials)
     leave the README alone. Returns whether it was rewritten.
     """
-    if Path(out_dir).resolve() != common.OUT_DIR.resolve() or not readme_path.exists():
+    if Path(out_dir).resolve() != common.OUT_DIR.resolve():
         return False
-    text = readme_path.read_text()
     start, end = README_MARKERS
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
     found = load(out_dir, "main")
     machines = sorted(
         {f"{r['machine']['cpu']}, {r['machine']['cores']} cores" for _, _, r in found.values()}
@@ -551,7 +547,8 @@ def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "READ
         f"Versions: {'; '.join(versions)}.\n\n"
         f"{summary(found) if found else 'No results yet.'}\n{end}"
     )
-    common.write_text_atomic(readme_path, head + block + tail)
+    if not replace_between_markers(readme_path, start, end, block):
+        return False
     print(f"wrote the summary table of {readme_path}", file=sys.stderr)
     return True
 

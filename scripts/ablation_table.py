@@ -12,8 +12,9 @@ Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
         runs/ablation-ag/ablation.json
 
 Writes ``ablation.md`` and ``ablation.json`` (per-run metrics included) and
-prints the Markdown. Only finished runs count; the note under the table lists
-the seeds and epochs that actually went in.
+prints the Markdown; into the project's ``results/ablation`` it also rewrites
+the README's table (between ``README_MARKERS``). Only finished runs count; the
+note under the table lists the seeds and epochs that actually went in.
 
 The NequIP / Allegro rows (issue 7) are evaluated in the second environment by
 ``.venv-nequip/bin/python -m pansim_nequip.comparison table`` into
@@ -31,6 +32,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the ablation table in the project README sits between these lines
+README_MARKERS = ("<!-- ablation table: start", "<!-- ablation table: end -->")
 
 
 def _note(rows, planned_seeds: int) -> str:
@@ -86,9 +89,18 @@ def stored_rows(paths, systems=None) -> list[dict]:
     for path in paths:
         if not Path(path).exists():
             raise SystemExit(f"{path}: no such file")
-        new = merged_rows([path], systems)
-        replaced = {r["system"] for r in new}
-        rows = [r for r in rows if r["system"] not in replaced] + new
+        new = defaultdict(list)
+        for r in merged_rows([path], systems):
+            new[r["system"]].append(r)
+        # a replaced system keeps its place, so the committed table's order stays put
+        kept, placed = [], set()
+        for r in rows:
+            if r["system"] not in new:
+                kept.append(r)
+            elif r["system"] not in placed:
+                kept += new[r["system"]]
+                placed.add(r["system"])
+        rows = kept + [r for system, rs in new.items() if system not in placed for r in rs]
     return rows
 
 
@@ -151,6 +163,15 @@ def _write_table(ablation, rows: list[dict], args) -> int:
     md, js = ablation.write(table, rows, args.out, note)
     print(md.read_text())
     print(f"wrote {md} and {js}")
+    if args.out.resolve() == (ROOT / "results" / "ablation").resolve():
+        from pansim._io import replace_between_markers
+
+        start, end = README_MARKERS
+        lines = [line for line in md.read_text().splitlines() if line.startswith("|")]
+        header = f"{start} (written by `python scripts/ablation_table.py`) -->"
+        block = "\n".join([header, *lines, end])
+        if replace_between_markers(ROOT / "README.md", start, end, block):
+            print(f"wrote the ablation table of {ROOT / 'README.md'}")
     return 0
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from pansim._io import atomic_path, write_json_atomic, write_text_atomic
+from pansim._io import atomic_path, replace_between_markers, write_json_atomic, write_text_atomic
 
 
 def test_text_round_trip_creates_parents(tmp_path):
@@ -69,3 +69,15 @@ def test_model_files_get_the_usual_permissions(tmp_path, tiny_model_factory):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_replace_between_markers_keeps_the_rest_and_skips_unmarked_files(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("intro\n<!-- s (by x) -->\nold\n<!-- e -->\noutro\n")
+    assert replace_between_markers(path, "<!-- s", "<!-- e -->", "<!-- s -->\nnew\n<!-- e -->")
+    assert path.read_text() == "intro\n<!-- s -->\nnew\n<!-- e -->\noutro\n"
+    path.write_text("no markers\n")
+    assert not replace_between_markers(path, "<!-- s", "<!-- e -->", "x")
+    assert path.read_text() == "no markers\n"
+    assert not replace_between_markers(tmp_path / "missing.md", "<!-- s", "<!-- e -->", "x")
+    assert not (tmp_path / "missing.md").exists()

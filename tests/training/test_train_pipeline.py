@@ -186,6 +186,9 @@ def test_ablation_rows_from_later_file_replace_that_system(tmp_path):
     assert sorted((r["system"], r["seed"]) for r in rows) == expected
     with pytest.raises(SystemExit, match="no such file"):
         script["stored_rows"]([committed, tmp_path / "missing.json"])
+    earlier = stored("c2.json", {"ag": (0,), "si": (0,), "lif": (0,)})
+    ordered = script["stored_rows"]([earlier, update])
+    assert [r["system"] for r in ordered] == ["ag", "ag", "si", "lif"]  # ag keeps its place
 
 
 def test_compression_script_rows_from_shipped_models(tmp_path):
