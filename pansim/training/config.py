@@ -20,7 +20,7 @@ import yaml
 #: keys that control one run and may change on ``--resume`` (not part of the fingerprint)
 #: settings added after the first checkpoints were written; at their defaults they
 #: leave the fingerprint as it was, so those checkpoints still resume
-LATER_KEYS = frozenset({"c_max_margin", "pgs_calibrate", "pgs_calibrate_spread"})
+LATER_KEYS = frozenset({"c_max_margin", "pgs_calibrate", "pgs_calibrate_spread", "module_lr_scale"})
 
 RUN_CONTROL_KEYS = frozenset(
     {"out_dir", "max_steps", "checkpoint_every", "progress", "device", "test_file"}
@@ -60,6 +60,8 @@ class TrainConfig:
     stress_weight: float = 1.0
     optimizer: str = "adamw"
     lr: float = 1e-2
+    #: learning rate of the added PAN / PGS parameters, as a multiple of ``lr``
+    module_lr_scale: float = 1.0
     weight_decay: float = 5e-7
     scheduler: str = "plateau"
     scheduler_patience: int = 5
@@ -97,6 +99,7 @@ class TrainConfig:
         for name in ("batch_size", "valid_batch_size", "max_epochs", "checkpoint_every"):
             _require(getattr(self, name) >= 1, f"{name} must be >= 1")
         _require(self.lr > 0, "lr must be > 0")
+        _require(self.module_lr_scale > 0, "module_lr_scale must be > 0")
         _require(self.r_max > 0, "r_max must be > 0")
         _require(self.c_max_margin > 0, "c_max_margin must be > 0")
         _require(self.pgs_calibrate_spread > 0, "pgs_calibrate_spread must be > 0")

@@ -157,6 +157,16 @@ def model_kwargs(config: TrainConfig, data: Datasets) -> dict[str, Any]:
     }
 
 
+#: parameter-name prefixes of the modules a variant adds to the backbone (PAN, PGS)
+ADDED_PREFIXES = ("pan_layers.", "edge_mixer.", "readout_expansions.")
+
+
+def is_added_parameter(name: str) -> bool:
+    """Whether a parameter belongs to a PAN / PGS module rather than the backbone."""
+    name = name.removeprefix("module.")  # DDP wrapper
+    return name.startswith(ADDED_PREFIXES)
+
+
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
     """Global batches of one epoch: a seeded permutation of ``range(n)``, cut in batches.
 
@@ -240,8 +250,16 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.config.optimizer]
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        return cls(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        c = self.config
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if c.module_lr_scale == 1.0:
+            return cls([p for _, p in named], lr=c.lr, weight_decay=c.weight_decay)
+        added = [p for n, p in named if is_added_parameter(n)]
+        backbone = [p for n, p in named if not is_added_parameter(n)]
+        groups = [{"params": backbone}]  # group 0: the backbone (its lr is the one logged)
+        if added:
+            groups.append({"params": added, "lr": c.lr * c.module_lr_scale})
+        return cls(groups, lr=c.lr, weight_decay=c.weight_decay)
 
     def _make_scheduler(self):
         c = self.config

@@ -211,3 +211,22 @@ def test_pgs_calibration_sets_buffers_keeps_baseline_and_ships_them(make_config,
     saved_es = saved.readout_expansions[0].expansion
     assert torch.equal(saved_es.scale, es.scale) and torch.equal(saved_es.shift, es.shift)
     assert "pgs_calibration" in saved.pansim_metadata["provenance"]
+
+
+def test_module_lr_scale_puts_added_modules_in_their_own_group(make_config):
+    from pansim.training.trainer import is_added_parameter
+
+    config = make_config(max_epochs=1, test_file=None, variant="pan+pgs", module_lr_scale=0.25)
+    trainer = Trainer(config)
+    groups = trainer.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [config.lr, config.lr * 0.25]
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    assert all(is_added_parameter(names[id(p)]) for p in groups[1]["params"])
+    assert not any(is_added_parameter(names[id(p)]) for p in groups[0]["params"])
+    n_trainable = sum(1 for p in trainer.model.parameters() if p.requires_grad)
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == n_trainable
+    # the default keeps one group (and so the optimizer state of older checkpoints)
+    plain = Trainer(
+        make_config(max_epochs=1, test_file=None, variant="pan+pgs", out_dir=config.out_dir + "b")
+    )
+    assert len(plain.optimizer.param_groups) == 1
