@@ -1,0 +1,181 @@
+"""Learning curves and stopping table of the converged-recipe runs (issue 23).
+
+Reads every run folder ``RUNS/<system>/<variant>-seed<k>/`` (``metrics.json`` written
+each epoch, ``summary.json`` once the run has finished) and writes, per system,
+
+- ``RUNS/<system>/learning_curves.png``: validation loss and validation force MAE
+  against epoch, every variant and seed of the system on one figure (log scale);
+- ``RUNS/report.md`` / ``RUNS/report.json``: per run, whether it finished, the epoch
+  it stopped at and why, its best (selection) epoch, the validation errors at the best
+  epoch, and, for finished runs only, the test errors the trainer measured once on the
+  best weights.
+
+Runs still in progress are listed with their latest epoch and marked ``running``;
+their test errors do not exist yet (the trainer touches the test split once, at the
+end). Nothing here chooses anything on test data.
+
+    python scripts/converged_report.py                       # results/converged
+    python scripts/converged_report.py --runs results/training --out-dir /tmp/cosine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_NAME = re.compile(r"^(?P<variant>.+)-seed(?P<seed>\d+)$")
+VARIANT_ORDER = ("baseline", "pan", "pgs", "pan+pgs")
+#: validation columns reported (metrics.json keys) and their units
+COLUMNS = {
+    "valid_energy_mae": "meV/atom",
+    "valid_forces_mae": "meV/A",
+    "valid_stress_mae": "GPa",
+}
+
+
+def read_run(path: Path) -> dict | None:
+    """One run folder as a dict, or None when it has no epoch yet."""
+    match = RUN_NAME.match(path.name)
+    metrics = path / "metrics.json"
+    if match is None or not metrics.exists():
+        return None
+    history = json.loads(metrics.read_text())
+    if not history:
+        return None
+    summary_path = path / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    best = min(history, key=lambda row: row["valid_loss"])
+    run = {
+        "system": path.parent.name,
+        "variant": match["variant"],
+        "seed": int(match["seed"]),
+        "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+        "status": "finished" if summary else "running",
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "best_valid_loss": best["valid_loss"],
+        "best_valid": {key: best.get(key) for key in COLUMNS},
+        "final_lr": history[-1]["lr"],
+        "stop_reason": summary.get("stop_reason") if summary else None,
+        "test": summary.get("test") if summary else None,
+        "history": history,
+    }
+    return run
+
+
+def collect(runs_dir: Path) -> dict[str, list[dict]]:
+    """Runs by system (variant order, then seed)."""
+    systems: dict[str, list[dict]] = {}
+    for path in sorted(runs_dir.glob("*/*-seed*")):
+        run = read_run(path)
+        if run is not None:
+            systems.setdefault(run["system"], []).append(run)
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    for runs in systems.values():
+        runs.sort(key=lambda r: (rank.get(r["variant"], 9), r["variant"], r["seed"]))
+    return systems
+
+
+def plot(system: str, runs: list[dict], path: Path) -> Path:
+    """Validation loss and force MAE against epoch, all runs of a system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = dict(zip(VARIANT_ORDER, ("black", "tab:blue", "tab:orange", "tab:red"), strict=True))
+    styles = ("-", "--", ":")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for run in runs:
+        epochs = [row["epoch"] for row in run["history"]]
+        label = f"{run['variant']} s{run['seed']}" + (
+            " (running)" if run["status"] != "finished" else ""
+        )
+        style = dict(color=colours.get(run["variant"], "grey"), ls=styles[run["seed"] % 3], lw=1.2)
+        axes[0].plot(epochs, [row["valid_loss"] for row in run["history"]], label=label, **style)
+        axes[1].plot(epochs, [row["valid_forces_mae"] for row in run["history"]], **style)
+        axes[0].plot([run["best_epoch"]], [run["best_valid_loss"]], "o", ms=4, color=style["color"])
+    axes[0].set(
+        yscale="log", xlabel="epoch", ylabel="validation loss", title=f"{system}: validation loss"
+    )
+    axes[1].set(yscale="log", xlabel="epoch", ylabel="validation force MAE (meV/A)",
+                title=f"{system}: validation force MAE")  # fmt: skip
+    axes[0].legend(fontsize=7, ncol=2)
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _mae(test: dict, key: str) -> float | None:
+    """The MAE of one quantity in a trainer test summary, if measured."""
+    return (test.get(key) or {}).get("mae")
+
+
+def markdown(systems: dict[str, list[dict]]) -> str:
+    """The stopping table of every run."""
+    lines = [
+        "# Converged-recipe runs: where each stopped and why",
+        "",
+        "Written by `python scripts/converged_report.py`. Validation errors at the best",
+        "(selection) epoch; test errors only for finished runs (measured once, at the end,",
+        "on the best-validation EMA weights).",
+        "",
+    ]
+    header = (
+        "| run | status | epochs | best epoch | stop reason | final lr | valid E (meV/atom) "
+        "| valid F (meV/A) | valid S (GPa) | test E | test F | test S |"
+    )
+    for system, runs in systems.items():
+        lines += [f"## {system}", "", f"![learning curves]({system}/learning_curves.png)", ""]
+        lines += [header, "|" + "---|" * 12]
+        for run in runs:
+            test = run["test"] or {}
+            valid = run["best_valid"]
+            lines.append(
+                f"| {run['variant']} s{run['seed']} | {run['status']} | {run['epochs']} "
+                f"| {run['best_epoch']} | {run['stop_reason'] or '-'} | {run['final_lr']:.2g} "
+                f"| {_fmt(valid['valid_energy_mae'])} | {_fmt(valid['valid_forces_mae'])} "
+                f"| {_fmt(valid['valid_stress_mae'])} | {_fmt(_mae(test, 'energy_per_atom'))} "
+                f"| {_fmt(_mae(test, 'forces'))} | {_fmt(_mae(test, 'stress'))} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the plots and the table; 0 on success."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "results" / "converged")
+    parser.add_argument("--out-dir", type=Path, help="where to write (default: --runs)")
+    args = parser.parse_args(argv)
+    out = args.out_dir or args.runs
+    systems = collect(args.runs)
+    if not systems:
+        parser.error(f"no run folders with metrics under {args.runs}")
+    for system, runs in systems.items():
+        print("wrote", plot(system, runs, out / system / "learning_curves.png"))
+    from pansim._io import write_text_atomic
+
+    slim = {
+        s: [{k: v for k, v in r.items() if k != "history"} for r in runs]
+        for s, runs in systems.items()
+    }
+    write_text_atomic(out / "report.json", json.dumps(slim, indent=1))
+    write_text_atomic(out / "report.md", markdown(systems))
+    print("wrote", out / "report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""scripts/converged_report.py: stopping table and learning curves from run folders."""
+
+import json
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _row(epoch, loss, forces):
+    return {"epoch": epoch, "lr": 1e-3, "valid_loss": loss, "valid_forces_mae": forces,
+            "valid_energy_mae": 1.0, "valid_stress_mae": 0.1}  # fmt: skip
+
+
+def test_report_marks_running_runs_and_takes_best_epoch_on_validation(tmp_path):
+    report = runpy.run_path(str(ROOT / "scripts" / "converged_report.py"))
+    done = tmp_path / "si" / "pan-seed0"
+    running = tmp_path / "si" / "baseline-seed0"
+    for path in (done, running):
+        path.mkdir(parents=True)
+    history = [_row(0, 3.0, 90.0), _row(1, 1.0, 60.0), _row(2, 2.0, 70.0)]
+    (done / "metrics.json").write_text(json.dumps(history))
+    (done / "summary.json").write_text(json.dumps({
+        "stop_reason": "early stopping", "test": {"forces": {"mae": 55.5}}}))  # fmt: skip
+    (running / "metrics.json").write_text(json.dumps(history[:1]))
+    assert report["main"](["--runs", str(tmp_path)]) == 0
+    runs = json.loads((tmp_path / "report.json").read_text())["si"]
+    assert [(r["variant"], r["status"]) for r in runs] == [
+        ("baseline", "running"),
+        ("pan", "finished"),
+    ]
+    assert runs[1]["best_epoch"] == 1 and runs[1]["best_valid"]["valid_forces_mae"] == 60.0
+    assert runs[0]["test"] is None
+    table = (tmp_path / "report.md").read_text()
+    assert "| pan s0 | finished | 3 | 1 | early stopping |" in table and "55.5" in table
+    assert (tmp_path / "si" / "learning_curves.png").stat().st_size > 1000
