@@ -523,11 +523,13 @@ def backbone_sizes() -> str:
     )
 
 
-#: the summary table in the project README sits between these lines
+#: the summary table of docs/benchmarks.md sits between these lines
 README_MARKERS = ("<!-- benchmarks summary: start", "<!-- benchmarks summary: end -->")
 
 
-def update_project_readme(out_dir: Path, readme_path: Path = common.ROOT / "README.md") -> bool:
+def update_project_readme(
+    out_dir: Path, readme_path: Path = common.ROOT / "docs" / "benchmarks.md"
+) -> bool:
     """Replace the summary table of ``readme_path`` (between :data:`README_MARKERS`).
 
     Only for the project's own results folder: runs into other folders (tests, trials)

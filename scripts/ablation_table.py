@@ -13,7 +13,7 @@ Usage (from the repository root, after ``scripts/train_pretrained.py run``)::
 
 Writes ``ablation.md`` and ``ablation.json`` (per-run metrics included) and
 prints the Markdown; into the project's ``results/ablation`` it also rewrites
-the README's table (between ``README_MARKERS``). Only finished runs count; the
+the table of docs/results.md (between ``README_MARKERS``). Only finished runs count; the
 note under the table lists the seeds and epochs that actually went in.
 
 The NequIP / Allegro rows (issue 7) are evaluated in the second environment by
@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the ablation table in the project README sits between these lines
+#: the ablation table of docs/results.md sits between these lines
 README_MARKERS = ("<!-- ablation table: start", "<!-- ablation table: end -->")
 
 
@@ -170,8 +170,8 @@ def _write_table(ablation, rows: list[dict], args) -> int:
         lines = [line for line in md.read_text().splitlines() if line.startswith("|")]
         header = f"{start} (written by `python scripts/ablation_table.py`) -->"
         block = "\n".join([header, *lines, end])
-        if replace_between_markers(ROOT / "README.md", start, end, block):
-            print(f"wrote the ablation table of {ROOT / 'README.md'}")
+        if replace_between_markers(ROOT / "docs" / "results.md", start, end, block):
+            print(f"wrote the ablation table of {ROOT / 'docs' / 'results.md'}")
     return 0
 
 
