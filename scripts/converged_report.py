@@ -59,11 +59,25 @@ def read_run(path: Path) -> dict | None:
         "best_valid_loss": best["valid_loss"],
         "best_valid": {key: best.get(key) for key in COLUMNS},
         "final_lr": history[-1]["lr"],
+        "late_change": late_change(history),
         "stop_reason": summary.get("stop_reason") if summary else None,
         "test": summary.get("test") if summary else None,
         "history": history,
     }
     return run
+
+
+def late_change(history: list[dict], window: int = 20) -> float | None:
+    """Relative change of the best validation loss: last ``window`` epochs vs the ones before.
+
+    -0.10 means the last window still lowered the best validation loss by 10 %: the run
+    had not converged. None for runs shorter than two windows.
+    """
+    if len(history) < 2 * window:
+        return None
+    before = min(row["valid_loss"] for row in history[-2 * window : -window])
+    last = min(row["valid_loss"] for row in history[-window:])
+    return (last - before) / before
 
 
 def collect(runs_dir: Path) -> dict[str, list[dict]]:
@@ -117,6 +131,10 @@ def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f} %"
+
+
 def _mae(test: dict, key: str) -> float | None:
     """The MAE of one quantity in a trainer test summary, if measured."""
     return (test.get(key) or {}).get("mae")
@@ -129,22 +147,25 @@ def markdown(systems: dict[str, list[dict]]) -> str:
         "",
         "Written by `python scripts/converged_report.py`. Validation errors at the best",
         "(selection) epoch; test errors only for finished runs (measured once, at the end,",
-        "on the best-validation EMA weights).",
+        "on the best-validation EMA weights). 'last-20 change': how much the best validation",
+        "loss fell over the last 20 epochs against the 20 before (a converged run: about 0).",
         "",
     ]
     header = (
-        "| run | status | epochs | best epoch | stop reason | final lr | valid E (meV/atom) "
+        "| run | status | epochs | best epoch | stop reason | final lr | last-20 change "
+        "| valid E (meV/atom) "
         "| valid F (meV/A) | valid S (GPa) | test E | test F | test S |"
     )
     for system, runs in systems.items():
         lines += [f"## {system}", "", f"![learning curves]({system}/learning_curves.png)", ""]
-        lines += [header, "|" + "---|" * 12]
+        lines += [header, "|" + "---|" * 13]
         for run in runs:
             test = run["test"] or {}
             valid = run["best_valid"]
             lines.append(
                 f"| {run['variant']} s{run['seed']} | {run['status']} | {run['epochs']} "
                 f"| {run['best_epoch']} | {run['stop_reason'] or '-'} | {run['final_lr']:.2g} "
+                f"| {_pct(run['late_change'])} "
                 f"| {_fmt(valid['valid_energy_mae'])} | {_fmt(valid['valid_forces_mae'])} "
                 f"| {_fmt(valid['valid_stress_mae'])} | {_fmt(_mae(test, 'energy_per_atom'))} "
                 f"| {_fmt(_mae(test, 'forces'))} | {_fmt(_mae(test, 'stress'))} |"

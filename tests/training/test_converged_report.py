@@ -4,6 +4,8 @@ import json
 import runpy
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,5 +34,14 @@ def test_report_marks_running_runs_and_takes_best_epoch_on_validation(tmp_path):
     assert runs[1]["best_epoch"] == 1 and runs[1]["best_valid"]["valid_forces_mae"] == 60.0
     assert runs[0]["test"] is None
     table = (tmp_path / "report.md").read_text()
-    assert "| pan s0 | finished | 3 | 1 | early stopping |" in table and "55.5" in table
+    assert "| pan s0 | finished | 3 | 1 | early stopping | 0.001 | - |" in table and "55.5" in table
     assert (tmp_path / "si" / "learning_curves.png").stat().st_size > 1000
+
+
+def test_late_change_measures_the_last_window():
+    report = runpy.run_path(str(ROOT / "scripts" / "converged_report.py"))
+    falling = [_row(i, 10.0 - 0.1 * i, 1.0) for i in range(40)]
+    flat = [_row(i, 1.0, 1.0) for i in range(40)]
+    assert report["late_change"](falling) == pytest.approx((6.1 - 8.1) / 8.1)
+    assert report["late_change"](flat) == 0.0
+    assert report["late_change"](flat[:39]) is None
