@@ -26,8 +26,8 @@ from ase import Atoms, units
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    cli_calculator,
     has_stress,
-    load_calculator,
     new_figure,
     prepare_structure,
     provenance,
@@ -295,7 +295,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pansim elastic``; exit code 2 when the calculator has no stress."""
-    calc = load_calculator(args.model, device=args.device)
+    calc = cli_calculator(args)
     try:
         result = elastic_constants(
             read_structure(args.structure),

@@ -22,8 +22,8 @@ from ase import Atoms, units
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    cli_calculator,
     has_stress,
-    load_calculator,
     new_figure,
     prepare_structure,
     provenance,
@@ -221,7 +221,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pansim eos``; exit code 1 when the relaxation did not converge."""
-    calc = load_calculator(args.model, device=args.device)
+    calc = cli_calculator(args)
     result = equation_of_state(
         read_structure(args.structure),
         calc,

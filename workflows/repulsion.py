@@ -35,7 +35,7 @@ from ase import Atoms
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
-    load_calculator,
+    cli_calculator,
     new_figure,
     provenance,
     read_structure,
@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``pansim repulsion``."""
     result = repulsion_scan(
         read_structure(args.structure),
-        load_calculator(args.model, device=args.device),
+        cli_calculator(args),
         mode=args.mode,
         rmin_fraction=args.rmin_fraction,
         n_points=args.points,

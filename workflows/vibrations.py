@@ -42,7 +42,7 @@ from ase import Atoms, units
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
-    load_calculator,
+    cli_calculator,
     new_figure,
     prepare_structure,
     provenance,
@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``pansim vibrations``; exit code 1 when the relaxation did not converge."""
     result = vibrations(
         read_structure(args.structure),
-        load_calculator(args.model, device=args.device),
+        cli_calculator(args),
         delta=args.delta,
         relax_first=not args.no_relax,
         fmax=args.fmax,
