@@ -88,6 +88,7 @@ positive_int = number(int, min=1)
 nonnegative_int = number(int, min=0)
 positive_float = number(float, min=0.0, strict_min=True)
 nonnegative_float = number(float, min=0.0)
+fraction = number(float, min=0.0, max=1.0, strict_min=True)
 
 
 # --------------------------------------------------------------------------- options
@@ -132,12 +133,16 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, default: str | None 
     add_runtime_arguments(parser)
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device``, ``--dtype``, ``--threads``."""
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument(
-        "--dtype", choices=["float64", "float32"], default="float64", help="model precision"
-    )
+def add_runtime_arguments(
+    parser: argparse.ArgumentParser, *, device: bool = True, dtype: bool = True
+) -> None:
+    """``--device``, ``--dtype`` (each unless switched off) and ``--threads``."""
+    if device:
+        parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    if dtype:
+        parser.add_argument(
+            "--dtype", choices=["float64", "float32"], default="float64", help="model precision"
+        )
     parser.add_argument(
         "--threads",
         type=positive_int,

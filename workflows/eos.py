@@ -211,11 +211,22 @@ def plot_eos(result: EOSResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim eos``."""
+    from pansim._cli_common import (
+        fraction,
+        nonnegative_int,
+        number,
+        positive_float,
+    )
+
     add_common_arguments(parser)
-    parser.add_argument("--strain", type=float, default=0.06, help="volume half-range (fraction)")
-    parser.add_argument("--points", type=int, default=11, help="number of volumes")
-    parser.add_argument("--fmax", type=float, default=1e-3, help="relaxation fmax (eV/A)")
-    parser.add_argument("--max-steps", type=int, default=300, help="relaxation step limit")
+    parser.add_argument(
+        "--strain", type=fraction, default=0.06, help="volume half-range (fraction of V0)"
+    )
+    parser.add_argument("--points", type=number(int, min=5), default=11, help="number of volumes")
+    parser.add_argument("--fmax", type=positive_float, default=1e-3, help="relaxation fmax (eV/A)")
+    parser.add_argument(
+        "--max-steps", type=nonnegative_int, default=300, help="relaxation step limit"
+    )
     parser.add_argument("--no-relax", action="store_true", help="skip the initial relaxation")
 
 

@@ -357,13 +357,22 @@ def plot_phonons(result: PhononResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim phonons``."""
+    from pansim._cli_common import (
+        positive_float,
+        positive_int,
+    )
+
     add_common_arguments(parser)
     parser.add_argument(
-        "--supercell", type=int, nargs=3, default=[2, 2, 2], help="diagonal supercell"
+        "--supercell", type=positive_int, nargs=3, default=[2, 2, 2], help="diagonal supercell"
     )
-    parser.add_argument("--displacement", type=float, default=0.01, help="displacement (A)")
-    parser.add_argument("--fmax", type=float, default=1e-4, help="relaxation fmax (eV/A)")
-    parser.add_argument("--mesh", type=int, nargs=3, default=[12, 12, 12], help="q mesh for DOS")
+    parser.add_argument(
+        "--displacement", type=positive_float, default=0.01, help="displacement (A)"
+    )
+    parser.add_argument("--fmax", type=positive_float, default=1e-4, help="relaxation fmax (eV/A)")
+    parser.add_argument(
+        "--mesh", type=positive_int, nargs=3, default=[12, 12, 12], help="q mesh for DOS"
+    )
     parser.add_argument("--no-relax", action="store_true", help="skip the relaxation")
     parser.add_argument(
         "--fixed-cell",
