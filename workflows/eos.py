@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from pansim._cli_common import progress
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -151,7 +152,10 @@ def equation_of_state(
     v_ref = start.get_volume() / len(start)
     with timed(timings, "scan"):
         energies = np.array(
-            [_energy_at_volume(start, calc, r, relax_positions, fmax) for r in ratios]
+            [
+                _energy_at_volume(start, calc, r, relax_positions, fmax)
+                for r in progress(ratios, total=len(ratios), desc="eos volumes")
+            ]
         )
     volumes = ratios * v_ref
     (e0, v0, b0, bp), rms = fit_birch_murnaghan(volumes, energies)

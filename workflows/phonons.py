@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from pansim._cli_common import progress
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -103,7 +104,7 @@ def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
     if callable(batch):
         return np.array([r["forces"] for r in batch(structures)])
     out = []
-    for atoms in structures:
+    for atoms in progress(structures, total=len(structures), desc="phonon displacements"):
         work = atoms.copy()
         work.calc = calc
         out.append(work.get_forces())

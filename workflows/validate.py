@@ -129,6 +129,20 @@ def _candidates(base: Path, system: str) -> list[Path]:
     ]
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository (or the working folder) when inside it.
+
+    Reports then name files the same way on every machine.
+    """
+    root = Path(__file__).resolve().parents[1]
+    for base in (root, Path.cwd()):
+        try:
+            return str(path.resolve().relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
 def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """Reference properties of ``system`` and a message; ``{}`` when none is found.
 
@@ -149,7 +163,7 @@ def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[st
         if candidate.is_file():
             try:
                 data = json.loads(candidate.read_text())
-                return data, f"{reference_label(data)} reference: {candidate}"
+                return data, f"{reference_label(data)} reference: {_shown(candidate)}"
             except json.JSONDecodeError as err:
                 return {}, f"DFT reference {candidate} is not valid JSON: {err}"
     names = ", ".join(str(c) for c in candidates)

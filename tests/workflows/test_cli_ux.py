@@ -278,3 +278,14 @@ def test_emt_is_named_in_result_json(cu, tmp_path):
     assert main(["eos", "--model", "emt", "--structure", cu, "--out", str(tmp_path)]) == 0
     calc = json.loads((tmp_path / "result.json").read_text())["provenance"]["calculator"]
     assert calc["model_name"] == "EMT" and calc["model_sha256"] == ""
+
+
+def test_progress_bars_when_enabled(cu, tmp_path, capsys, monkeypatch):
+    from pansim import _cli_common
+
+    monkeypatch.setitem(_cli_common.PROGRESS, "enabled", True)  # as on a terminal
+    argv = ["md", "--model", "emt", "--structure", cu, "--supercell", "3", "3", "3"]
+    assert main(argv + ["--steps", "5", "--out", str(tmp_path / "md")]) == 0
+    assert "md nve" in capsys.readouterr().err
+    assert main(["eos", "--model", "emt", "--structure", cu, "--out", str(tmp_path / "e")]) == 0
+    assert "eos volumes" in capsys.readouterr().err
