@@ -303,7 +303,8 @@ def configure(args: argparse.Namespace) -> None:
     verbose, quiet = int(getattr(args, "verbose", 0) or 0), bool(getattr(args, "quiet", False))
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     if quiet or verbose:
-        logging.basicConfig(level=level, format="%(message)s")
+        logging.basicConfig(format="%(message)s")  # a stderr handler, unless one exists
+        logging.getLogger("pansim").setLevel(level)
     if quiet:
         PROGRESS["enabled"] = False
 

@@ -358,8 +358,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, structure: bool = T
 
 
 def cli_calculator(args: argparse.Namespace) -> Any:
-    """The calculator of a subcommand's ``--model``, ``--device`` and ``--dtype``."""
-    return load_calculator(args.model, device=args.device, dtype=getattr(args, "dtype", "float64"))
+    """The calculator of a subcommand's ``--model``, ``--device`` and ``--dtype`` (logged)."""
+    import logging
+
+    from pansim._provenance import calculator_provenance
+
+    calc = load_calculator(args.model, device=args.device, dtype=getattr(args, "dtype", "float64"))
+    logging.getLogger("pansim").info("model: %s", calculator_provenance(calc))
+    return calc
 
 
 def read_structure(path: str | os.PathLike | None) -> Atoms:

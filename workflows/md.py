@@ -89,7 +89,13 @@ MD_UNITS = {
 
 @dataclasses.dataclass
 class MDConfig:
-    """Options of :func:`run_md`; times in fs, temperatures in K, pressure in GPa."""
+    """Options of :func:`run_md`; times in fs, temperatures in K, pressure in GPa.
+
+    ``init_temperature_K`` (default: ``temperature_K``) sets the initial velocities.
+    An NVE run from a perfect lattice equilibrates near half of it (equipartition),
+    so ``pansim md`` starts NVE at 2 x ``temperature_K`` unless told otherwise.
+    ``min_distance_A`` and ``max_temperature_K`` stop a run that breaks down.
+    """
 
     ensemble: str = "nve"
     steps: int = 1000

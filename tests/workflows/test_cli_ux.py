@@ -289,3 +289,14 @@ def test_progress_bars_when_enabled(cu, tmp_path, capsys, monkeypatch):
     assert "md nve" in capsys.readouterr().err
     assert main(["eos", "--model", "emt", "--structure", cu, "--out", str(tmp_path / "e")]) == 0
     assert "eos volumes" in capsys.readouterr().err
+
+
+def test_verbose_logs_the_model(cu, tmp_path, caplog):
+    import logging
+
+    argv = ["single", "-v", "--model", "emt", "--structure", cu, "--out", str(tmp_path)]
+    try:
+        assert main(argv) == 0
+        assert "model: {'model_name': 'EMT'" in caplog.text
+    finally:
+        logging.getLogger("pansim").setLevel(logging.NOTSET)
