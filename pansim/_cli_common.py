@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,14 @@ DEFAULT_MODEL = "si"
 
 #: ``None``: tqdm decides (bars on a terminal only); ``False``: never (``-q``); ``True``: always
 PROGRESS: dict[str, bool | None] = {"enabled": None}
+
+
+#: warnings of the libraries under pansim that say nothing to a CLI user (shown with -v)
+LIBRARY_NOISE = (
+    r"The TorchScript type system doesn't support instance-level annotations",
+    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
+    r"`torch\.jit\.(script|save|load)` is deprecated",
+)
 
 
 class CLIError(Exception):
@@ -351,7 +360,11 @@ def run_command(command: str, func: Callable[[argparse.Namespace], Any], args) -
         resolve_out(command, args)
         with open(os.devnull, "w") if quiet else contextlib.nullcontext() as sink:
             with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
-                return int(func(args) or 0)
+                with warnings.catch_warnings():
+                    if not getattr(args, "verbose", 0):
+                        for message in LIBRARY_NOISE:
+                            warnings.filterwarnings("ignore", message=message)
+                    return int(func(args) or 0)
     except BrokenPipeError:  # handled by pansim.cli.main like coreutils
         raise
     except KeyboardInterrupt:
