@@ -1,5 +1,6 @@
 """Equation of state and elastic constants of fcc Ag, from one calculator.
 
+python examples/eos_elastic.py                      # the shipped Ag model
 python examples/eos_elastic.py --model NAME_OR_PATH
 python examples/eos_elastic.py --model emt --quick
 """
@@ -10,16 +11,26 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
-from workflows._common import load_calculator
+from pansim import PANCalculator
 from workflows.elastic import elastic_constants, plot_elastic
 from workflows.eos import equation_of_state, plot_eos
 
+
+def calculator(model: str):
+    """A pansim model by name or file; ``emt`` gives ASE's EMT (a seconds-long smoke test)."""
+    if model == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    return PANCalculator(model=model)
+
+
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--model", default="emt")
-parser.add_argument("--out", default="example_output/eos_elastic")
+parser.add_argument("--model", default="ag", help="pansim model (name or file), or emt")
+parser.add_argument("--out", default="runs/example-eos_elastic")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
-calc, out = load_calculator(args.model), Path(args.out)
+calc, out = calculator(args.model), Path(args.out)
 
 eos = equation_of_state(bulk("Ag", "fcc", a=4.16), calc, n_points=9 if args.quick else 11)
 print(f"V0 = {eos.V0:.3f} A^3/atom, B0 = {eos.B0:.1f} GPa, B0' = {eos.B0_prime:.2f}")

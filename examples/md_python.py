@@ -1,5 +1,6 @@
 """MD scripted in Python: Langevin NVT equilibration, then NVE production and its analysis.
 
+python examples/md_python.py                      # the shipped Ag model
 python examples/md_python.py --model NAME_OR_PATH     # a pansim model
 python examples/md_python.py --model emt --quick      # ASE's EMT, seconds (CI)
 """
@@ -10,16 +11,26 @@ from pathlib import Path
 from ase.build import bulk
 from ase.io import read
 
-from workflows._common import load_calculator
+from pansim import PANCalculator
 from workflows.md import plot_md, run_md
 
+
+def calculator(model: str):
+    """A pansim model by name or file; ``emt`` gives ASE's EMT (a seconds-long smoke test)."""
+    if model == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    return PANCalculator(model=model)
+
+
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--model", default="emt")
-parser.add_argument("--out", default="example_output/md")
+parser.add_argument("--model", default="ag", help="pansim model (name or file), or emt")
+parser.add_argument("--out", default="runs/example-md")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
 
-calc = load_calculator(args.model)
+calc = calculator(args.model)
 atoms = bulk("Ag", "fcc", a=4.16, cubic=True) * (2, 2, 2)  # 32 atoms
 steps = 50 if args.quick else 2000
 out = Path(args.out)

@@ -1,5 +1,6 @@
 """Phonon band structure and DOS of fcc Ag with phonopy, saved as a PNG.
 
+python examples/phonon_bands.py                      # the shipped Ag model
 python examples/phonon_bands.py --model NAME_OR_PATH
 python examples/phonon_bands.py --model emt --quick
 """
@@ -9,18 +10,28 @@ from pathlib import Path
 
 from ase.build import bulk
 
-from workflows._common import load_calculator
+from pansim import PANCalculator
 from workflows.phonons import phonons, plot_phonons
 
+
+def calculator(model: str):
+    """A pansim model by name or file; ``emt`` gives ASE's EMT (a seconds-long smoke test)."""
+    if model == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    return PANCalculator(model=model)
+
+
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--model", default="emt")
-parser.add_argument("--out", default="example_output/phonons")
+parser.add_argument("--model", default="ag", help="pansim model (name or file), or emt")
+parser.add_argument("--out", default="runs/example-phonons")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
 
 result = phonons(
     bulk("Ag", "fcc", a=4.16),
-    load_calculator(args.model),
+    calculator(args.model),
     supercell=(2, 2, 2),
     mesh=(6, 6, 6) if args.quick else (20, 20, 20),
 )

@@ -145,6 +145,10 @@ class PANCalculator(Calculator):
         self.model = resolve_model(model, self.device, self.dtype)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
+        # provenance in calc.parameters / calc.todict() (and so in ASE trajectories)
+        from pansim._provenance import model_provenance
+
+        self.parameters.update(model_provenance(model, self.model, default_dtype))
 
     def calculate(
         self,

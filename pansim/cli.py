@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pansim.training.cli_train", "train a model from a YAML config"),
     "eval": ("pansim.training.cli_eval", "errors of a model on a labelled file"),
     "models": ("pansim.pretrained.cli", "list the registered pretrained models"),
+    "single": ("workflows.single", "energy, forces and stress of a structure file (extxyz out)"),
+    "relax": ("workflows.relax_cli", "relax positions and cell (FrechetCellFilter, extxyz out)"),
     "eos": ("workflows.eos", "equation of state (Birch-Murnaghan)"),
     "elastic": ("workflows.elastic", "elastic constants from stress-strain"),
     "phonons": ("workflows.phonons", "phonons with phonopy"),
@@ -39,11 +41,21 @@ def _load(name: str):
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; only the chosen subcommand's module is imported."""
+    from pansim import _cli_common
+
     parser = argparse.ArgumentParser(prog="pansim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_cli_common.version_text())
+    _cli_common.add_global_flags(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
     for name, (_, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=f"pansim {name}: {help_}",
+            formatter_class=_cli_common.HelpFormatter,
+        )
+        _cli_common.add_global_flags(p, top_level=False)
         if name == chosen:
             _load(name).register(p)
     return parser
@@ -57,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from pansim._cli_common import run_command
+
     try:
-        return int(_load(args.command).run(args) or 0)
+        return run_command(args.command, _load(args.command).run, args)
     except BrokenPipeError:  # output piped into `head` & co.: stop quietly, like coreutils
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -98,13 +98,15 @@ def versions() -> dict[str, str]:
 
 
 def calculator_info(calc: Any) -> dict[str, Any]:
-    """Name and (when known) model identifier of an ASE calculator."""
+    """Name and model provenance (name, file, sha256, variant, backbone, dtype) of a calculator."""
+    from pansim._provenance import calculator_provenance
+
     info = {"class": f"{type(calc).__module__}.{type(calc).__name__}"}
     for attr in ("model_name", "model_path", "name"):
         value = getattr(calc, attr, None)
         if isinstance(value, (str, Path)):
             info[attr] = str(value)
-    return info
+    return {**info, **calculator_provenance(calc)}
 
 
 def structure_info(atoms: Atoms) -> dict[str, Any]:
@@ -283,14 +285,39 @@ def prepare_structure(
     ``cell`` and ``symmetry`` are passed to :func:`relax`.
     """
     if not enabled:
-        return atoms.copy(), {"performed": False}
+        start = atoms.copy()
+        return start, {"performed": False, **_residual_stress(start, calc, warnings)}
     with timed(timings, "relax"):
         rel = relax(atoms, calc, fmax=fmax, steps=steps, cell=cell, symmetry=symmetry)
     if not rel.converged:
         warnings.append(
             f"relaxation did not converge in {steps} steps (max force {rel.max_force:.2e} eV/A)"
         )
-    return rel.atoms, {"performed": True, "cell": cell, **rel.summary()}
+    summary = {"performed": True, "cell": cell, **rel.summary()}
+    return rel.atoms, {**summary, **_residual_stress(rel.atoms, calc, warnings)}
+
+
+#: residual stress (GPa) above which a workflow warns that its structure is not at zero pressure
+RESIDUAL_STRESS_WARN_GPA = 0.1
+
+
+def _residual_stress(atoms: Atoms, calc: Any, warnings: list[str]) -> dict[str, Any]:
+    """``{"residual_stress_GPa": Voigt list}`` of the starting structure (periodic, with stress).
+
+    Adds a warning when its largest component exceeds :data:`RESIDUAL_STRESS_WARN_GPA`.
+    """
+    if not (np.all(atoms.pbc) and has_stress(calc)):
+        return {}
+    from ase.units import GPa
+
+    stress = with_calc(atoms, calc).get_stress() / GPa
+    worst = float(stress[np.argmax(np.abs(stress))])
+    if abs(worst) > RESIDUAL_STRESS_WARN_GPA:
+        warnings.append(
+            f"residual stress {worst:+.2f} GPa in the starting structure (the cell is not at "
+            "zero pressure for this model; relax the cell to remove it)"
+        )
+    return {"residual_stress_GPa": stress.tolist()}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -314,31 +341,47 @@ class ConfigAction(argparse.Action):
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, structure: bool = True) -> None:
-    """Options of every workflow subcommand: --config, --model, --structure, --out, --device."""
+    """Options of every workflow subcommand.
+
+    --config, --model (default: the shipped default model), --structure, --out
+    (default: a new ``runs/<command>-<model>-<time>/``), --device, --dtype, --threads.
+    """
+    from pansim._cli_common import add_model_arguments, add_out_argument
+
     parser.add_argument(
         "--config", action=ConfigAction, help="YAML file of options (command line wins)"
     )
-    parser.add_argument(
-        "--model", default="emt", help="pretrained name, model file, or 'emt'/'lj' (ASE)"
-    )
+    add_model_arguments(parser)
     if structure:
         parser.add_argument("--structure", help="structure file readable by ase.io.read")
-    parser.add_argument("--out", default=".", help="output directory (result.json, plot.png)")
-    parser.add_argument("--device", default="cpu", help="torch device for pansim models")
+    add_out_argument(parser)
+
+
+def cli_calculator(args: argparse.Namespace) -> Any:
+    """The calculator of a subcommand's ``--model``, ``--device`` and ``--dtype`` (logged)."""
+    import logging
+
+    from pansim._provenance import calculator_provenance
+
+    calc = load_calculator(args.model, device=args.device, dtype=getattr(args, "dtype", "float64"))
+    logging.getLogger("pansim").info("model: %s", calculator_provenance(calc))
+    return calc
 
 
 def read_structure(path: str | os.PathLike | None) -> Atoms:
-    """Read the first frame of a structure file (``SystemExit`` with a message when none given)."""
-    from ase.io import read
+    """Read the first frame of a structure file (errors name the file and the problem).
 
-    if path is None:
-        raise SystemExit("error: give --structure FILE (or 'structure:' in the --config file)")
-    return read(path, index=0)
+    A missing, unreadable or empty file raises :class:`pansim._cli_common.CLIError`.
+    """
+    from pansim._cli_common import read_structure as read_checked
+
+    return read_checked(path, index=0)
 
 
 def write_outputs(result: WorkflowResult, out: str | os.PathLike, plot: Callable | None) -> Path:
     """Write ``OUT/result.json`` and, when ``plot`` is given, ``OUT/plot.png``; print a summary."""
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "result.json"
     result.to_json(path)
     if plot is not None:

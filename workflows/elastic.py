@@ -26,8 +26,8 @@ from ase import Atoms, units
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    cli_calculator,
     has_stress,
-    load_calculator,
     new_figure,
     prepare_structure,
     provenance,
@@ -286,16 +286,33 @@ def plot_elastic(result: ElasticResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim elastic``."""
+    from pansim._cli_common import (
+        number,
+        positive_float,
+    )
+
     add_common_arguments(parser)
-    parser.add_argument("--max-strain", type=float, default=0.005, help="largest strain")
-    parser.add_argument("--strains", type=int, default=4, help="strains per component")
-    parser.add_argument("--fmax", type=float, default=1e-4, help="relaxation fmax (eV/A)")
+    parser.add_argument(
+        "--max-strain",
+        type=number(float, min=0.0, max=0.1, strict_min=True),
+        default=0.005,
+        help="largest strain magnitude (dimensionless, e.g. 0.005 = 0.5 %%)",
+    )
+    parser.add_argument(
+        "--strains", type=number(int, min=2), default=4, help="strains per component"
+    )
+    parser.add_argument("--fmax", type=positive_float, default=1e-4, help="relaxation fmax (eV/A)")
     parser.add_argument("--no-relax-ions", action="store_true", help="clamped-ion constants")
+    parser.add_argument(
+        "--no-relax",
+        action="store_true",
+        help="skip relaxing positions and cell first (the residual stress is reported)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pansim elastic``; exit code 2 when the calculator has no stress."""
-    calc = load_calculator(args.model, device=args.device)
+    calc = cli_calculator(args)
     try:
         result = elastic_constants(
             read_structure(args.structure),
@@ -303,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
             max_strain=args.max_strain,
             n_strains=args.strains,
             relax_ions=not args.no_relax_ions,
+            relax_cell_first=not args.no_relax,
             fmax=args.fmax,
         )
     except StressNotAvailableError as err:

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from pansim._cli_common import progress
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    cli_calculator,
     has_stress,
-    load_calculator,
     new_figure,
     prepare_structure,
     provenance,
@@ -151,7 +152,10 @@ def equation_of_state(
     v_ref = start.get_volume() / len(start)
     with timed(timings, "scan"):
         energies = np.array(
-            [_energy_at_volume(start, calc, r, relax_positions, fmax) for r in ratios]
+            [
+                _energy_at_volume(start, calc, r, relax_positions, fmax)
+                for r in progress(ratios, total=len(ratios), desc="eos volumes")
+            ]
         )
     volumes = ratios * v_ref
     (e0, v0, b0, bp), rms = fit_birch_murnaghan(volumes, energies)
@@ -211,17 +215,28 @@ def plot_eos(result: EOSResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim eos``."""
+    from pansim._cli_common import (
+        fraction,
+        nonnegative_int,
+        number,
+        positive_float,
+    )
+
     add_common_arguments(parser)
-    parser.add_argument("--strain", type=float, default=0.06, help="volume half-range (fraction)")
-    parser.add_argument("--points", type=int, default=11, help="number of volumes")
-    parser.add_argument("--fmax", type=float, default=1e-3, help="relaxation fmax (eV/A)")
-    parser.add_argument("--max-steps", type=int, default=300, help="relaxation step limit")
+    parser.add_argument(
+        "--strain", type=fraction, default=0.06, help="volume half-range (fraction of V0)"
+    )
+    parser.add_argument("--points", type=number(int, min=5), default=11, help="number of volumes")
+    parser.add_argument("--fmax", type=positive_float, default=1e-3, help="relaxation fmax (eV/A)")
+    parser.add_argument(
+        "--max-steps", type=nonnegative_int, default=300, help="relaxation step limit"
+    )
     parser.add_argument("--no-relax", action="store_true", help="skip the initial relaxation")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pansim eos``; exit code 1 when the relaxation did not converge."""
-    calc = load_calculator(args.model, device=args.device)
+    calc = cli_calculator(args)
     result = equation_of_state(
         read_structure(args.structure),
         calc,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,19 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from pansim._cli_common import (
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    progress_bar,
+)
+from pansim._provenance import calculator_provenance
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
     atomic_write_text,
-    load_calculator,
+    cli_calculator,
     new_figure,
     provenance,
     read_structure,
@@ -54,6 +63,13 @@ from workflows._common import (
     to_jsonable,
     with_calc,
     write_outputs,
+)
+from workflows._md_guard import (
+    check_run_folder,
+    closest_pair,
+    fingerprint_inputs,
+    folder_lock,
+    rdf_range,
 )
 
 MD_UNITS = {
@@ -73,7 +89,13 @@ MD_UNITS = {
 
 @dataclasses.dataclass
 class MDConfig:
-    """Options of :func:`run_md`; times in fs, temperatures in K, pressure in GPa."""
+    """Options of :func:`run_md`; times in fs, temperatures in K, pressure in GPa.
+
+    ``init_temperature_K`` (default: ``temperature_K``) sets the initial velocities.
+    An NVE run from a perfect lattice equilibrates near half of it (equipartition),
+    so ``pansim md`` starts NVE at 2 x ``temperature_K`` unless told otherwise.
+    ``min_distance_A`` and ``max_temperature_K`` stop a run that breaks down.
+    """
 
     ensemble: str = "nve"
     steps: int = 1000
@@ -91,6 +113,32 @@ class MDConfig:
     blowup_factor: float = 10.0
     rdf_rmax: float = 6.0
     rdf_bins: int = 120
+    min_distance_A: float = 0.5
+    max_temperature_K: float = 20000.0
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first option out of its range."""
+        for name, value, ok, what in (
+            ("steps", self.steps, self.steps >= 0, ">= 0"),
+            ("timestep_fs", self.timestep_fs, self.timestep_fs > 0, "> 0 fs"),
+            ("temperature_K", self.temperature_K, self.temperature_K >= 0, ">= 0 K"),
+            ("sample_every", self.sample_every, self.sample_every >= 1, ">= 1"),
+            ("traj_every", self.traj_every, self.traj_every >= 1, ">= 1"),
+            ("checkpoint_every", self.checkpoint_every, self.checkpoint_every >= 1, ">= 1"),
+            ("min_distance_A", self.min_distance_A, self.min_distance_A >= 0, ">= 0 A"),
+        ):
+            if not (np.isfinite(value) and ok):
+                raise ValueError(f"MD option {name} = {value!r} must be {what}")
+        t0 = self.init_temperature_K
+        if t0 is not None and not (np.isfinite(t0) and t0 >= 0):
+            raise ValueError(f"MD option init_temperature_K = {t0!r} must be >= 0 K")
+        for name, value in (("temperature_K", self.temperature_K), ("init_temperature_K", t0)):
+            if value is not None and value > self.max_temperature_K:
+                raise ValueError(
+                    f"MD option {name} = {value:g} K is above max_temperature_K = "
+                    f"{self.max_temperature_K:g} K, where the run would stop at once; "
+                    "raise max_temperature_K (CLI --max-temperature) to run this hot"
+                )
 
 
 @dataclasses.dataclass
@@ -394,6 +442,15 @@ class _Run:
         temp = a.get_temperature()
         if temp > self.cfg.blowup_factor * t_ref:
             return f"temperature {temp:.0f} K exceeds {self.cfg.blowup_factor:g} x {t_ref:.0f} K"
+        if temp > self.cfg.max_temperature_K:
+            cap = self.cfg.max_temperature_K
+            return f"temperature {temp:.0f} K exceeds max_temperature_K {cap:g} K"
+        close = closest_pair(a, self.cfg.min_distance_A)
+        if close is not None:
+            return (
+                f"two atoms came {close:.3f} A apart, closer than min_distance_A "
+                f"{self.cfg.min_distance_A:g} A"
+            )
         return ""
 
 
@@ -435,15 +492,49 @@ def run_md(
     -------
     MDResult
         ``status`` is ``"completed"`` or ``"blown_up"`` (trajectory kept up to the stop).
-    """
-    from ase.io import Trajectory
 
+    Raises
+    ------
+    ValueError
+        An option out of range (:meth:`MDConfig.check`), or an ``outdir`` that
+        holds a run with other inputs or is used by another process
+        (:class:`workflows._md_guard.RunFolderError`).
+    """
     cfg = dataclasses.replace(config or MDConfig(), **options)
     if cfg.ensemble not in ENSEMBLES:
         raise ValueError(f"unknown ensemble {cfg.ensemble!r}; choose from {sorted(ENSEMBLES)}")
+    cfg.check()
+    if len(atoms) == 0:
+        raise ValueError("MD needs at least one atom (check the structure and --supercell)")
     out = None if outdir is None else Path(outdir)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        return _run_md(atoms, calc, cfg, None, restart)
+    inputs = fingerprint_inputs(atoms, calculator_provenance(calc), dataclasses.asdict(cfg))
+    with folder_lock(out):
+        check_run_folder(out, inputs, restart)
+        result = _run_md(atoms, calc, cfg, out, restart)
+        write_extxyz(out / "md.traj", out / "md.extxyz", calculator_provenance(calc))
+    return result
+
+
+def write_extxyz(traj_path: Path, xyz_path: Path, model: dict[str, str]) -> None:
+    """Rewrite ``xyz_path`` (atomically) from every frame of ``traj_path``, model named in info."""
+    from ase.io import Trajectory, write
+
+    from pansim._io import atomic_path
+
+    with Trajectory(str(traj_path)) as traj:
+        frames = [frame for frame in traj]
+    for frame in frames:
+        frame.info.update({k: v for k, v in model.items() if v})
+    with atomic_path(xyz_path) as tmp:
+        write(tmp, frames, format="extxyz")
+
+
+def _run_md(atoms: Atoms, calc: Any, cfg: MDConfig, out: Path | None, restart: bool) -> MDResult:
+    """:func:`run_md` once the options and the output folder are checked."""
+    from ase.io import Trajectory
+
     run = _Run(atoms, calc, cfg, out)
     state = run.load_checkpoint() if restart else None
     if state is None:
@@ -465,6 +556,8 @@ def run_md(
             run.write_frame(traj)
         with timed(timings, "md"):
             reason = _loop(run, dyn, traj, log, t_ref)
+        if not reason and run.step % cfg.checkpoint_every:
+            run.save_checkpoint(dyn)  # a finished run is never redone, only extended
     finally:
         if traj is not None:
             traj.close()
@@ -476,12 +569,24 @@ def run_md(
 def _loop(run: _Run, dyn: Any, traj, log, t_ref: float) -> str:
     """Integrate until ``cfg.steps``; return a blow-up reason or ``""``."""
     cfg = run.cfg
+    bar = progress_bar(total=cfg.steps, desc=f"md {cfg.ensemble}")
+    bar.update(run.step)
+    try:
+        return _steps(run, dyn, traj, log, t_ref, bar)
+    finally:
+        bar.close()
+
+
+def _steps(run: _Run, dyn: Any, traj, log, t_ref: float, bar) -> str:
+    """The steps of :func:`_loop`."""
+    cfg = run.cfg
     while run.step < cfg.steps:
         try:
             dyn.step()
         except Exception as err:  # noqa: BLE001 - e.g. a neighbour list overflow: stop, keep data
             return f"step {run.step + 1} raised {type(err).__name__}: {err}"
         run.step += 1
+        bar.update(1)
         reason = run.blown_up(t_ref)
         if reason:
             run.write_frame(traj)
@@ -514,10 +619,14 @@ def _result(run: _Run, atoms: Atoms, calc: Any, reason: str, timings: dict) -> M
     if cfg.ensemble == "nve" and len(time_ps) >= 3:
         drift, err = linear_drift(time_ps, etot * 1e3)
     frames = [f for f in _frames(run) if np.all(np.isfinite(f.positions))]
-    r, g = rdf(frames, cfg.rdf_rmax, cfg.rdf_bins) if frames else (np.array([]), np.array([]))
-    peak = first_peak(r, g) if len(r) else (None, None)
+    caps = [rdf_range(f, cfg.rdf_rmax) for f in frames[:1] + frames[-1:]]
+    rmax, cap_warning = min(caps, default=(cfg.rdf_rmax, ""))
+    bins = max(1, round(cfg.rdf_bins * rmax / cfg.rdf_rmax))  # keep the bin width
+    r, g = rdf(frames, rmax, bins) if frames else (np.array([]), np.array([]))
+    peak = first_peak(r, g) if len(r) and np.any(g > 0) else (None, None)
     temps = np.array(s["T"])
     warnings = [f"MD stopped at step {run.step}: {reason}"] if reason else []
+    warnings += [cap_warning] if cap_warning else []
     files = (
         {}
         if run.outdir is None
@@ -525,8 +634,10 @@ def _result(run: _Run, atoms: Atoms, calc: Any, reason: str, timings: dict) -> M
             k: str(run.outdir / v)
             for k, v in (
                 ("trajectory", "md.traj"),
+                ("trajectory_extxyz", "md.extxyz"),
                 ("log", "md.log"),
                 ("checkpoint", "checkpoint.json"),
+                ("inputs", "inputs.json"),
             )
         }
     )
@@ -583,36 +694,89 @@ def plot_md(result: MDResult, path) -> None:
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim md``."""
     add_common_arguments(parser)
-    parser.add_argument("--ensemble", choices=sorted(ENSEMBLES), default="nve")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--timestep", type=float, default=1.0, help="fs")
-    parser.add_argument("--temperature", type=float, default=300.0, help="K")
-    parser.add_argument("--pressure", type=float, default=0.0, help="GPa (npt)")
-    parser.add_argument("--supercell", type=int, nargs=3, default=[1, 1, 1])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--traj-every", type=int, default=10)
-    parser.add_argument("--checkpoint-every", type=int, default=100)
-    parser.add_argument("--no-restart", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--ensemble", choices=sorted(ENSEMBLES), default="nve", help="integrator")
+    parser.add_argument("--steps", type=nonnegative_int, default=1000, help="MD steps")
+    parser.add_argument("--timestep", type=positive_float, default=1.0, help="time step (fs)")
+    parser.add_argument(
+        "--temperature", type=nonnegative_float, default=300.0, help="target temperature (K)"
+    )
+    parser.add_argument(
+        "--init-temperature",
+        type=nonnegative_float,
+        default=None,
+        help="temperature (K) of the initial Maxwell-Boltzmann velocities; default: "
+        "2 x --temperature for nve (a crystal started at 2T equilibrates near T by "
+        "equipartition), --temperature for the thermostatted ensembles",
+    )
+    parser.add_argument("--pressure", type=float, default=0.0, help="pressure (GPa; npt only)")
+    parser.add_argument(
+        "--supercell",
+        type=positive_int,
+        nargs=3,
+        default=[1, 1, 1],
+        metavar=("NA", "NB", "NC"),
+        help="repeat the structure NA x NB x NC times",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (velocities, thermostats)")
+    parser.add_argument(
+        "--traj-every", type=positive_int, default=10, help="steps between trajectory frames"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints"
+    )
+    parser.add_argument(
+        "--min-distance",
+        type=nonnegative_float,
+        default=MDConfig.min_distance_A,
+        help="stop when two atoms come closer than this (A; 0: never)",
+    )
+    parser.add_argument(
+        "--max-temperature",
+        type=positive_float,
+        default=MDConfig.max_temperature_K,
+        help="stop when the temperature exceeds this (K); also the highest accepted target",
+    )
+    parser.add_argument(
+        "--no-restart",
+        "--restart-fresh",
+        "--overwrite",
+        dest="no_restart",
+        action="store_true",
+        help="discard a run already in --out (its checkpoint and inputs) and start over; "
+        "without it a run with the same inputs continues, one with other inputs is refused",
+    )
+
+
+def initial_temperature(ensemble: str, temperature: float, given: float | None) -> float:
+    """The CLI's initial temperature: ``given``, else 2T for ``nve``, else T."""
+    if given is not None:
+        return given
+    return 2.0 * temperature if ensemble == "nve" else temperature
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``pansim md``; exit code 3 when the run blew up."""
+    """Run ``pansim md``; exit code 3 when the run stopped early (blown up, close contact)."""
     atoms = read_structure(args.structure) * tuple(args.supercell)
     if not args.no_restart and (Path(args.out) / "checkpoint.json").exists():
         print(f"restarting from {Path(args.out) / 'checkpoint.json'}")
     result = run_md(
         atoms,
-        load_calculator(args.model, device=args.device),
+        cli_calculator(args),
         outdir=args.out,
         restart=not args.no_restart,
         ensemble=args.ensemble,
         steps=args.steps,
         timestep_fs=args.timestep,
         temperature_K=args.temperature,
+        init_temperature_K=initial_temperature(
+            args.ensemble, args.temperature, args.init_temperature
+        ),
         pressure_GPa=args.pressure,
         seed=args.seed,
         traj_every=args.traj_every,
         checkpoint_every=args.checkpoint_every,
+        min_distance_A=args.min_distance,
+        max_temperature_K=args.max_temperature,
     )
     write_outputs(result, args.out, plot_md)
     t_mean, t_std = result.temperature_mean_K, result.temperature_std_K
@@ -621,4 +785,9 @@ def run(args: argparse.Namespace) -> int:
         drift, err = result.drift_meV_per_atom_per_ps, result.drift_std_err
         print(f"drift {drift:.4g} +- {err:.2g} meV/atom/ps")
     print(f"RDF first peak {result.rdf_first_peak_A} A")
+    if result.status != "completed":
+        print(
+            f"pansim md: error: {result.stop_reason} (frames up to the stop kept in {args.out})",
+            file=sys.stderr,
+        )
     return 3 if result.status == "blown_up" else 0

@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
+from pansim._cli_common import progress
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
-    load_calculator,
+    cli_calculator,
+    has_stress,
     new_figure,
     prepare_structure,
     provenance,
@@ -100,7 +104,7 @@ def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
     if callable(batch):
         return np.array([r["forces"] for r in batch(structures)])
     out = []
-    for atoms in structures:
+    for atoms in progress(structures, total=len(structures), desc="phonon displacements"):
         work = atoms.copy()
         work.calc = calc
         out.append(work.get_forces())
@@ -159,7 +163,7 @@ def phonons(
     supercell: tuple[int, int, int] | list[list[int]] = (2, 2, 2),
     displacement: float = 0.01,
     relax_first: bool = True,
-    relax_cell: bool = False,
+    relax_cell: bool | None = None,
     fmax: float = 1e-4,
     max_steps: int = 500,
     subtract_residual_forces: bool = True,
@@ -167,6 +171,7 @@ def phonons(
     band_points: int = 51,
     temperatures: tuple[float, float, float] = (0.0, 1000.0, 50.0),
     imaginary_threshold: float = 0.05,
+    outdir: str | os.PathLike | None = None,
 ) -> PhononResult:
     """Harmonic phonons of ``atoms`` (not modified) with finite displacements.
 
@@ -178,6 +183,10 @@ def phonons(
         Displacement amplitude (A).
     relax_first : bool
         Relax positions (and the cell if ``relax_cell``) to ``fmax`` (eV/A) first.
+    relax_cell : bool, optional
+        Relax the cell too; default: when the calculator has stress and the
+        structure is fully periodic (phonons of a strained cell are not the
+        model's phonons). The residual stress is in ``relaxation``.
     subtract_residual_forces : bool
         Subtract the forces of the undisplaced supercell from each displaced one (SPEC 2.4).
     mesh : tuple of int
@@ -186,6 +195,10 @@ def phonons(
         ``(t_min, t_max, t_step)`` in K.
     imaginary_threshold : float
         Modes below ``-imaginary_threshold`` THz are reported as imaginary.
+    outdir : str or PathLike, optional
+        Also write phonopy's own files there (:func:`write_phonopy_files`):
+        ``phonopy.yaml`` (with force constants, readable by ``phonopy.load``),
+        ``band.yaml`` and ``FORCE_CONSTANTS``.
 
     Returns
     -------
@@ -196,6 +209,8 @@ def phonons(
 
     timings: dict[str, float] = {}
     warnings: list[str] = []
+    if relax_cell is None:
+        relax_cell = has_stress(calc) and bool(np.all(atoms.pbc))
     unit, relaxation = prepare_structure(
         atoms,
         calc,
@@ -218,11 +233,13 @@ def phonons(
         phonon.run_total_dos()
         phonon.run_thermal_properties(*temperatures, exclude_gamma_acoustic=True)
     fields = _fields(phonon)
+    files = {} if outdir is None else write_phonopy_files(phonon, outdir)
     fields["imaginary_modes"] = _imaginary(phonon, imaginary_threshold)
     if fields["imaginary_modes"]:
         n = len(fields["imaginary_modes"])
         warnings.append(f"{n} imaginary modes below -{imaginary_threshold} THz")
     inputs = dict(supercell=matrix, displacement=displacement, relax_first=relax_first, fmax=fmax)
+    inputs.update(relax_cell=relax_cell, phonopy_files=files)
     inputs.update(subtract_residual_forces=subtract_residual_forces, mesh=mesh)
     inputs.update(max_residual_force=float(np.abs(residual).max()), band_points=band_points)
     return PhononResult(
@@ -235,6 +252,34 @@ def phonons(
         relaxation=relaxation,
         **fields,
     )
+
+
+def write_phonopy_files(phonon, outdir: str | os.PathLike) -> dict[str, str]:
+    """Write phonopy's own files into ``outdir`` (each atomically); return their paths.
+
+    ``phonopy.yaml`` (structure, supercell matrix, displacements and force
+    constants: ``phonopy.load("phonopy.yaml")`` rebuilds the phonons),
+    ``band.yaml`` (the band structure, for ``phonopy-bandplot``) and
+    ``FORCE_CONSTANTS`` (phonopy's plain-text force constants). Units: eV, A, AMU.
+    """
+    from phonopy.file_IO import write_FORCE_CONSTANTS
+
+    from pansim._io import atomic_path
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    with atomic_path(outdir / "phonopy.yaml") as tmp:
+        phonon.save(filename=str(tmp), settings={"force_constants": True})
+    files["phonopy_yaml"] = str(outdir / "phonopy.yaml")
+    if phonon.band_structure is not None:
+        with atomic_path(outdir / "band.yaml") as tmp:
+            phonon.band_structure.write_yaml(filename=str(tmp))
+        files["band_yaml"] = str(outdir / "band.yaml")
+    with atomic_path(outdir / "FORCE_CONSTANTS") as tmp:
+        write_FORCE_CONSTANTS(phonon.force_constants, filename=str(tmp))
+    files["force_constants"] = str(outdir / "FORCE_CONSTANTS")
+    return files
 
 
 def set_forces(phonon, calc: Any, subtract_residual: bool) -> np.ndarray:
@@ -313,15 +358,29 @@ def plot_phonons(result: PhononResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim phonons``."""
+    from pansim._cli_common import (
+        positive_float,
+        positive_int,
+    )
+
     add_common_arguments(parser)
     parser.add_argument(
-        "--supercell", type=int, nargs=3, default=[2, 2, 2], help="diagonal supercell"
+        "--supercell", type=positive_int, nargs=3, default=[2, 2, 2], help="diagonal supercell"
     )
-    parser.add_argument("--displacement", type=float, default=0.01, help="displacement (A)")
-    parser.add_argument("--fmax", type=float, default=1e-4, help="relaxation fmax (eV/A)")
-    parser.add_argument("--mesh", type=int, nargs=3, default=[12, 12, 12], help="q mesh for DOS")
+    parser.add_argument(
+        "--displacement", type=positive_float, default=0.01, help="displacement (A)"
+    )
+    parser.add_argument("--fmax", type=positive_float, default=1e-4, help="relaxation fmax (eV/A)")
+    parser.add_argument(
+        "--mesh", type=positive_int, nargs=3, default=[12, 12, 12], help="q mesh for DOS"
+    )
     parser.add_argument("--no-relax", action="store_true", help="skip the relaxation")
-    parser.add_argument("--relax-cell", action="store_true", help="relax the cell too")
+    parser.add_argument(
+        "--fixed-cell",
+        action="store_true",
+        help="relax the positions only (default: the cell too, when the model has stress)",
+    )
+    parser.add_argument("--relax-cell", action="store_true", help=argparse.SUPPRESS)  # default
     parser.add_argument(
         "--keep-residual-forces", action="store_true", help="do not subtract undisplaced forces"
     )
@@ -329,17 +388,18 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pansim phonons``; imaginary modes are reported, not fatal."""
-    calc = load_calculator(args.model, device=args.device)
+    calc = cli_calculator(args)
     result = phonons(
         read_structure(args.structure),
         calc,
         supercell=tuple(args.supercell),
         displacement=args.displacement,
         relax_first=not args.no_relax,
-        relax_cell=args.relax_cell,
+        relax_cell=False if args.fixed_cell else None,
         fmax=args.fmax,
         mesh=tuple(args.mesh),
         subtract_residual_forces=not args.keep_residual_forces,
+        outdir=args.out,
     )
     write_outputs(result, args.out, plot_phonons)
     print("Gamma (THz): " + " ".join(f"{f:.3f}" for f in result.gamma_frequencies_THz))

@@ -35,7 +35,7 @@ from ase import Atoms
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
-    load_calculator,
+    cli_calculator,
     new_figure,
     provenance,
     read_structure,
@@ -260,11 +260,21 @@ def plot_repulsion(result: RepulsionResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim repulsion``."""
+    from pansim._cli_common import (
+        fraction,
+        nonnegative_int,
+        number,
+    )
+
     add_common_arguments(parser)
     parser.add_argument("--mode", choices=["contact", "dimer"], default="contact")
-    parser.add_argument("--rmin-fraction", type=float, default=0.6, help="of the NN distance")
-    parser.add_argument("--points", type=int, default=13)
-    parser.add_argument("--index", type=int, default=0, help="atom moved toward its neighbour")
+    parser.add_argument(
+        "--rmin-fraction", type=fraction, default=0.6, help="shortest distance (of the NN distance)"
+    )
+    parser.add_argument("--points", type=number(int, min=2), default=13, help="distances scanned")
+    parser.add_argument(
+        "--index", type=nonnegative_int, default=0, help="atom moved toward its neighbour"
+    )
     parser.add_argument("--reference", help="JSON with 'r' (A) and 'energy' (eV)")
 
 
@@ -272,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``pansim repulsion``."""
     result = repulsion_scan(
         read_structure(args.structure),
-        load_calculator(args.model, device=args.device),
+        cli_calculator(args),
         mode=args.mode,
         rmin_fraction=args.rmin_fraction,
         n_points=args.points,

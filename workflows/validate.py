@@ -35,7 +35,10 @@ constant, atom 0 pushed toward its nearest neighbour, 0.6-1.0 of the distance). 
 
 With no MODEL, the registry default is used (``pansim.pretrained``); the system
 comes from its registry entry (else from the model name), and the report goes to
-``results/validate/<model>/`` unless ``--out`` is given.
+a new ``runs/validate-<model>-<UTC time>/`` unless ``--out`` is given; the committed
+reference reports in ``results/validate/<model>/`` are rewritten only with the
+maintainer flag ``--update-reference``. Each stage prints a progress line, and the
+comparison table is printed at the end.
 
 Missing references, models or failing workflows give a message and a partial
 report, never a crash. Outputs: ``OUT/report.md`` (table and plots),
@@ -48,6 +51,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +61,7 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
+from pansim._cli_common import add_runtime_arguments, default_out, model_label, prepare_out
 from pansim.data.molecule_reference import MOLECULES
 from pansim.data.settings import CRYSTALS, STRUCTURES
 from workflows._common import atomic_write_text, load_calculator, to_jsonable, versions
@@ -124,6 +129,20 @@ def _candidates(base: Path, system: str) -> list[Path]:
     ]
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository (or the working folder) when inside it.
+
+    Reports then name files the same way on every machine.
+    """
+    root = Path(__file__).resolve().parents[1]
+    for base in (root, Path.cwd()):
+        try:
+            return str(path.resolve().relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
 def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """Reference properties of ``system`` and a message; ``{}`` when none is found.
 
@@ -144,7 +163,7 @@ def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[st
         if candidate.is_file():
             try:
                 data = json.loads(candidate.read_text())
-                return data, f"{reference_label(data)} reference: {candidate}"
+                return data, f"{reference_label(data)} reference: {_shown(candidate)}"
             except json.JSONDecodeError as err:
                 return {}, f"DFT reference {candidate} is not valid JSON: {err}"
     names = ", ".join(str(c) for c in candidates)
@@ -279,18 +298,24 @@ def run_workflows(
     """
     results: dict[str, dict[str, Any]] = {}
     messages: list[str] = []
-    for name, runner in workflows.items():
-        if name in skip:
-            continue
+    todo = [name for name in workflows if name not in skip]
+    for k, name in enumerate(todo, 1):
+        runner = workflows[name]
+        stage = f"[{k}/{len(todo)}] {out.name}/{name}"
+        print(f"{stage} ...", flush=True)
+        start = time.perf_counter()
         try:
             res, plot = call(runner)
         except Skipped as why:
             messages.append(f"{out.name}/{name} skipped: {why}")
+            print(f"{stage} skipped ({why})", flush=True)
             continue
         except Exception as err:  # noqa: BLE001 - a failing workflow must not stop the report
             messages.append(f"{out.name}/{name} failed: {type(err).__name__}: {err}")
             traceback.print_exc(file=sys.stderr)
+            print(f"{stage} FAILED ({type(err).__name__})", flush=True)
             continue
+        print(f"{stage} done in {time.perf_counter() - start:.1f} s", flush=True)
         res.to_json(out / f"{name}.json")
         plot(res, out / f"{name}.png")
         results[name] = res.to_dict()
@@ -605,6 +630,21 @@ def validate(
 
 
 # --------------------------------------------------------------------------- CLI
+def terminal_table(report: dict[str, Any]) -> str:
+    """The comparison table of ``report`` as aligned plain text (for the terminal)."""
+    ref = report.get("reference_label", "DFT")
+    header = ["quantity", "unit", ref, "baseline", "PAN+PGS", "baseline err", "PAN+PGS err"]
+    rows = [header]
+    for r in report.get("table", []):
+        values = [_fmt(r.get(k)) for k in ("dft", "baseline", "model")]
+        errors = [_fmt_error(r.get(f"{k}_error"), r.get("dft")) for k in ("baseline", "model")]
+        rows.append([r["quantity"].replace("DFT", ref), r["unit"], *values, *errors])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
 NO_MODEL_HELP = """error: no MODEL given and no default model is registered ({reason}).
 Give one explicitly, e.g.
     pansim validate path/to/model.pt --system si
@@ -623,12 +663,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--baseline", help="baseline model (default: MODEL-baseline or SYSTEM-baseline)"
     )
     parser.add_argument("--references", help="DFT reference JSON file or directory")
-    parser.add_argument("--out", help="output directory (default: results/validate/MODEL)")
+    parser.add_argument(
+        "--out", help="output folder; default: a new runs/validate-MODEL-<UTC time>/"
+    )
+    parser.add_argument(
+        "--update-reference",
+        action="store_true",
+        help="maintainers: write into the committed results/validate/MODEL/ (the reference "
+        "results of the README) instead of a new run folder",
+    )
     parser.add_argument("--quick", action="store_true", help="small settings (CI)")
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=sorted({*WORKFLOWS, *MOLECULE_WORKFLOW_NAMES})
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_runtime_arguments(parser, device=False, dtype=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -647,7 +696,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    out = Path(args.out or f"results/validate/{Path(model).stem if Path(model).suffix else model}")
+    if args.out is not None:
+        out = Path(args.out)
+    elif args.update_reference:
+        out = Path("results/validate") / model_label(model)
+    else:
+        out = default_out("validate", model)
+    prepare_out(out)
+    print(f"validating {model} on {system}: output folder {out}", flush=True)
     report = validate(
         model,
         system,
@@ -660,5 +716,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for message in report["messages"]:
         print(f"note: {message}")
-    print(f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    print()
+    print(terminal_table(report))
+    print(f"\nwrote {out / 'report.md'} and {out / 'report.json'}")
     return 0 if report["results"].get("model") else 1

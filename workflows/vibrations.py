@@ -42,7 +42,7 @@ from ase import Atoms, units
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
-    load_calculator,
+    cli_calculator,
     new_figure,
     prepare_structure,
     provenance,
@@ -356,10 +356,17 @@ def plot_vibrations(result: VibrationsResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim vibrations``."""
+    from pansim._cli_common import (
+        nonnegative_int,
+        positive_float,
+    )
+
     add_common_arguments(parser)
-    parser.add_argument("--delta", type=float, default=0.01, help="displacement (A)")
-    parser.add_argument("--fmax", type=float, default=1e-4, help="relaxation fmax (eV/A)")
-    parser.add_argument("--max-steps", type=int, default=1000, help="relaxation step limit")
+    parser.add_argument("--delta", type=positive_float, default=0.01, help="displacement (A)")
+    parser.add_argument("--fmax", type=positive_float, default=1e-4, help="relaxation fmax (eV/A)")
+    parser.add_argument(
+        "--max-steps", type=nonnegative_int, default=1000, help="relaxation step limit"
+    )
     parser.add_argument("--no-relax", action="store_true", help="skip the relaxation")
     parser.add_argument(
         "--no-project", action="store_true", help="do not project out translations/rotations"
@@ -373,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``pansim vibrations``; exit code 1 when the relaxation did not converge."""
     result = vibrations(
         read_structure(args.structure),
-        load_calculator(args.model, device=args.device),
+        cli_calculator(args),
         delta=args.delta,
         relax_first=not args.no_relax,
         fmax=args.fmax,

@@ -7,15 +7,22 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+CU = ["--structure-name", "Cu"]  # EMT has no Si
+
+
 @pytest.mark.parametrize(
-    "script, outputs",
+    "script, outputs, extra",
     [
-        ("md_python.py", ["nve.json", "nve.png", "nvt/md.traj"]),
-        ("eos_elastic.py", ["eos.json", "elastic.json", "eos.png", "elastic.png"]),
-        ("phonon_bands.py", ["phonons.json", "bands.png"]),
+        ("md_python.py", ["nve.json", "nve.png", "nvt/md.traj", "nvt/md.extxyz"], []),
+        ("eos_elastic.py", ["eos.json", "elastic.json", "eos.png", "elastic.png"], []),
+        ("phonon_bands.py", ["phonons.json", "bands.png"], []),
+        ("phonopy_files.py", ["phonopy.yaml", "band.yaml", "band_by_phonopy.png"], CU),
+        ("matcalc_properties.py", ["matcalc.json"], CU),
     ],
 )
-def test_example_runs(script, outputs, tmp_path):
+def test_example_runs(script, outputs, extra, tmp_path):
+    if script.startswith("matcalc"):
+        pytest.importorskip("matcalc")
     proc = subprocess.run(
         [
             sys.executable,
@@ -25,6 +32,7 @@ def test_example_runs(script, outputs, tmp_path):
             "--quick",
             "--out",
             str(tmp_path),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -33,6 +41,13 @@ def test_example_runs(script, outputs, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in outputs:
         assert (tmp_path / name).exists(), name
+
+
+def test_examples_use_public_api_and_shipped_models():
+    for script in EXAMPLES.glob("*.py"):
+        text = script.read_text()
+        assert "_common" not in text and "pansim._" not in text, script.name
+        assert 'default="emt"' not in text, script.name
 
 
 def test_plots_do_not_touch_pyplot_or_environment():
