@@ -16,14 +16,16 @@ The source is either
 
 The pansim model is built with the source's architecture (:func:`mace_architecture`),
 every source weight is copied into it, and the added modules start as identities.
-Before anything is written, the model is saved to a temporary file, reloaded, and its
-energies, forces and stress are compared with the source's on a periodic and a molecular
-structure (:func:`check_identity`); if any differs by more than the tolerance of the
-dtype (:data:`TOLERANCES`), nothing is written and :class:`GraftError` says by how much.
+Before anything is written, the model is saved to a temporary file, reloaded, and the
+reloaded model's energies, forces and stress are compared with the source's on a periodic
+and a molecular structure (:func:`check_identity`); if any differs by more than the
+tolerance of the dtype (:data:`TOLERANCES`), nothing is written and :class:`GraftError`
+says by how much.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import tempfile
@@ -504,6 +506,15 @@ def _target_config(
 ) -> dict[str, Any]:
     config = getattr(source, "pansim_config", None)
     if config:  # a pansim model: same architecture, another variant
+        from pansim.modules import variant_flags
+
+        had, gets = variant_flags(config["variant"]), variant_flags(variant)
+        dropped = [name for name, a, b in zip(("PAN", "PGS"), had, gets, strict=True) if a > b]
+        if dropped:
+            raise GraftError(
+                f"the source is a {config['variant']} model: variant {variant} would drop its "
+                f"{' and '.join(dropped)} modules and change its predictions"
+            )
         return {**config, **options, "variant": variant, "seed": int(seed)}
     return {**mace_architecture(source), **options, "variant": variant, "seed": int(seed)}
 
@@ -567,9 +578,10 @@ def graft(
         "source_class": type(model).__name__,
         "variant": variant,
         "added_tensors": len(added),
-        "identity": check_identity(model, grafted, structures),
     }
-    if out is not None:
+    if out is None:
+        report["identity"] = check_identity(model, grafted, structures)
+    else:  # the check runs on the file as reloaded, which is what gets written
         grafted = _write_checked(grafted, model, Path(out), report, structures)
     grafted.graft_report = report
     return grafted
@@ -596,7 +608,74 @@ def _write_checked(
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".graft-") as tmp:
         path = save_model(grafted, Path(tmp) / "model.safetensors", metadata={"graft": report})
         reloaded = load_model(path)
-        report["identity_after_reload"] = check_identity(source, reloaded, structures)
+        report["identity"] = check_identity(source, reloaded, structures)
         os.replace(path, out)
     reloaded.pansim_metadata["path"] = str(out)
     return reloaded
+
+
+# -- command line ---------------------------------------------------------------------------
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``graft`` arguments."""
+    from pansim.backbones import VARIANTS
+
+    parser.description = (
+        "Add PAN / PGS (zero-started) to a trained MACE: reads a mace-torch model file "
+        "(MACE or ScaleShiftMACE; needs --trust-pickle) or a pansim model file, checks that "
+        "the new model's energies, forces and stress equal the source's, writes a pansim "
+        "model file (safetensors + JSON)."
+    )
+    parser.add_argument("source", help="mace-torch .model file or pansim .safetensors file")
+    parser.add_argument("--variant", required=True, choices=VARIANTS, help="variant to build")
+    parser.add_argument("--out", required=True, help="pansim model file to write")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow loading a mace-torch file, a Python pickle (this runs code from the file)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the added modules")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="PAN / PGS option of pansim.modules.MODULE_DEFAULTS, e.g. c_max=8 (repeatable)",
+    )
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    options = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise GraftError(f"--option {item!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Graft; exit code 0 on success, 2 when the source cannot be grafted."""
+    import sys
+
+    try:
+        model = graft(
+            args.source,
+            args.variant,
+            args.out,
+            trust_pickle=args.trust_pickle,
+            module_options=_parse_options(args.option),
+            seed=args.seed,
+        )
+    except GraftError as err:
+        print(f"pansim graft: error: {err}", file=sys.stderr)
+        return 2
+    report = model.graft_report
+    identity = report["identity"]
+    print(f"source: {report['source']} ({report['source_class']}, {identity['dtype']})")
+    for label, diffs in identity["max_abs_diff"].items():
+        values = ", ".join(f"{k} {v:.2g}" for k, v in diffs.items())
+        print(f"identity check, {label}: max |difference| {values}")
+    print(f"wrote {model.pansim_metadata['path']} (variant {args.variant})")
+    return 0
