@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pansim.data.cli", "sample, label and inspect reference datasets"),
     "train": ("pansim.training.cli_train", "train a model from a YAML config"),
     "eval": ("pansim.training.cli_eval", "errors of a model on a labelled file"),
+    "replay": ("pansim.training.cli_replay", "label structures with a source model (replay)"),
     "models": ("pansim.pretrained.cli", "list the registered pretrained models"),
     "eos": ("workflows.eos", "equation of state (Birch-Murnaghan)"),
     "elastic": ("workflows.elastic", "elastic constants from stress-strain"),
