@@ -485,9 +485,16 @@ def _source_model(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The source module and its provenance."""
     if isinstance(source, torch.nn.Module):
-        return source.eval(), {"source": f"in-memory {type(source).__name__}"}
+        return source, {"source": f"in-memory {type(source).__name__}"}
     path = Path(source)
-    info = {"source": str(path), "source_sha256": None}
+    if not path.exists() and "/" not in str(source):  # a registered pretrained name
+        from pansim.pretrained import UnknownModelError, model_file
+
+        try:
+            path = Path(model_file(str(source)))
+        except UnknownModelError as err:
+            raise GraftError(str(err)) from err
+    info = {"source": str(source), "source_sha256": None}
     if file_kind(path) == "pansim":
         from pansim.model_io import ModelFileError, load_model
 
@@ -534,7 +541,8 @@ def graft(
     Parameters
     ----------
     source : str, PathLike or torch.nn.Module
-        A mace-torch model file (needs ``trust_pickle``), a pansim model file, or a
+        A mace-torch model file (needs ``trust_pickle``), a pansim model file or
+        registered name (``pansim models``), or a
         ``MACE`` / ``ScaleShiftMACE`` / pansim module (not changed).
     variant : str
         ``baseline``, ``pan``, ``pgs`` or ``pan+pgs``.
