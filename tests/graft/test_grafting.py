@@ -52,6 +52,7 @@ def assert_identity_report(model, dtype):
         assert max(diffs.values()) <= TOL[dtype]
 
 
+@pytest.mark.slow  # about 30 s on 2 busy cores (two builds of a 2-interaction model)
 def test_graft_file_written_by_mace_run_train(tmp_path, capsys):
     """The CLI grafts a mace_run_train model; the reloaded file reproduces the source."""
     out = tmp_path / "grafted.safetensors"
@@ -90,24 +91,36 @@ SLOW_ARCHITECTURES = {
 }  # fmt: skip
 
 
-def _graft_architecture(tmp_path, spec):
+def _graft_architecture(tmp_path, spec, cli=False):
     """Grafted, checked, reloaded and served by ``PANCalculator`` like the source."""
     cls_name, dtype, n_int, max_l, corr, variant, options = spec
     source = mace_model(cls_name, dtype, n_int, max_l, corr, **options)
     path = save_mace_model(source, tmp_path / "source.model")
     default = torch.get_default_dtype()
-    model = graft(path, variant, tmp_path / "grafted", trust_pickle=True)
+    before = dict(os.environ)
+    out = tmp_path / "grafted.safetensors"
+    if cli:
+        args = ["graft", str(path), "--variant", variant, "--out", str(tmp_path / "grafted")]
+        assert main(args) == 2 and not out.exists()  # a pickle without --trust-pickle
+        assert main([*args, "--trust-pickle"]) == 0
+        from pansim.model_io import load_model
+
+        model = load_model(out)
+    else:
+        model = graft(path, variant, tmp_path / "grafted", trust_pickle=True)
+        assert_identity_report(model, dtype)
     assert torch.get_default_dtype() == default
+    assert dict(os.environ) == before  # mace's TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD did not leak
     assert next(model.parameters()).dtype == dtype
     assert model.pansim_config["variant"] == variant
-    assert_identity_report(model, dtype)
-    out = tmp_path / "grafted.safetensors"
     assert_served_like(source, out, fresh_structures(["H", "O", "Si"]), dtype)
 
 
 @pytest.mark.parametrize("spec", ARCHITECTURES.values(), ids=ARCHITECTURES.keys())
-def test_graft_identity_mace_constructors(tmp_path, spec):
-    _graft_architecture(tmp_path, spec)
+def test_graft_identity_mace_constructors(tmp_path, spec, capsys):
+    _graft_architecture(tmp_path, spec, cli=True)
+    text = capsys.readouterr()
+    assert "--trust-pickle" in text.err and "identity check, periodic: max |difference|" in text.out
 
 
 @pytest.mark.slow
