@@ -408,7 +408,7 @@ def copy_weights(source: torch.nn.Module, target: torch.nn.Module) -> list[str]:
 
 
 # -- the identity check ------------------------------------------------------------------
-def check_structures(elements: list[str], r_max: float) -> list[tuple[str, Atoms]]:
+def check_structures(elements: list[str]) -> list[tuple[str, Atoms]]:
     """A periodic cell (8 atoms) and a molecule-like cluster (6 atoms) of the model's elements."""
     from pansim.testing import random_atoms
 
@@ -459,7 +459,7 @@ def check_identity(
         from ase.data import chemical_symbols
 
         elements = [chemical_symbols[int(z)] for z in source.atomic_numbers]
-        structures = check_structures(elements, float(source.r_max))
+        structures = check_structures(elements)
     diffs: dict[str, dict[str, float]] = {}
     failures = []
     for label, atoms in structures:
