@@ -175,3 +175,18 @@ def test_bad_fine_tuning_input(grafted, make_config, emt_files, tmp_path, capsys
         make_config, tmp_path, "y", init_from=str(grafted / "source.safetensors"), freeze="backbone"
     )
     assert code == 2 and "leaves nothing to train" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fine_tuning_resumes_exactly(grafted, make_config, tmp_path):
+    """Stopped after 1 step and resumed to 2: the weights of a straight 2-step run."""
+    init = str(grafted / "grafted.safetensors")
+    _, straight = run_cli(make_config, tmp_path, "straight", init_from=init, freeze="backbone")
+    config = make_config(out_dir=str(tmp_path / "split"), init_from=init, freeze="backbone")
+    config = {**config.to_dict(), "hyperparameters": {}}
+    path = tmp_path / "split.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--max_steps", "1", "--ema_decay", "null"]) == 0
+    assert main(["train", str(path), "--resume", "--max_steps", "2", "--ema_decay", "null"]) == 0
+    split = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(split[k], straight[k]) for k in straight)
