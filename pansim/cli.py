@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pansim.data.cli", "sample, label and inspect reference datasets"),
     "train": ("pansim.training.cli_train", "train a model from a YAML config"),
     "eval": ("pansim.training.cli_eval", "errors of a model on a labelled file"),
+    "replay": ("pansim.training.cli_replay", "label structures with a source model (replay)"),
     "models": ("pansim.pretrained.cli", "list the registered pretrained models"),
     "single": ("workflows.single", "energy, forces and stress of a structure file (extxyz out)"),
     "relax": ("workflows.relax_cli", "relax positions and cell (FrechetCellFilter, extxyz out)"),
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vibrations": ("workflows.vibrations", "harmonic vibrations of a molecule"),
     "validate": ("workflows.validate", "all workflows against DFT and the baseline"),
     "export": ("pansim.export", "export a model for LAMMPS"),
+    "graft": ("pansim.grafting", "add PAN / PGS to a trained MACE (mace-torch or pansim file)"),
 }
 
 

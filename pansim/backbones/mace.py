@@ -58,7 +58,6 @@ from pansim.modules.pgs import ESReadoutExpansion
 import_mace()
 from e3nn import o3  # noqa: E402
 from e3nn.util import jit as e3nn_jit  # noqa: E402
-from mace.modules.blocks import RealAgnosticResidualInteractionBlock  # noqa: E402
 from mace.modules.models import ScaleShiftMACE  # noqa: E402
 from mace.modules.utils import (  # noqa: E402
     get_edge_vectors_and_lengths,
@@ -82,6 +81,13 @@ DEFAULTS: dict[str, Any] = {
     "atomic_energies": None,
     "atomic_inter_scale": 1.0,
     "atomic_inter_shift": 0.0,
+    # mace options that models grafted from mace-torch files may set (pansim.graft)
+    "interaction_first": "RealAgnosticResidualInteractionBlock",
+    "interaction": "RealAgnosticResidualInteractionBlock",
+    "gate": "silu",
+    "radial_type": "bessel",
+    "distance_transform": "None",
+    "use_reduced_cg": True,
     # PAN and PGS: shared by every backbone adapter
     **MODULE_DEFAULTS,
 }
@@ -378,8 +384,8 @@ def _mace_kwargs(config: dict[str, Any], numbers: list[int], r_max: float) -> di
         "num_bessel": int(config["num_bessel"]),
         "num_polynomial_cutoff": int(config["num_polynomial_cutoff"]),
         "max_ell": int(config["max_ell"]),
-        "interaction_cls": RealAgnosticResidualInteractionBlock,
-        "interaction_cls_first": RealAgnosticResidualInteractionBlock,
+        "interaction_cls": _interaction_class(config["interaction"]),
+        "interaction_cls_first": _interaction_class(config["interaction_first"]),
         "num_interactions": int(config["num_interactions"]),
         "num_elements": len(numbers),
         "hidden_irreps": o3.Irreps(hidden),
@@ -387,12 +393,41 @@ def _mace_kwargs(config: dict[str, Any], numbers: list[int], r_max: float) -> di
         "atomic_energies": np.asarray(config["atomic_energies"], dtype=float),
         "avg_num_neighbors": float(config["avg_num_neighbors"]),
         "atomic_numbers": list(numbers),
-        "correlation": int(config["correlation"]),
-        "gate": torch.nn.functional.silu,
+        "correlation": _correlation(config["correlation"]),
+        "gate": GATES[config["gate"]],
         "radial_MLP": [int(x) for x in config["radial_MLP"]],
         "atomic_inter_scale": float(config["atomic_inter_scale"]),
         "atomic_inter_shift": float(config["atomic_inter_shift"]),
+        "radial_type": str(config["radial_type"]),
+        "distance_transform": str(config["distance_transform"]),
+        "use_reduced_cg": bool(config["use_reduced_cg"]),
     }
+
+
+#: readout non-linearities by the names of mace's ``--gate`` option
+GATES: dict[str, Any] = {
+    "silu": torch.nn.functional.silu,
+    "tanh": torch.tanh,
+    "abs": torch.abs,
+    "None": None,
+}
+
+
+def _interaction_class(name: str) -> type:
+    """A mace interaction block class (``mace.modules.blocks``) by its name."""
+    from mace.modules import blocks
+
+    cls = getattr(blocks, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, blocks.InteractionBlock)):
+        raise ValueError(f"{name!r} is not an interaction block of mace.modules.blocks")
+    return cls
+
+
+def _correlation(value: Any) -> int | list[int]:
+    """Correlation order: one int, or one per interaction."""
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value]
+    return int(value)
 
 
 def resolve_config(hyperparameters: dict[str, Any], numbers: list[int]) -> dict[str, Any]:
@@ -403,6 +438,8 @@ def resolve_config(hyperparameters: dict[str, Any], numbers: list[int]) -> dict[
     config = {**copy.deepcopy(DEFAULTS), **copy.deepcopy(hyperparameters)}
     config["atomic_energies"] = _atomic_energies(config["atomic_energies"], numbers)
     config["radial_MLP"] = [int(x) for x in config["radial_MLP"]]
+    if config["gate"] not in GATES:
+        raise ValueError(f"gate must be one of {sorted(GATES)}, got {config['gate']!r}")
     if not (math.isfinite(float(config["c_max"])) and float(config["c_max"]) > 0):
         raise ValueError(f"c_max must be a positive number, got {config['c_max']}")
     return config

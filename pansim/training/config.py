@@ -20,11 +20,27 @@ import yaml
 #: keys that control one run and may change on ``--resume`` (not part of the fingerprint)
 #: settings added after the first checkpoints were written; at their defaults they
 #: leave the fingerprint as it was, so those checkpoints still resume
-LATER_KEYS = frozenset({"c_max_margin", "pgs_calibrate", "pgs_calibrate_spread", "module_lr_scale"})
+LATER_KEYS = frozenset(
+    {
+        "c_max_margin",
+        "pgs_calibrate",
+        "pgs_calibrate_spread",
+        "module_lr_scale",
+        # fine-tuning (pansim.training.finetune)
+        "init_from",
+        "freeze",
+        "replay_file",
+        "replay_weight",
+    }
+)
 
 RUN_CONTROL_KEYS = frozenset(
     {"out_dir", "max_steps", "checkpoint_every", "progress", "device", "test_file"}
 )
+
+
+#: string values of ``atomic_energies``
+SOURCES_OF_E0 = ("fit", "source")
 
 
 class ConfigError(ValueError):
@@ -62,6 +78,13 @@ class TrainConfig:
     lr: float = 1e-2
     #: learning rate of the added PAN / PGS parameters, as a multiple of ``lr``
     module_lr_scale: float = 1.0
+    #: fine-tuning (see pansim.training.finetune): start from this pansim model file
+    init_from: str | None = None
+    #: none | backbone | interactions:N
+    freeze: str = "none"
+    #: structures labelled by the source model, mixed into every step at replay_weight
+    replay_file: str | None = None
+    replay_weight: float = 1.0
     weight_decay: float = 5e-7
     scheduler: str = "plateau"
     scheduler_patience: int = 5
@@ -106,8 +129,15 @@ class TrainConfig:
         _require(0 < self.c_max_percentile <= 100, "c_max_percentile must be in (0, 100]")
         if self.ema_decay is not None:
             _require(0.0 < self.ema_decay < 1.0, "ema_decay must be in (0, 1) or null")
-        if not (isinstance(self.atomic_energies, dict) or self.atomic_energies == "fit"):
-            raise ConfigError("atomic_energies must be 'fit' or a mapping element -> eV")
+        if not (isinstance(self.atomic_energies, dict) or self.atomic_energies in SOURCES_OF_E0):
+            raise ConfigError(
+                "atomic_energies must be 'fit', 'source' (with init_from) or a mapping "
+                "element -> eV"
+            )
+        from pansim.training.finetune import check_freeze
+
+        check_freeze(self.freeze)
+        _require(self.replay_weight >= 0, "replay_weight must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a plain (JSON/YAML-serialisable) dict."""
@@ -240,7 +270,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
 
 def _resolve_paths(data: dict[str, Any], root: Path) -> dict[str, Any]:
     out = dict(data)
-    for key in ("train_file", "valid_file", "test_file"):
+    for key in ("train_file", "valid_file", "test_file", "init_from", "replay_file"):
         value = out.get(key)
         if value and not Path(value).is_absolute() and not Path(value).exists():
             candidate = root / value

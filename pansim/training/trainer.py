@@ -41,6 +41,7 @@ from pansim._io import atomic_path, write_text_atomic
 from pansim.model_io import default_dtype
 from pansim.training import checkpoint as ckpt
 from pansim.training import distributed as ddp
+from pansim.training import finetune
 from pansim.training.config import TrainConfig
 from pansim.training.data import (
     Sample,
@@ -193,14 +194,21 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, info=None, builder: Callable | None = None):
+        config = finetune.resolve(config)  # init_from: variant, r_max, elements of the file
         self.config = config
         self.info = info or ddp.setup(config.device)
         self.dtype = DTYPES[config.dtype]
         self.out = Path(config.out_dir)
         seed_everything(config.seed)
         self.data = load_data(config)
-        self.kwargs = model_kwargs(config, self.data)
+        self.replay = self._load_replay()
+        if config.init_from:
+            self.data.hashes["init_from"] = file_sha256(config.init_from)
+            self.kwargs = finetune.init_kwargs(config)
+        else:
+            self.kwargs = model_kwargs(config, self.data)
         self.model = self._build(builder)
+        self.frozen = finetune.apply_freeze(self.model, config.freeze)
         self.calibration = self._calibrate() if config.pgs_calibrate else None
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
@@ -215,7 +223,19 @@ class Trainer:
         }
 
     # -- construction -------------------------------------------------------------
+    def _load_replay(self) -> list[Sample] | None:
+        """Replay structures (``replay_file``), graphed like the training data."""
+        c = self.config
+        if not c.replay_file:
+            return None
+        keys = (c.energy_key, c.forces_key, c.stress_key)
+        self.data.hashes["replay_file"] = file_sha256(c.replay_file)
+        return load_dataset(c.replay_file, keys, self.data.atomic_numbers, c.r_max)
+
     def _build(self, builder: Callable | None) -> torch.nn.Module:
+        if self.config.init_from:
+            model = finetune.initial_model(self.config, self.data.atomic_numbers, self.dtype)
+            return model.to(device=self.info.device)
         if builder is None:
             from pansim.backbones import build_model as builder
         with default_dtype(self.dtype):
@@ -296,6 +316,8 @@ class Trainer:
         stress = self.weights["stress"] != 0.0 and wants_stress(local)
         pred = forward(self.engine, batch, training=True, stress=stress)
         loss = weighted_loss(squared_errors(pred, batch), global_counts(global_batch), self.weights)
+        if self.replay:
+            loss = loss + self.config.replay_weight * self._replay_loss(len(indices))
         total = float(ddp.all_reduce_sum(loss, self.info))
         self._check_finite(total, indices, "loss")
         self.optimizer.zero_grad(set_to_none=True)
@@ -309,6 +331,17 @@ class Trainer:
         if self.config.scheduler == "cosine":
             self.scheduler.step()
         return total
+
+    def _replay_loss(self, n: int) -> torch.Tensor:
+        """Loss of ``n`` replay structures (seeded by the step: a resumed run repeats it)."""
+        picks = finetune.replay_indices(len(self.replay), n, self.config.seed, self.state.step)
+        global_batch = [self.replay[i] for i in picks]
+        local = ddp.shard(global_batch, self.info)
+        batch = batch_to_tensors(local, self.dtype, self.info.device)
+        stress = self.weights["stress"] != 0.0 and wants_stress(local)
+        pred = forward(self.engine, batch, training=True, stress=stress)
+        counts = global_counts(global_batch)
+        return weighted_loss(squared_errors(pred, batch), counts, self.weights)
 
     def _clip(self, indices: list[int]) -> None:
         params = [p for p in self.model.parameters() if p.grad is not None]
