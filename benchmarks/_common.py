@@ -32,7 +32,7 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from pansim._io import write_json_atomic, write_text_atomic
+from pansim.files import write_json_atomic, write_text_atomic
 from pansim.timing import interleaved, shuffled_rounds  # noqa: F401 (the benchmarks' timer)
 
 #: cutoff of every benchmark model (A)

@@ -28,8 +28,8 @@ import torch
 from ase.build import bulk
 from torch.utils.flop_counter import FlopCounterMode
 
-from pansim._io import write_json_atomic
 from pansim.backbones import VARIANTS, build_model
+from pansim.files import write_json_atomic
 from pansim.graph import atoms_to_graph, collate
 
 R_MAX = 5.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
-from workflows._common import load_calculator
+from workflows import load_calculator
 from workflows.elastic import elastic_constants, plot_elastic
 from workflows.eos import equation_of_state, plot_eos
 

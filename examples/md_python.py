@@ -10,7 +10,7 @@ from pathlib import Path
 from ase.build import bulk
 from ase.io import read
 
-from workflows._common import load_calculator
+from workflows import load_calculator
 from workflows.md import plot_md, run_md
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

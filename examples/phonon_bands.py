@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ase.build import bulk
 
-from workflows._common import load_calculator
+from workflows import load_calculator
 from workflows.phonons import phonons, plot_phonons
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -15,25 +15,28 @@ import importlib
 import os
 import sys
 
-#: subcommand name -> (module path, one-line help)
+#: pansim's own subcommands: name -> (module path, one-line help); other packages
+#: (``workflows``) add theirs through :mod:`pansim.commands`
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("pansim.data.cli", "sample, label and inspect reference datasets"),
     "train": ("pansim.training.cli_train", "train a model from a YAML config"),
     "eval": ("pansim.training.cli_eval", "errors of a model on a labelled file"),
     "models": ("pansim.pretrained.cli", "list the registered pretrained models"),
-    "eos": ("workflows.eos", "equation of state (Birch-Murnaghan)"),
-    "elastic": ("workflows.elastic", "elastic constants from stress-strain"),
-    "phonons": ("workflows.phonons", "phonons with phonopy"),
-    "md": ("workflows.md", "molecular dynamics (NVE, NVT, NPT) and analysis"),
-    "repulsion": ("workflows.repulsion", "short-range repulsion scan"),
-    "vibrations": ("workflows.vibrations", "harmonic vibrations of a molecule"),
-    "validate": ("workflows.validate", "all workflows against DFT and the baseline"),
     "export": ("pansim.export", "export a model for LAMMPS"),
 }
 
 
+def _commands() -> dict[str, tuple[str, str]]:
+    """:data:`COMMANDS`, then the plugins' (:mod:`pansim.commands`), which never replace them."""
+    from pansim.commands import module_summary, plugin_commands
+
+    plugins = plugin_commands()
+    extra = {n: (m, h or module_summary(m)) for n, (m, h) in plugins.items() if n not in COMMANDS}
+    return {**COMMANDS, **extra}
+
+
 def _load(name: str):
-    module_path, _ = COMMANDS[name]
+    module_path, _ = _commands()[name]
     return importlib.import_module(module_path)
 
 
@@ -42,7 +45,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pansim", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
-    for name, (_, help_) in COMMANDS.items():
+    for name, (_, help_) in _commands().items():
         p = sub.add_parser(name, help=help_)
         if name == chosen:
             _load(name).register(p)

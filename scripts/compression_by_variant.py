@@ -22,10 +22,10 @@ import numpy as np
 from ase.io import read
 
 from pansim import PANCalculator
-from pansim._io import write_text_atomic
 from pansim.backbones import VARIANTS
 from pansim.data.reference import crystal_cell, primitive_at
 from pansim.data.settings import CRYSTALS
+from pansim.files import write_text_atomic
 from pansim.modules.pan import PANPooling
 from pansim.training.plan import jobs_in, status
 

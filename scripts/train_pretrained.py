@@ -158,7 +158,7 @@ def ship(args) -> int:
 
 def demo(args) -> int:
     """Synthetic EMT (Cu/Ag) data, tiny models, all variants, then the ablation table."""
-    from pansim._io import write_text_atomic
+    from pansim.files import write_text_atomic
     from pansim.training.synthetic import write_emt_splits
 
     out = Path(args.out).resolve()  # runs train in-process here, status is checked from ROOT

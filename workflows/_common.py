@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import numpy as np
 from ase import Atoms
 
-from pansim._io import atomic_path
-from pansim._io import write_text_atomic as atomic_write_text
+from pansim.files import atomic_path
+from pansim.files import write_text_atomic as atomic_write_text
 
 T = TypeVar("T", bound="WorkflowResult")
 

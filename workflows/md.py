@@ -401,7 +401,7 @@ def _initial_velocities(run: _Run) -> None:
     """Maxwell-Boltzmann momenta at ``init_temperature_K`` unless the structure has momenta."""
     from ase.md.velocitydistribution import Stationary
 
-    from pansim._compat import thermalize
+    from pansim.compat import thermalize
 
     cfg, a = run.cfg, run.atoms
     t0 = cfg.temperature_K if cfg.init_temperature_K is None else cfg.init_temperature_K

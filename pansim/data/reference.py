@@ -103,7 +103,7 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
         One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
         :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
     """
-    from workflows.repulsion import contact_cell, nearest_neighbour
+    from pansim.structures import contact_cell, nearest_neighbour
 
     a = CRYSTALS[system].lattice_constant
     conv = crystal_cell(system, a, cubic=True)
