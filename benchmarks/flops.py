@@ -1,4 +1,6 @@
-"""FLOPs, wall and CPU time of PAN / PGS / PAN+PGS over the baseline MACE (SPEC invariant 5).
+"""FLOPs, wall and CPU time of PAN / PGS / PAN+PGS over the baseline MACE (spec §1.3, item 5).
+
+Spec: docs/spec.md.
 
 Forward pass plus forces on a 64-atom Si cell (diamond, 2x2x2 conventional,
 a = 5.47 A, slightly rattled), every variant at identical hyperparameters

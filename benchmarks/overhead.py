@@ -1,4 +1,6 @@
-"""Overhead of PAN, PGS and PAN+PGS over the baseline MACE: FLOPs and wall time (SPEC invariant 5).
+"""Overhead of PAN, PGS and PAN+PGS over the baseline MACE: FLOPs and wall time.
+
+docs/spec.md §1.3, invariant 5.
 
 Energy + forces + stress of diamond Si cells (about 64, 512 and 4096 atoms,
 a = 5.47 A, rattled 0.02 A, r_max = 5 A), in float32 and float64, every

@@ -30,11 +30,12 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 CONFIGS = ROOT / "configs" / "pretrained"
 
 
 def _plan():
-    from pansim.training import plan
+    from lab import plan
 
     return plan
 
@@ -135,7 +136,7 @@ def run_jobs(args) -> int:
 
 def write_cards(args) -> int:
     """Write model_card.json/.md next to every finished run."""
-    from pansim.training import cards
+    from lab import cards
 
     plan = _plan()
     for job in _selected(args):
@@ -146,7 +147,7 @@ def write_cards(args) -> int:
 
 def ship(args) -> int:
     """Copy the shipped models (seed 0 of pan+pgs and baseline) and their cards."""
-    from pansim.training import cards
+    from lab import cards
 
     if args.dest is None:
         print("ship: --dest DIR is required", file=sys.stderr)

@@ -179,7 +179,8 @@ def phonons(
     relax_first : bool
         Relax positions (and the cell if ``relax_cell``) to ``fmax`` (eV/A) first.
     subtract_residual_forces : bool
-        Subtract the forces of the undisplaced supercell from each displaced one (SPEC 2.4).
+        Subtract the forces of the undisplaced supercell from each displaced one
+        (docs/spec.md §2.4).
     mesh : tuple of int
         q mesh for DOS and thermal properties.
     temperatures : tuple of float

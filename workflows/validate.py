@@ -6,7 +6,7 @@ not make, e.g. the EMT demonstration ``ag-emt``), then in
 ``data/<system>/reference/properties.json``, which ``pansim data`` writes from the
 finished DFT reference jobs of ``si``, ``ag`` and ``lif`` (``pansim/data/reference.py``;
 ``$PANSIM_DATA_DIR`` moves ``data/``). ``--references DIR_OR_FILE`` replaces the
-lookup. Expected schema (every block optional, extra keys ignored, units as in SPEC
+lookup. Expected schema (every block optional, extra keys ignored, units as in spec
 section 3)::
 
     {
@@ -29,7 +29,7 @@ also holds ``gamma_optical_frozen_phonon_THz``, its direct check of the Gamma
 optical mode. ``repulsion`` is the energy rise (eV, zero at the longest distance)
 when one atom of the conventional cell moves toward its nearest neighbour, as in
 :mod:`workflows.repulsion`; the DFT pipeline computes the same scan (``contact``
-stage of :mod:`pansim.data.reference`: the conventional cell at the SPEC lattice
+stage of :mod:`pansim.data.reference`: the conventional cell at the spec lattice
 constant, atom 0 pushed toward its nearest neighbour, 0.6-1.0 of the distance). The
 ``eos.compressed`` block is the second short-range check.
 
@@ -72,7 +72,7 @@ from workflows.reporting import (  # noqa: F401 - shared with validate_molecule,
 # --------------------------------------------------------------------------- systems
 @dataclasses.dataclass(frozen=True)
 class System:
-    """A validation system: primitive and conventional cells at the SPEC lattice constant."""
+    """A validation system: primitive and conventional cells at the spec lattice constant."""
 
     name: str
     symbol: str
@@ -90,11 +90,11 @@ class System:
 
 
 def _dft_system(name: str, liquid_K: float | None = None) -> System:
-    """A DFT-labelled crystal: the structure and lattice constant of its SPEC 2.1 settings."""
+    """A DFT-labelled crystal: structure, lattice constant of its settings (docs/spec.md §2.1)."""
     return System(name, *STRUCTURES[name], CRYSTALS[name].lattice_constant, liquid_K)
 
 
-#: system name -> System (SPEC 2.1 lattice constants)
+#: system name -> System (docs/spec.md §2.1 lattice constants)
 SYSTEMS: dict[str, System] = {
     "si": _dft_system("si", liquid_K=2000.0),
     "ag": _dft_system("ag", liquid_K=1600.0),

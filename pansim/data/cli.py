@@ -4,7 +4,7 @@ Examples::
 
     pansim data sample si -n 300            # queue configurations in data/si/manifest.json
     pansim data sample si --refresh-pending # redraw unlabelled ones after a sampler change
-    pansim data reference si                # queue the SPEC 2.4 reference-property jobs
+    pansim data reference si                # queue the docs/spec.md §2.4 reference-property jobs
     pansim data label                       # label every queue round-robin, resumable
     pansim data label si lif --workers 2
     pansim data info [SYSTEM]
@@ -42,7 +42,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
     p = sub.add_parser(
-        "reference", help="queue the DFT reference-property jobs of a crystal (SPEC 2.4)"
+        "reference", help="queue the DFT reference-property jobs of a crystal (docs/spec.md §2.4)"
     )
     p.add_argument("system", help="crystal name or 'all'")
 

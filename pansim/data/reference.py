@@ -1,30 +1,30 @@
-"""DFT reference properties of the crystals (SPEC 2.4), as resumable jobs of the same labeller.
+"""DFT reference properties of the crystals (docs/spec.md §2.4): resumable jobs of the labeller.
 
 Jobs live in ``data/<system>/reference/jobs.json`` (a :class:`Manifest`) and run
 through the same round-robin driver as the datasets. After each finished job
 :func:`analyse` fits what is complete and writes ``data/<system>/reference/*.json``:
 
 1. ``eos``: primitive cell, 9 volumes over +-6 % plus 0.80/0.85/0.90 V0 (repulsion),
-   one fixed mesh (rule of SPEC 2.1 on the unstrained primitive cell);
+   one fixed mesh (rule of docs/spec.md §2.1 on the unstrained primitive cell);
    Birch-Murnaghan fit (V0, E0, B0, B0') -> ``eos.json``; the compressed points
    are the short-range repulsion curve -> ``repulsion.json``.
 2. Once the EOS is fitted, ``elastic`` jobs are queued: conventional cubic cell at
    V0, +-0.5 % uniaxial strain (C11, C12) and +-0.5 % engineering shear (C44, ions
    relaxed for Si, which has internal strain); Ag uses a 12x12x12 mesh
-   (SPEC 2.4), Si and LiF their rule mesh -> ``elastic.json``.
+   (docs/spec.md §2.4), Si and LiF their rule mesh -> ``elastic.json``.
 3. Also at V0: ``phonon`` jobs: phonopy finite displacements (0.01 A) on the 2x2x2
    supercell of the primitive cell plus the undisplaced supercell, whose residual
    forces are subtracted; frequencies at Gamma, X, L -> ``phonons.json`` (LiF: TO
    modes only, no non-analytic correction: pansim models are short-ranged).
 4. With them, for 2-atom primitive cells (Si, LiF), the ``frozen_phonon`` check of
-   SPEC 2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
+   docs/spec.md §2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
    +-0.01 A along x against the other sublattice; the Gamma optical frequency
    follows from the force constant and the reduced mass
    (:func:`frozen_phonon_frequency`). ``phonons.json`` reports it, phonopy's Gamma
    optical frequency and their difference. Ag (1 atom) has no optical mode.
 5. ``contact`` (queued with the EOS, independent of it): the compressed
    nearest-neighbour contact of :mod:`workflows.repulsion` on the DFT side. The
-   conventional cubic cell at the SPEC lattice constant (the cell ``pansim validate``
+   conventional cubic cell at the spec lattice constant (the cell ``pansim validate``
    scans), atom 0 moved straight toward its nearest neighbour so their distance runs
    over 0.60-1.00 of the nearest-neighbour distance in 13 steps, no relaxation; the
    cubic family's rule mesh, symmetry off for every point alike -> ``contact.json``,
@@ -98,7 +98,7 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
     Returns
     -------
     info : dict
-        ``neighbour`` (index), ``r_nn_A``, ``a_A`` (SPEC lattice constant), ``fractions``.
+        ``neighbour`` (index), ``r_nn_A``, ``a_A`` (spec lattice constant), ``fractions``.
     cells : list of Atoms
         One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
         :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
@@ -163,7 +163,7 @@ def compressed_energies(
 ) -> list[float]:
     """E at ``ratios * v0`` by cubic interpolation through the 4 smallest-volume points.
 
-    The EOS jobs sit at fixed fractions of the SPEC lattice constant's volume, not
+    The EOS jobs sit at fixed fractions of the spec lattice constant's volume, not
     of the fitted V0 (they differ by a few 0.1 %); the validate schema wants E at
     exactly 0.80/0.85/0.90 V0. Units follow the inputs (A^3, eV).
     """
@@ -237,7 +237,7 @@ def _contact(system: str, m: Manifest, out: Path) -> dict | None:
         "force_eV_per_A": force,
         "kpts": rows[0]["provenance"]["kpts"],
         "settings": rows[0]["job"]["calc"],
-        "note": "conventional cell at the SPEC lattice constant, atom `index` moved toward "
+        "note": "conventional cell at the spec lattice constant, atom `index` moved toward "
         "`neighbour`; energy in eV per cell relative to the uncompressed point",
     }
     write_json_atomic(out / "contact.json", res, indent=1)
@@ -309,7 +309,7 @@ def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
     GPAW symmetrises its forces to exactly zero, so they cannot cancel the real-space
     grid's residual forces (about 2 meV/A) that the low-symmetry displaced supercells
     carry; uncorrected, those moved Si's Gamma optical mode from 15.2 to 16.4 THz
-    (measured here against the frozen-phonon check, SPEC 2.4).
+    (measured here against the frozen-phonon check, docs/spec.md §2.4).
     """
     s = CRYSTALS[system]
     prim, cells = _phonon_supercells(system, v0)
