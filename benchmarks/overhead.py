@@ -58,8 +58,8 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
+from pansim.variants import VARIANTS  # noqa: E402
 
-VARIANTS = ("baseline", "pan", "pgs", "pan+pgs")
 FULL = {"sizes": [64, 512, 4096], "dtypes": ["float32", "float64"], "repeats": 10,
         "min_rounds": 3}  # fmt: skip
 QUICK = {"sizes": [64, 512], "dtypes": ["float32", "float64"], "repeats": 3, "min_rounds": 3}

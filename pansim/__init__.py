@@ -16,6 +16,7 @@ _LAZY = {
     "save_model": "pansim.model_io",
     "load_model": "pansim.model_io",
     "PANCalculator": "pansim.calculator",
+    "keep_freed_memory": "pansim._memory",
 }
 
 __all__ = ["__version__", *_LAZY]

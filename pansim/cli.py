@@ -6,6 +6,8 @@ Each subcommand lives in its own module, which defines
 - ``run(args: argparse.Namespace) -> int``: call library code, print, return an exit code.
 
 Modules are imported only when their subcommand runs, so ``pansim --help`` is fast.
+A subcommand runs with freed memory kept in the process (:func:`pansim.keep_freed_memory`,
+glibc only), which library users get only by asking (``PANCalculator(keep_memory=True)``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ def _load(name: str):
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; only the chosen subcommand's module is imported."""
-    parser = argparse.ArgumentParser(prog="pansim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pansim",
+        description=__doc__.splitlines()[0],
+        epilog="Commands run with glibc malloc keeping freed memory for reuse (faster repeated "
+        "evaluations of large cells; the process keeps its peak memory).",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
     for name, (_, help_) in _commands().items():
@@ -60,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from pansim._memory import keep_freed_memory
+
+    keep_freed_memory()  # the CLI's own process only (see the module docstring)
     try:
         return int(_load(args.command).run(args) or 0)
     except BrokenPipeError:  # output piped into `head` & co.: stop quietly, like coreutils

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from pansim.variants import VARIANTS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 CONFIGS = ROOT / "configs" / "pretrained"
@@ -222,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--sizes", nargs=3, type=int, default=[24, 8, 8])
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    p.add_argument("--variants", nargs="*", default=["baseline", "pan", "pgs", "pan+pgs"])
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument(
         "--hyperparameters",
         default="{num_channels: 8, max_L: 1, correlation: 2, num_interactions: 2}",

@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from ase import Atoms
 
 from pansim.files import atomic_path
 from pansim.files import write_text_atomic as atomic_write_text
+from pansim.provenance import versions  # noqa: F401 - one definition, re-exported
 
 T = TypeVar("T", bound="WorkflowResult")
 
@@ -85,16 +85,19 @@ class WorkflowResult:
 
 
 # --------------------------------------------------------------------------- provenance
-def versions() -> dict[str, str]:
-    """Versions of Python and the scientific stack that is already imported."""
-    out = {"python": platform.python_version()}
-    for name in ("pansim", "numpy", "scipy", "ase", "phonopy", "matscipy", "torch", "mace"):
-        module = sys.modules.get(name)
-        if module is None and name in ("pansim", "numpy", "ase"):
-            module = __import__(name)
-        if module is not None:
-            out[name] = str(getattr(module, "__version__", "unknown"))
-    return out
+
+
+def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
+    """Forces ``[n_structures, n_atoms, 3]`` (eV/A) of same-size structures.
+
+    One batched call when ``calc`` has ``batch_evaluate`` (PANCalculator, the DFT
+    point store); otherwise one ``get_forces`` per structure, on copies (the
+    structures are never modified).
+    """
+    batch = getattr(calc, "batch_evaluate", None)
+    if callable(batch):
+        return np.array([r["forces"] for r in batch(structures)])
+    return np.array([with_calc(atoms, calc).get_forces() for atoms in structures])
 
 
 def calculator_info(calc: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ase import Atoms
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    evaluate_forces,
     load_calculator,
     new_figure,
     prepare_structure,
@@ -92,19 +93,6 @@ def to_ase_atoms(cell) -> Atoms:
     return Atoms(
         symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True
     )
-
-
-def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
-    """Forces ``[n_structures, n_atoms, 3]`` (eV/A); batched if ``calc.batch_evaluate`` exists."""
-    batch = getattr(calc, "batch_evaluate", None)
-    if callable(batch):
-        return np.array([r["forces"] for r in batch(structures)])
-    out = []
-    for atoms in structures:
-        work = atoms.copy()
-        work.calc = calc
-        out.append(work.get_forces())
-    return np.array(out)
 
 
 def signed(freqs: np.ndarray) -> np.ndarray:

@@ -191,7 +191,7 @@ REPULSION_UNITS = {
 def _bond_scan(geometry: Atoms, bond: dict[str, Any], calc: Any) -> dict[str, Any]:
     """Model energies (relative to fraction 1) and bond forces along one DFT scan."""
     from pansim.data.molecule_reference import bond_force, compress_bond
-    from workflows.vibrations import evaluate_forces
+    from workflows._common import evaluate_forces
 
     fractions = list(bond["fractions"])
     structures = [compress_bond(geometry, bond, f) for f in fractions]

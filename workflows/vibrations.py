@@ -43,6 +43,7 @@ from pansim.structures import is_linear, rigid_body_basis  # noqa: F401 - re-exp
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
+    evaluate_forces,
     load_calculator,
     new_figure,
     prepare_structure,
@@ -115,14 +116,6 @@ def displaced_structures(atoms: Atoms, delta: float) -> list[Atoms]:
                 work.positions[a, i] += sign * delta
                 out.append(work)
     return out
-
-
-def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
-    """Forces ``[n_structures, n_atoms, 3]`` (eV/A); one batched call if ``calc.batch_evaluate``."""
-    batch = getattr(calc, "batch_evaluate", None)
-    if callable(batch):
-        return np.array([r["forces"] for r in batch(structures)])
-    return np.array([with_calc(a, calc).get_forces() for a in structures])
 
 
 def hessian_from_forces(forces: np.ndarray, delta: float) -> np.ndarray:

@@ -40,13 +40,13 @@ from typing import Any
 
 import torch
 
+#: the ablation variants, always built from one code path (defined once, torch-free)
+from pansim.variants import VARIANTS
+
 #: backbone name -> "module:builder function"
 BACKBONES: dict[str, str] = {
     "mace": "pansim.backbones.mace:build_mace",
 }
-
-#: the ablation variants, always built from one code path
-VARIANTS: tuple[str, ...] = ("baseline", "pan", "pgs", "pan+pgs")
 
 
 def build_model(
