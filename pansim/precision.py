@@ -7,10 +7,3 @@ import torch
 #: name -> torch dtype, for configs, model files and the calculator
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
-
-def resolve_dtype(name: str) -> torch.dtype:
-    """The torch dtype named ``name``; a ValueError naming the choices otherwise."""
-    try:
-        return DTYPES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {name!r}") from None
