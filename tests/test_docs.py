@@ -31,7 +31,7 @@ def test_cited_spec_sections_exist():
 
 def test_no_code_points_at_a_spec_file_outside_the_repository():
     out = subprocess.run(
-        ["git", "grep", "-l", "-e", "shared/SPEC", "--", "*.py"],
+        ["git", "grep", "-l", "-e", "shared/SPEC", "--", "*.py", ":!tests/test_docs.py"],
         capture_output=True,
         text=True,
         cwd=ROOT,
