@@ -6,4 +6,3 @@ import torch
 
 #: name -> torch dtype, for configs, model files and the calculator
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
-

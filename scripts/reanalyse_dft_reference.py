@@ -1,20 +1,14 @@
 """Stored DFT reference points analysed by the workflows' own fits, against the committed values.
 
 No DFT is run: the energies and stresses are those stored in
-``data/<system>/reference/jobs.json``. For each crystal whose stage is finished:
-
-* **EOS**: the same points the reference builder fits (volume scale >= 0.94 of
-  the spec cell), fitted by :func:`workflows.eos.fit_birch_murnaghan` (the fit
-  the models' ``equation_of_state`` uses; GPa from ``ase.units``), against
-  ``eos.json`` (``ase.eos`` Birch-Murnaghan, GPa from a constant of its own);
-* **elastic**: the stored +-strain stresses of the uniaxial (xx) and shear (yz)
-  cells, fitted column by column by :func:`workflows.elastic.fit_columns` (the
-  least-squares slope the models' ``elastic_constants`` uses), against
-  ``elastic.json`` (central differences). The yy and zz columns are the xx
-  column permuted (cubic cells; the stored jobs strain xx only).
-
-Prints the before/after table and writes it into ``docs/dft_reference_analysis.md``
-between its markers (``--out``). Usage (from the repository root)::
+``data/<system>/reference/jobs.json``. For each crystal whose stage is finished,
+the equation of state is fitted by :func:`workflows.eos.fit_birch_murnaghan`
+(GPa from ``ase.units``) and C11, C12, C44 by :func:`workflows.elastic.fit_columns`
+(through :func:`pansim.data.reference.cubic_constants`), and compared with the
+committed ``eos.json`` and ``elastic.json``. Since the builder uses these same fits
+(:mod:`pansim.fits`) the change column is zero, to the optimiser's last digits; the
+table of what moved when the builder switched to them is in
+``docs/dft_reference_analysis.md``. Usage (from the repository root)::
 
     python scripts/reanalyse_dft_reference.py [--systems ag lif si]
 """
@@ -32,16 +26,12 @@ from ase import units
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflows.elastic import fit_columns  # noqa: E402
-from workflows.eos import fit_birch_murnaghan  # noqa: E402
-
-#: markers of the generated table in the docs page
-START, END = "<!-- reanalyse_dft_reference: start", "<!-- reanalyse_dft_reference: end -->"
-#: Voigt components under the cyclic relabelling x -> y -> z
-CYCLE = [2, 0, 1, 5, 3, 4]
+from pansim.data.reference import cubic_constants  # noqa: E402
+from workflows.eos import fit_birch_murnaghan  # noqa: E402 - the workflow's own fit
 
 
 def _stage(entries: dict, stage: str) -> list[dict]:
+    """The jobs of ``stage`` when every one is done, else []."""
     done = [e for e in entries.values() if e["provenance"].get("stage") == stage]
     return done if done and all(e["status"] == "done" for e in done) else []
 
@@ -59,29 +49,19 @@ def eos_rows(entries: dict, committed: dict) -> list[tuple[str, str, float, floa
     return [(f"EOS {k}", unit[k], float(committed[k]), float(new[k])) for k in new]
 
 
-def _voigt(s: np.ndarray) -> np.ndarray:
-    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
-
-
 def elastic_rows(entries: dict, committed: dict) -> list[tuple[str, str, float, float]]:
     """``(quantity, unit, committed, workflow fit)`` of C11, C12, C44."""
     jobs = _stage(entries, "elastic")
     if len(jobs) < 4:
         return []
-    by = {(e["provenance"]["component"], np.sign(e["provenance"]["strain"])): e for e in jobs}
-    strain = abs(jobs[0]["provenance"]["strain"])
-    strains = np.array([-strain, strain])
-    xx = np.array([_voigt(np.array(by["xx", s]["result"]["stress"])) for s in (-1, 1)])
-    yz = np.array([_voigt(np.array(by["yz", s]["result"]["stress"])) for s in (-1, 1)])
-    yy, xz = xx[:, CYCLE], yz[:, CYCLE]  # x -> y -> z
-    zz, xy = yy[:, CYCLE], xz[:, CYCLE]
-    # stored shear cells: eps_yz = eps_zy = strain / 2, i.e. Voigt (engineering) strain = strain
-    c, _ = fit_columns(strains, np.stack([xx, yy, zz, yz, xz, xy]))
-    new = {
-        "C11_GPa": c[0, 0] / units.GPa,
-        "C12_GPa": 0.5 * (c[1, 0] + c[2, 0]) / units.GPa,
-        "C44_GPa": c[3, 3] / units.GPa,
+    stress = {
+        e["provenance"]["component"] + ("p" if e["provenance"]["strain"] > 0 else "m"): np.array(
+            e["result"]["stress"]
+        )
+        for e in jobs
     }
+    c = cubic_constants(stress, abs(jobs[0]["provenance"]["strain"]))
+    new = dict(zip(("C11_GPa", "C12_GPa", "C44_GPa"), (x / units.GPa for x in c), strict=True))
     return [(f"elastic {k[:3]}", "GPa", float(committed[k]), float(new[k])) for k in new]
 
 
@@ -124,16 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     """Re-analyse every finished system; print and write the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--systems", nargs="*", default=["ag", "lif", "si"])
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "dft_reference_analysis.md")
     args = p.parse_args(argv)
     results = {s: r for s in args.systems if (r := system_rows(s))}
     text = table(results)
     print(text, end="")
-    from lab.splice import replace_between_markers
-
-    block = f"{START} -->\n{text}{END}"
-    if not replace_between_markers(args.out, START, END, block):
-        print(f"{args.out}: no {START} ... {END} markers; table not written", file=sys.stderr)
     return 0
 
 

@@ -51,8 +51,9 @@ from pansim.data.datasets import data_dir
 from pansim.data.labelers import atoms_to_dict, crystal_job, dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, write_json_atomic
 from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
+from pansim.fits import fit_birch_murnaghan, fit_columns
 
-EV_A3_TO_GPA = 160.21766208
+EV_A3_TO_GPA = 1.0 / ase_units.GPa  # eV/A^3 -> GPa
 EOS_SCALES = tuple(np.round(np.linspace(0.94, 1.06, 9), 4)) + (0.80, 0.85, 0.90)
 STRAIN = 0.005
 DISPLACEMENT_A = 0.01
@@ -144,17 +145,16 @@ def _stage(m: Manifest, stage: str) -> dict[str, dict]:
 
 
 def fit_eos(volumes: np.ndarray, energies: np.ndarray) -> dict:
-    """Birch-Murnaghan fit; V0 (A^3/cell), E0 (eV/cell), B0 (GPa), B0'."""
-    from ase.eos import EquationOfState
+    """Birch-Murnaghan fit; V0 (A^3/cell), E0 (eV/cell), B0 (GPa), B0'.
 
-    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
-    v0, e0, b = eos.fit()
-    b0p = float(eos.eos_parameters[2]) if hasattr(eos, "eos_parameters") else float("nan")
+    The fit of the models' equation of state (:func:`pansim.fits.fit_birch_murnaghan`).
+    """
+    (e0, v0, b0, b0p), _ = fit_birch_murnaghan(np.asarray(volumes), np.asarray(energies))
     return {
         "V0_A3": float(v0),
         "E0_eV": float(e0),
-        "B0_GPa": float(b * EV_A3_TO_GPA),
-        "B0_prime": b0p,
+        "B0_GPa": float(b0 * EV_A3_TO_GPA),
+        "B0_prime": float(b0p),
     }
 
 
@@ -333,6 +333,30 @@ def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
         _add(m, f"phonon-{n:02d}", job, prov)
 
 
+#: Voigt components under the cyclic relabelling x -> y -> z of a cubic crystal
+_CYCLE = [2, 0, 1, 5, 3, 4]
+
+
+def cubic_constants(stress: dict[str, np.ndarray], strain: float) -> tuple[float, float, float]:
+    """C11, C12, C44 (eV/A^3) of a cubic crystal from its +-``strain`` xx and yz stresses.
+
+    ``stress`` maps ``xxp``, ``xxm``, ``yzp``, ``yzm`` to 3x3 stresses (eV/A^3) of the
+    cell strained by ``+-strain`` along xx and by ``eps_yz = eps_zy = +-strain/2``. The
+    yy, zz, xz, xy columns are these relabelled (cubic symmetry), and the 6x6 matrix is
+    fitted by :func:`pansim.fits.fit_columns`, the fit of the models' elastic constants.
+    """
+
+    def voigt(s: np.ndarray) -> np.ndarray:
+        return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+    xx = np.array([voigt(stress["xxm"]), voigt(stress["xxp"])])
+    yz = np.array([voigt(stress["yzm"]), voigt(stress["yzp"])])
+    yy, xz = xx[:, _CYCLE], yz[:, _CYCLE]
+    zz, xy = yy[:, _CYCLE], xz[:, _CYCLE]
+    c, _ = fit_columns(np.array([-strain, strain]), np.stack([xx, yy, zz, yz, xz, xy]))
+    return float(c[0, 0]), float(0.5 * (c[1, 0] + c[2, 0])), float(c[3, 3])
+
+
 def _elastic(system: str, m: Manifest, out: Path) -> dict | None:
     jobs = {
         e["provenance"]["component"] + ("p" if e["provenance"]["strain"] > 0 else "m"): e
@@ -340,11 +364,9 @@ def _elastic(system: str, m: Manifest, out: Path) -> dict | None:
     }
     if len(jobs) < 4 or any(e["status"] != "done" for e in jobs.values()):
         return None
-    st = {k: np.array(e["result"]["stress"]) for k, e in jobs.items()}
-    d = 2 * STRAIN
-    c11 = (st["xxp"][0, 0] - st["xxm"][0, 0]) / d
-    c12 = 0.5 * (st["xxp"][1, 1] - st["xxm"][1, 1] + st["xxp"][2, 2] - st["xxm"][2, 2]) / d
-    c44 = (st["yzp"][1, 2] - st["yzm"][1, 2]) / d
+    c11, c12, c44 = cubic_constants(
+        {k: np.array(e["result"]["stress"]) for k, e in jobs.items()}, STRAIN
+    )
     prov = next(iter(jobs.values()))["provenance"]
     res = {
         "system": system,
