@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,18 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from pansim._io import write_json_atomic, write_text_atomic
-from pansim.timing import interleaved, shuffled_rounds  # noqa: F401 (the benchmarks' timer)
+from lab.timing import interleaved, shuffled_rounds  # noqa: F401 (the benchmarks' timer)
+from pansim.files import write_json_atomic, write_text_atomic
+from pansim.precision import DTYPES
+from pansim.provenance import versions  # noqa: F401 - one definition, re-exported
 
 #: cutoff of every benchmark model (A)
 R_MAX = 5.0
-#: Si lattice constant (SPEC 2.1), A
+#: Si lattice constant (docs/spec.md §2.1), A
 SI_A = 5.47
 #: where results go unless ``--out-dir`` says otherwise
 OUT_DIR = Path(__file__).resolve().parent.parent / "results" / "bench"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
 ROOT = Path(__file__).resolve().parent.parent
 #: the training config whose ``hyperparameters`` size the shipped pretrained models
 SHIPPED_CONFIG = ROOT / "configs" / "pretrained" / "base" / "si.yaml"
@@ -324,17 +325,6 @@ def describe_quiet(check: dict[str, Any]) -> str:
 def is_quiet(check: dict[str, Any]) -> bool:
     """No other busy process (where known) and a 1-min load average below 1."""
     return not check.get("busy_processes") and check["load_1min"] < 1.0
-
-
-def versions() -> dict[str, str]:
-    """Versions of python and the packages the numbers depend on."""
-    out = {"python": platform.python_version()}
-    for name in ("pansim", "torch", "mace-torch", "e3nn", "numpy", "ase", "vesin", "phonopy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def now() -> str:

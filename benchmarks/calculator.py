@@ -68,7 +68,7 @@ from ase.calculators.calculator import all_changes  # noqa: E402
 from ase.md.verlet import VelocityVerlet  # noqa: E402
 
 from benchmarks import _common as common  # noqa: E402
-from pansim._compat import thermalize  # noqa: E402
+from pansim.compat import thermalize  # noqa: E402
 
 FULL = {"sizes": [64, 1000], "dtype": "float64", "repeats": 10, "steps": 100,
         "nve_repeats": 3, "nve_max_atoms": 1000, "profile_repeats": 5, "control": True}  # fmt: skip

@@ -1,4 +1,6 @@
-"""FLOPs, wall and CPU time of PAN / PGS / PAN+PGS over the baseline MACE (SPEC invariant 5).
+"""FLOPs, wall and CPU time of PAN / PGS / PAN+PGS over the baseline MACE (spec §1.3, item 5).
+
+Spec: docs/spec.md.
 
 Forward pass plus forces on a 64-atom Si cell (diamond, 2x2x2 conventional,
 a = 5.47 A, slightly rattled), every variant at identical hyperparameters
@@ -28,8 +30,8 @@ import torch
 from ase.build import bulk
 from torch.utils.flop_counter import FlopCounterMode
 
-from pansim._io import write_json_atomic
 from pansim.backbones import VARIANTS, build_model
+from pansim.files import write_json_atomic
 from pansim.graph import atoms_to_graph, collate
 
 R_MAX = 5.0

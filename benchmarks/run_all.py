@@ -68,7 +68,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/run_all.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _common as common  # noqa: E402
-from pansim._io import replace_between_markers  # noqa: E402
+from lab.splice import replace_between_markers  # noqa: E402
 
 ROOT = common.ROOT
 BENCHMARKS = ("overhead", "calculator", "scaling", "batched")

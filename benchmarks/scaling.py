@@ -18,9 +18,9 @@ Diamond Si (a = 5.47 A, rattled 0.02 A, r_max 5 A: 28 neighbours per atom),
 a random-initialised pan+pgs model at ``DEFAULTS`` (``--shipped``: the
 backbone of the shipped pretrained models, the ``hyperparameters`` of
 ``configs/pretrained/base/si.yaml``; ``--config`` another training config),
-energy + forces (add ``--stress``), with PANCalculator's default
-``keep_memory=True`` (``--no-keep-memory``: glibc malloc as it is, every large
-tensor faulted in afresh). ``--dtype`` takes one or more precisions,
+energy + forces (add ``--stress``), with ``keep_memory=True`` (as the ``pansim``
+command line runs; ``--no-keep-memory``: glibc malloc as it is, every large tensor
+faulted in afresh, PANCalculator's default). ``--dtype`` takes one or more precisions,
 scanned one after the other. Sizes grow until ``--max-atoms``. Before each
 size the peak memory of its process is estimated from the previous size
 (set-up RSS + peak RSS growth per atom x atoms); a size whose estimate

@@ -1,7 +1,8 @@
 """matcalc's property calculators on a pansim calculator: EOS and elastic constants of Si.
 
 python examples/matcalc_properties.py                    # the shipped Si model
-python examples/matcalc_properties.py --model emt --structure-name Cu --quick   # EMT (CI, when matcalc is installed)
+python examples/matcalc_properties.py --model emt --structure-name Cu --quick
+    # EMT (CI, when matcalc is installed)
 
 matcalc (``pip install matcalc``, or ``pip install pansim[matcalc]``) takes any ASE
 calculator; ``PANCalculator`` is one, so its property calculators work unchanged.

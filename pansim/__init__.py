@@ -17,6 +17,7 @@ _LAZY = {
     "load_model": "pansim.model_io",
     "PANCalculator": "pansim.calculator",
     "graft": "pansim.grafting",
+    "keep_freed_memory": "pansim._memory",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -78,28 +78,6 @@ def write_text_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
     return path
 
 
-def replace_between_markers(path: str | os.PathLike, start: str, end: str, block: str) -> bool:
-    """Replace the text of ``path`` from ``start`` to ``end`` (both included) with ``block``.
-
-    For generated sections of hand-written files (the README's tables): ``block``
-    brings its own marker lines. The file is rewritten atomically; without both
-    markers it is left alone.
-
-    Returns
-    -------
-    bool
-        Whether ``path`` was rewritten.
-    """
-    path = Path(path)
-    text = path.read_text() if path.exists() else ""
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    write_text_atomic(path, head + block + tail)
-    return True
-
-
 def write_json_atomic(
     path: str | os.PathLike, payload: Any, indent: int | None = None, **json_kwargs: Any
 ) -> Path:

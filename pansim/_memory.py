@@ -4,21 +4,17 @@ Why: a force evaluation allocates (and frees) many tensors of tens of MB to GB
 (edge features, tensor products, their gradients). glibc serves every block
 above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and returns it
 with ``munmap`` when freed, so each such tensor is faulted in and zeroed by the
-kernel page by page, every call. Measured with ``benchmarks.profile_scaling``
-(Si, 512 -> 4096 atoms, ``DEFAULTS``, float64, 1 thread): 2700 -> 3400 page
-faults per atom per call, 2/3 of the CPU time in the kernel (7.5 -> 11.5 ms of
-system time per atom, against 3.6 -> 4.9 ms of user time), the part that grew
-most with the cell. With mmap off and trimming off the blocks come from the
-heap and are reused, call after call: about 130 faults per atom, system time
-under 4 % of the CPU time, and the per-atom time about halved.
+kernel page by page, every call. With mmap off and trimming off the blocks come
+from the heap and are reused call after call.
 
-The price: memory freed after a call stays with the process (reusable by
-any later allocation, not given back to the system), and the heap's peak is
-somewhat higher (fragmentation; +25 % at 512 atoms, about 1.3x the first call's
-memory after a few calls: torch asks for 64-byte aligned blocks, and a freed block
-of exactly one tensor's size is too small for glibc's aligned request of the same
-size, so reuse needs neighbouring free blocks; faults stop after 2-3 calls). For
-repeated calls (MD, relaxations, phonons) it is what the next call needs anyway.
+The price: memory freed after a call stays with the process (reusable by any
+later allocation, not given back to the system), and the heap's peak is
+somewhat higher (fragmentation: torch asks for 64-byte aligned blocks, so reuse
+needs neighbouring free blocks). For repeated calls (MD, relaxations, phonons)
+it is what the next call needs anyway. Because it changes the whole process it
+is opt-in: ``PANCalculator(keep_memory=True)`` or a call of
+:func:`keep_freed_memory`; the ``pansim`` command line enables it for its own
+process. Measurements: docs/memory.md.
 
 Only glibc (``mallopt``); elsewhere (musl, macOS, Windows) nothing is done.
 """

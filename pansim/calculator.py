@@ -21,8 +21,9 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from pansim._memory import keep_freed_memory
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
+from pansim.precision import DTYPES
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = DTYPES
 
 
 def resolve_model(
@@ -98,11 +99,13 @@ class PANCalculator(Calculator):
     default_dtype : {"float64", "float32"}
         Precision of the model and the graph.
     keep_memory : bool
-        Keep the memory freed after each evaluation in the process for the next
-        one (glibc malloc without mmap'd blocks or heap trimming, process-wide;
-        see :mod:`pansim._memory`). Evaluations of large cells otherwise spend
-        about half their CPU time in the kernel faulting fresh pages in, and
-        more per atom the larger the cell. False leaves malloc as it is.
+        Opt-in (default False): switch glibc malloc, for the whole process, to
+        keep the memory freed after each evaluation for the next one (no mmap'd
+        blocks, no heap trimming; :func:`pansim.keep_freed_memory`). Repeated
+        evaluations of large cells then stop faulting fresh pages in; the
+        process keeps its peak memory. The ``pansim`` command line turns it on
+        for its own process. See docs/memory.md for the measured cost of the
+        default.
 
     Notes
     -----
@@ -130,7 +133,7 @@ class PANCalculator(Calculator):
         model: str | os.PathLike | torch.nn.Module,
         device: str = "cpu",
         default_dtype: str = "float64",
-        keep_memory: bool = True,
+        keep_memory: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -146,7 +149,7 @@ class PANCalculator(Calculator):
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
         # provenance in calc.parameters / calc.todict() (and so in ASE trajectories)
-        from pansim._provenance import model_provenance
+        from pansim.provenance import model_provenance
 
         self.parameters.update(model_provenance(model, self.model, default_dtype))
 

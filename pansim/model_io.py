@@ -28,17 +28,18 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pansim._io import write_text_atomic
+from pansim.precision import DTYPES
+from pansim.provenance import versions as _versions
 
 FORMAT = "pansim-model"
 FORMAT_VERSION = 1
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = DTYPES
 
 
 class ModelFileError(ValueError):
@@ -51,16 +52,8 @@ class ModelFileError(ValueError):
 
 
 def versions() -> dict[str, str]:
-    """Installed versions of pansim, mace-torch, torch and e3nn."""
-    import pansim
-
-    found = {"pansim": pansim.__version__, "torch": torch.__version__}
-    for dist, key in (("mace-torch", "mace-torch"), ("e3nn", "e3nn")):
-        try:
-            found[key] = importlib_metadata.version(dist)
-        except importlib_metadata.PackageNotFoundError:
-            found[key] = "unknown"
-    return found
+    """Versions of Python, pansim, torch, mace-torch and e3nn (:mod:`pansim.provenance`)."""
+    return _versions(("pansim", "torch", "mace-torch", "e3nn"))
 
 
 def _content_hash(config: str, meta: str, tensors: dict[str, torch.Tensor]) -> str:

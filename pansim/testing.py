@@ -1,4 +1,4 @@
-"""Reusable invariant checks for pansim models, modules and calculators (SPEC 1.3).
+"""Reusable invariant checks for pansim models, modules and calculators (docs/spec.md §1.3).
 
 Every check is one line in a test and raises ``AssertionError`` naming what
 failed and by how much. Most checks take an *evaluate* callable,
@@ -251,7 +251,7 @@ def assert_invariance(
     rtol: float = 1e-9,
     atol: float = 1e-10,
 ) -> None:
-    """Energy invariant, forces and stress equivariant (SPEC invariant 1).
+    """Energy invariant, forces and stress equivariant (docs/spec.md §1.3 invariant 1).
 
     Checks a random rotation, a random reflection (improper rotation), a random
     translation, a random permutation of the atoms and, for periodic structures,
@@ -288,7 +288,7 @@ def assert_forces_fd(
     rtol: float = 1e-8,
     atol: float = 1e-9,
 ) -> None:
-    """Forces are minus the gradient of the energy (SPEC invariant 2).
+    """Forces are minus the gradient of the energy (docs/spec.md §1.3 invariant 2).
 
     Compares ``-F . d`` with a fourth-order finite difference of ``E(r + a d)``
     along ``directions`` random unit directions ``d`` of all atoms, plus one
@@ -326,7 +326,7 @@ def assert_stress_fd(
     rtol: float = 1e-8,
     atol: float = 1e-10,
 ) -> None:
-    """Stress is ``(1/V) dE/d(strain)`` (SPEC invariant 2), all six symmetric strains.
+    """Stress is ``(1/V) dE/d(strain)`` (docs/spec.md §1.3 invariant 2), all six symmetric strains.
 
     Needs a fully periodic structure. Strain ``e`` deforms cell and positions by
     ``(I + e)``. The relative tolerance is with respect to ``max|stress|``.
@@ -364,7 +364,7 @@ def assert_smooth_cutoff(
     h: float = 1e-5,
     atol: float = 1e-9,
 ) -> None:
-    """No jump in energy or forces when a neighbour crosses ``r_max`` (SPEC invariant 2).
+    """No jump in energy or forces when a neighbour crosses ``r_max`` (docs/spec.md §1.3, 2).
 
     Moves atom ``index`` along the line from its nearest neighbour ``j`` so that
     ``d_ij`` takes the values ``r_max + (-3h, -h, h, 3h)``. The third finite
@@ -403,7 +403,7 @@ def assert_identity_at_init(
     rtol: float = 1e-12,
     atol: float = 1e-12,
 ) -> None:
-    """All ``models`` (modules or evaluate callables) give the same results (SPEC invariant 3)."""
+    """All ``models`` (modules or evaluate callables) agree (docs/spec.md §1.3, 3)."""
     evaluates = [m if not isinstance(m, torch.nn.Module) else model_evaluator(m) for m in models]
     structures = [atoms] if isinstance(atoms, Atoms) else list(atoms)
     for n, structure in enumerate(structures):
@@ -441,7 +441,7 @@ def assert_twice_differentiable(
     atol: float = 1e-6,
     rtol: float = 1e-5,
 ) -> None:
-    """Forces (and stress) are differentiable again (SPEC invariant 4), float64 gradcheck.
+    """Forces (and stress) are differentiable again (docs/spec.md §1.3, 4): float64 gradcheck.
 
     Checks with :func:`torch.autograd.gradcheck` the derivatives of forces (and,
     for periodic structures, stress) with respect to the positions (the Hessian)

@@ -16,7 +16,7 @@ interrupted one continues from its ``last.ckpt``).
 ``REF_energy`` / ``REF_forces`` / ``REF_stress``) through nequip's ASE calculator with
 the metrics of :func:`pansim.training.evaluate.metrics`, measures FLOPs
 (``torch.utils.flop_counter`` rules, energy + forces) and median CPU time of one call
-per model, and writes the ablation table of :mod:`pansim.training.ablation` (same
+per model, and writes the ablation table of :mod:`lab.ablation` (same
 metrics, units and FLOPs ratio), one system row group per ``system (backbone)``.
 """
 
@@ -47,7 +47,7 @@ RUNS = Path("results/nequip")
 CONFIGS = Path("configs/nequip")
 DATA = Path("data")
 SPLITS = ("train", "val", "test")
-#: label keys of pansim's data files (SPEC 3): energy, forces, stress
+#: label keys of pansim's data files (docs/spec.md §3): energy, forces, stress
 LABELS = ("REF_energy", "REF_forces", "REF_stress")
 
 
@@ -215,9 +215,9 @@ def costs(calcs: dict[Any, Any], atoms: Atoms, repeats: int = 30, warmup: int = 
     """FLOPs and median CPU time (s) of one energy+forces call per model, interleaved.
 
     Timed as the MACE route's ablation table is
-    (:func:`pansim.timing.interleaved`, CPU time).
+    (:func:`lab.timing.interleaved`, CPU time).
     """
-    from pansim.timing import interleaved
+    from lab.timing import interleaved
 
     data = {k: c.atoms_to_data(atoms) for k, c in calcs.items()}
     calls = {k: (lambda c=c, d=data[k]: c.call_model(dict(d))) for k, c in calcs.items()}
@@ -300,7 +300,7 @@ def measure(
 
 
 def evaluate(jobs: Sequence[Job], frames: Sequence[Atoms]) -> list[dict[str, Any]]:
-    """Ablation rows (the layout of :func:`pansim.training.ablation.evaluate_jobs`)."""
+    """Ablation rows (the layout of :func:`lab.ablation.evaluate_jobs`)."""
     from pansim_nequip.calculator import load_calculator
 
     calcs = {job: load_calculator(job.out_dir / "best.ckpt") for job in jobs}
@@ -324,7 +324,7 @@ def evaluate(jobs: Sequence[Job], frames: Sequence[Atoms]) -> list[dict[str, Any
 
 def table(jobs: Sequence[Job], out: Path) -> Path | None:
     """Evaluate the finished ``jobs``; write ``ablation.md`` / ``ablation.json`` into ``out``."""
-    from pansim.training import ablation
+    from lab import ablation
 
     rows = []
     for key in sorted({(j.system, j.backbone) for j in jobs}):

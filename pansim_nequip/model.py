@@ -16,7 +16,7 @@ Each builder first calls the backbone's own builder (``nequip.model.NequIPGNNMod
 variant's modules (:func:`attach_pansim_modules`) under a forked RNG. Hence the
 same ``seed`` gives identical backbone weights in every variant, ``baseline`` *is*
 the backbone's own model, and since every pansim module starts as an identity,
-all variants give the same energies and forces at initialisation (SPEC 1.3.3).
+all variants give the same energies and forces at initialisation (docs/spec.md §1.3, invariant 3).
 
 Where the modules act (:data:`BACKBONE_SITES`):
 

@@ -23,7 +23,7 @@ from pansim.modules.pgs import ESReadoutExpansion, FourierBesselEdgeMixer
 
 
 class PANAmplitude(torch.nn.Module):
-    """PAN amplitudes ``s_i`` from a nequip graph (SPEC 1.1).
+    """PAN amplitudes ``s_i`` from a nequip graph (docs/spec.md §1.1).
 
     Parameters
     ----------

@@ -32,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 #: the ablation table of docs/results.md sits between these lines
 README_MARKERS = ("<!-- ablation table: start", "<!-- ablation table: end -->")
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from pansim.training import ablation, plan
+    from lab import ablation, plan
     from pansim.training.config import load_config
     from pansim.training.data import load_dataset
 
@@ -164,7 +165,7 @@ def _write_table(ablation, rows: list[dict], args) -> int:
     print(md.read_text())
     print(f"wrote {md} and {js}")
     if args.out.resolve() == (ROOT / "results" / "ablation").resolve():
-        from pansim._io import replace_between_markers
+        from lab.splice import replace_between_markers
 
         start, end = README_MARKERS
         lines = [line for line in md.read_text().splitlines() if line.startswith("|")]

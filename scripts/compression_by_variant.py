@@ -16,25 +16,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from ase.io import read
 
 from pansim import PANCalculator
-from pansim._io import write_text_atomic
 from pansim.backbones import VARIANTS
 from pansim.data.reference import crystal_cell, primitive_at
 from pansim.data.settings import CRYSTALS
+from pansim.files import write_text_atomic
 from pansim.modules.pan import PANPooling
-from pansim.training.plan import jobs_in, status
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 SCALES = (1.0, 0.9, 0.8)
 
 
 def finished_runs(system: str) -> list[tuple[str, int, Path]]:
     """``(variant, seed, best model)`` of every finished run of ``system`` in the plan."""
+    from lab.plan import jobs_in, status
+
     jobs = jobs_in(ROOT / "configs" / "pretrained", [system], root=ROOT)
     done = [job for job in jobs if status(job) == "done"]
     done.sort(key=lambda job: (VARIANTS.index(job.variant), job.seed))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ase.io import read
 
-from pansim._io import write_text_atomic
+from pansim.files import write_text_atomic
 from pansim.model_io import load_model
 from pansim.pretrained import model_file
 from pansim.training.evaluate import metrics

@@ -87,8 +87,9 @@ def reference_from_results(results: dict, system: str, settings_name: str) -> di
 
 def main(argv=None) -> int:
     """Compute the EMT properties and write the reference JSON."""
+    from pansim.files import write_text_atomic as atomic_write_text
+    from workflows import load_calculator
     from workflows import validate as v
-    from workflows._common import atomic_write_text, load_calculator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Pilot table: calibrated scalar pathway against the SPEC modules and the baseline.
+"""Pilot table: calibrated scalar pathway against the spec modules and the baseline.
 
 Usage (from the repository root, after the pilot runs of ``docs/calibrated_pgs.md``)::
 
@@ -8,7 +8,7 @@ Usage (from the repository root, after the pilot runs of ``docs/calibrated_pgs.m
 Evaluates, in one process and on the committed test split of ``--system``:
 
 - every finished run of the shipped plan (``configs/pretrained/<system>``: baseline
-  and the SPEC variants);
+  and the spec variants);
 - every finished pilot run (``configs/pilot/<system>``), listed as
   ``<variant> calibrated``.
 
@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-samples", type=int, default=8, help="structures per cost batch")
     args = parser.parse_args(argv)
 
-    from pansim.training import ablation, plan
+    from lab import ablation, plan
     from pansim.training.config import load_config
     from pansim.training.data import load_dataset
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = {r["variant"]: sorted(x["seed"] for x in rows if x["variant"] == r["variant"])
              for r in rows}  # fmt: skip
     note = (
-        f"{args.system}: SPEC modules (shipped plan) against the calibrated scalar pathway "
+        f"{args.system}: spec modules (shipped plan) against the calibrated scalar pathway "
         "(docs/calibrated_pgs.md), same data, backbone, budget and seeds. Seeds: "
         + "; ".join(f"{v} {s}" for v, s in sorted(seeds.items()))
         + ". Test split: "

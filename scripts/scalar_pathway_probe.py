@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from ase.io import read
 
-from pansim._io import write_text_atomic
+from pansim.files import write_text_atomic
 from pansim.graph import atoms_to_graph, collate
 from pansim.model_io import load_model
 

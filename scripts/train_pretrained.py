@@ -29,12 +29,15 @@ from pathlib import Path
 
 import yaml
 
+from pansim.variants import VARIANTS
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 CONFIGS = ROOT / "configs" / "pretrained"
 
 
 def _plan():
-    from pansim.training import plan
+    from lab import plan
 
     return plan
 
@@ -135,7 +138,7 @@ def run_jobs(args) -> int:
 
 def write_cards(args) -> int:
     """Write model_card.json/.md next to every finished run."""
-    from pansim.training import cards
+    from lab import cards
 
     plan = _plan()
     for job in _selected(args):
@@ -146,7 +149,7 @@ def write_cards(args) -> int:
 
 def ship(args) -> int:
     """Copy the shipped models (seed 0 of pan+pgs and baseline) and their cards."""
-    from pansim.training import cards
+    from lab import cards
 
     if args.dest is None:
         print("ship: --dest DIR is required", file=sys.stderr)
@@ -158,7 +161,7 @@ def ship(args) -> int:
 
 def demo(args) -> int:
     """Synthetic EMT (Cu/Ag) data, tiny models, all variants, then the ablation table."""
-    from pansim._io import write_text_atomic
+    from pansim.files import write_text_atomic
     from pansim.training.synthetic import write_emt_splits
 
     out = Path(args.out).resolve()  # runs train in-process here, status is checked from ROOT
@@ -221,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--sizes", nargs=3, type=int, default=[24, 8, 8])
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    p.add_argument("--variants", nargs="*", default=["baseline", "pan", "pgs", "pan+pgs"])
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument(
         "--hyperparameters",
         default="{num_channels: 8, max_L: 1, correlation: 2, num_interactions: 2}",

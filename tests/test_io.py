@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from pansim._io import atomic_path, replace_between_markers, write_json_atomic, write_text_atomic
+from lab.splice import replace_between_markers
+from pansim.files import atomic_path, write_json_atomic, write_text_atomic
 
 
 def test_text_round_trip_creates_parents(tmp_path):

@@ -55,3 +55,28 @@ def test_calculator_keep_memory_switch(monkeypatch, tiny_model_factory, keep):
     monkeypatch.setattr(calculator, "keep_freed_memory", lambda: calls.append(1))
     calculator.PANCalculator(tiny_model_factory(), keep_memory=keep)
     assert calls == ([1] if keep else [])
+
+
+def test_calculator_default_leaves_malloc_alone(monkeypatch, tiny_model_factory):
+    import pansim.calculator as calculator
+
+    calls = []
+    monkeypatch.setattr(calculator, "keep_freed_memory", lambda: calls.append(1))
+    calculator.PANCalculator(tiny_model_factory())
+    assert calls == []
+
+
+def test_public_opt_in_is_the_same_function():
+    import pansim
+    from pansim import _memory
+
+    assert pansim.keep_freed_memory is _memory.keep_freed_memory
+
+
+def test_cli_keeps_freed_memory_for_its_own_process(monkeypatch):
+    from pansim import _memory, cli
+
+    calls = []
+    monkeypatch.setattr(_memory, "keep_freed_memory", lambda: calls.append(1))
+    assert cli.main(["models"]) == 0
+    assert calls == [1]

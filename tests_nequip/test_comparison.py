@@ -56,7 +56,7 @@ def test_metrics_are_pansims():
 
 @pytest.mark.parametrize("backbone", ["nequip", "allegro"])
 def test_flops_overhead_at_config_sizes(backbone, monkeypatch):
-    """SPEC 1.3.5 at the sizes of configs/nequip (measured with the driver's counter)."""
+    """docs/spec.md §1.3, invariant 5, at the sizes of configs/nequip (the driver's counter)."""
     monkeypatch.chdir(REPO)  # the driver reads configs/nequip from the working directory
     atoms = bulk("Si", "diamond", a=5.47, cubic=True)
     atoms.rattle(0.05, seed=0)

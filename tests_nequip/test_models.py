@@ -1,4 +1,4 @@
-"""SPEC 1.3 invariants for NequIP and Allegro with every pansim variant (float64, tiny models).
+"""docs/spec.md §1.3 invariants for NequIP and Allegro, every pansim variant (float64, tiny models).
 
 Models are evaluated through nequip's own ASE calculator (the documented route),
 so the checks cover the neighbour list, the type mapping and the stress path too.
@@ -28,7 +28,7 @@ from _tiny import R_MAX, build
 BACKBONES = ["nequip", "allegro"]
 VARIANTS = ["baseline", "pan", "pgs", "pan+pgs"]
 PANSIM_PARAMETERS = ("amplitude", "pgs_")  # names of every parameter pansim adds
-# Finite-difference step (A, strain). The ES readout basis with the SPEC taper power 2 is C^1
+# Finite-difference step (A, strain). The ES readout basis with the spec taper power 2 is C^1
 # with jumps in its second derivative at the edges of each support; a fourth-order difference
 # with h = 1e-3 straddles such kinks on some of the many (edge) features and is off by ~1e-6
 # relative (taper power 3, C^2, passes at 1e-3). h = 1e-5 keeps both that error and round-off

@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +21,9 @@ from typing import Any, TypeVar
 import numpy as np
 from ase import Atoms
 
-from pansim._io import atomic_path
-from pansim._io import write_text_atomic as atomic_write_text
+from pansim.files import atomic_path
+from pansim.files import write_text_atomic as atomic_write_text
+from pansim.provenance import versions  # noqa: F401 - one definition, re-exported
 
 T = TypeVar("T", bound="WorkflowResult")
 
@@ -85,21 +85,27 @@ class WorkflowResult:
 
 
 # --------------------------------------------------------------------------- provenance
-def versions() -> dict[str, str]:
-    """Versions of Python and the scientific stack that is already imported."""
-    out = {"python": platform.python_version()}
-    for name in ("pansim", "numpy", "scipy", "ase", "phonopy", "matscipy", "torch", "mace"):
-        module = sys.modules.get(name)
-        if module is None and name in ("pansim", "numpy", "ase"):
-            module = __import__(name)
-        if module is not None:
-            out[name] = str(getattr(module, "__version__", "unknown"))
-    return out
+
+
+def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
+    """Forces ``[n_structures, n_atoms, 3]`` (eV/A) of same-size structures.
+
+    One batched call when ``calc`` has ``batch_evaluate`` (PANCalculator, the DFT
+    point store); otherwise one ``get_forces`` per structure, on copies (the
+    structures are never modified).
+    """
+    batch = getattr(calc, "batch_evaluate", None)
+    if callable(batch):
+        return np.array([r["forces"] for r in batch(structures)])
+    from pansim.cli_common import progress
+
+    steps = progress(structures, total=len(structures), desc="phonon displacements")
+    return np.array([with_calc(atoms, calc).get_forces() for atoms in steps])
 
 
 def calculator_info(calc: Any) -> dict[str, Any]:
     """Name and model provenance (name, file, sha256, variant, backbone, dtype) of a calculator."""
-    from pansim._provenance import calculator_provenance
+    from pansim.provenance import calculator_provenance
 
     info = {"class": f"{type(calc).__module__}.{type(calc).__name__}"}
     for attr in ("model_name", "model_path", "name"):
@@ -346,7 +352,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, structure: bool = T
     --config, --model (default: the shipped default model), --structure, --out
     (default: a new ``runs/<command>-<model>-<time>/``), --device, --dtype, --threads.
     """
-    from pansim._cli_common import add_model_arguments, add_out_argument
+    from pansim.cli_common import add_model_arguments, add_out_argument
 
     parser.add_argument(
         "--config", action=ConfigAction, help="YAML file of options (command line wins)"
@@ -361,7 +367,7 @@ def cli_calculator(args: argparse.Namespace) -> Any:
     """The calculator of a subcommand's ``--model``, ``--device`` and ``--dtype`` (logged)."""
     import logging
 
-    from pansim._provenance import calculator_provenance
+    from pansim.provenance import calculator_provenance
 
     calc = load_calculator(args.model, device=args.device, dtype=getattr(args, "dtype", "float64"))
     logging.getLogger("pansim").info("model: %s", calculator_provenance(calc))
@@ -371,9 +377,9 @@ def cli_calculator(args: argparse.Namespace) -> Any:
 def read_structure(path: str | os.PathLike | None) -> Atoms:
     """Read the first frame of a structure file (errors name the file and the problem).
 
-    A missing, unreadable or empty file raises :class:`pansim._cli_common.CLIError`.
+    A missing, unreadable or empty file raises :class:`pansim.cli_common.CLIError`.
     """
-    from pansim._cli_common import read_structure as read_checked
+    from pansim.cli_common import read_structure as read_checked
 
     return read_checked(path, index=0)
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from pansim._io import write_text_atomic
+from pansim.files import write_text_atomic
 
 #: MDConfig fields that decide the trajectory (a restart must keep them)
 FINGERPRINT_FIELDS = (

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from pansim.fits import fit_columns  # noqa: F401 - re-exported
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -151,25 +152,6 @@ def _strained_stress(
     return work.get_stress(voigt=False)
 
 
-def fit_columns(strains: np.ndarray, stresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fit C from Voigt stresses ``[6, n_strain, 6]`` (strained component first) at ``strains``.
-
-    Returns ``(C, C_std_err)``: per (i, j) the least-squares slope of stress_i
-    against strain_j, and its standard error (zero with two strains).
-    """
-    x = np.asarray(strains, dtype=float)
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    c = np.zeros((6, 6))
-    err = np.zeros((6, 6))
-    dof = max(len(x) - 2, 1)
-    for j in range(6):
-        coeffs, *_ = np.linalg.lstsq(design, stresses[j], rcond=None)
-        resid = stresses[j] - design @ coeffs
-        c[:, j] = coeffs[0]
-        err[:, j] = np.sqrt((resid**2).sum(axis=0) / dof / ((x - x.mean()) ** 2).sum())
-    return c, err
-
-
 def elastic_constants(
     atoms: Atoms,
     calc: Any,
@@ -286,7 +268,7 @@ def plot_elastic(result: ElasticResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim elastic``."""
-    from pansim._cli_common import (
+    from pansim.cli_common import (
         number,
         positive_float,
     )

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from pansim._cli_common import progress
+from pansim.cli_common import progress
+from pansim.fits import birch_murnaghan, fit_birch_murnaghan  # noqa: F401 - re-exported
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -60,32 +61,6 @@ class EOSResult(WorkflowResult):
     energies: list[float] = dataclasses.field(default_factory=list)
     compressed: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     relaxation: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-def birch_murnaghan(v: np.ndarray, e0: float, v0: float, b0: float, bp: float) -> np.ndarray:
-    """Third-order Birch-Murnaghan energy E(V); ``b0`` in energy/volume units of ``v``, ``e0``."""
-    eta = (v0 / v) ** (2.0 / 3.0)
-    return e0 + 9.0 * v0 * b0 / 16.0 * (
-        (eta - 1.0) ** 3 * bp + (eta - 1.0) ** 2 * (6.0 - 4.0 * eta)
-    )
-
-
-def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares Birch-Murnaghan fit.
-
-    Returns ``(params, rms)`` with ``params = (E0, V0, B0 [eV/A^3], B0')`` and the
-    RMS residual in the energy unit. The start point comes from a parabola in V.
-    """
-    from scipy.optimize import curve_fit
-
-    lo, hi = 0.5 * volumes.min(), 2.0 * volumes.max()
-    a, b, c = np.polyfit(volumes, energies, 2)
-    v0 = float(np.clip(-b / (2 * a) if a > 0 else volumes[np.argmin(energies)], lo, hi))
-    start = (a * v0**2 + b * v0 + c, v0, max(2 * a * v0, 1e-4), 4.0)
-    bounds = ([-np.inf, lo, -np.inf, -np.inf], [np.inf, hi, np.inf, np.inf])
-    params, _ = curve_fit(birch_murnaghan, volumes, energies, p0=start, bounds=bounds, maxfev=20000)
-    rms = float(np.sqrt(np.mean((birch_murnaghan(volumes, *params) - energies) ** 2)))
-    return params, rms
 
 
 def _energy_at_volume(
@@ -215,7 +190,7 @@ def plot_eos(result: EOSResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim eos``."""
-    from pansim._cli_common import (
+    from pansim.cli_common import (
         fraction,
         nonnegative_int,
         number,

@@ -42,14 +42,14 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from pansim._cli_common import (
+from pansim.cli_common import (
     nonnegative_float,
     nonnegative_int,
     positive_float,
     positive_int,
     progress_bar,
 )
-from pansim._provenance import calculator_provenance
+from pansim.provenance import calculator_provenance
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -458,7 +458,7 @@ def _initial_velocities(run: _Run) -> None:
     """Maxwell-Boltzmann momenta at ``init_temperature_K`` unless the structure has momenta."""
     from ase.md.velocitydistribution import Stationary
 
-    from pansim._compat import thermalize
+    from pansim.compat import thermalize
 
     cfg, a = run.cfg, run.atoms
     t0 = cfg.temperature_K if cfg.init_temperature_K is None else cfg.init_temperature_K
@@ -521,7 +521,7 @@ def write_extxyz(traj_path: Path, xyz_path: Path, model: dict[str, str]) -> None
     """Rewrite ``xyz_path`` (atomically) from every frame of ``traj_path``, model named in info."""
     from ase.io import Trajectory, write
 
-    from pansim._io import atomic_path
+    from pansim.files import atomic_path
 
     with Trajectory(str(traj_path)) as traj:
         frames = [frame for frame in traj]

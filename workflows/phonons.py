@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from pansim._cli_common import progress
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
     cli_calculator,
+    evaluate_forces,
     has_stress,
     new_figure,
     prepare_structure,
@@ -96,19 +96,6 @@ def to_ase_atoms(cell) -> Atoms:
     return Atoms(
         symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True
     )
-
-
-def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
-    """Forces ``[n_structures, n_atoms, 3]`` (eV/A); batched if ``calc.batch_evaluate`` exists."""
-    batch = getattr(calc, "batch_evaluate", None)
-    if callable(batch):
-        return np.array([r["forces"] for r in batch(structures)])
-    out = []
-    for atoms in progress(structures, total=len(structures), desc="phonon displacements"):
-        work = atoms.copy()
-        work.calc = calc
-        out.append(work.get_forces())
-    return np.array(out)
 
 
 def signed(freqs: np.ndarray) -> np.ndarray:
@@ -188,7 +175,8 @@ def phonons(
         structure is fully periodic (phonons of a strained cell are not the
         model's phonons). The residual stress is in ``relaxation``.
     subtract_residual_forces : bool
-        Subtract the forces of the undisplaced supercell from each displaced one (SPEC 2.4).
+        Subtract the forces of the undisplaced supercell from each displaced one
+        (docs/spec.md §2.4).
     mesh : tuple of int
         q mesh for DOS and thermal properties.
     temperatures : tuple of float
@@ -264,7 +252,7 @@ def write_phonopy_files(phonon, outdir: str | os.PathLike) -> dict[str, str]:
     """
     from phonopy.file_IO import write_FORCE_CONSTANTS
 
-    from pansim._io import atomic_path
+    from pansim.files import atomic_path
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +346,7 @@ def plot_phonons(result: PhononResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim phonons``."""
-    from pansim._cli_common import (
+    from pansim.cli_common import (
         positive_float,
         positive_int,
     )

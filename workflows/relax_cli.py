@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from pansim._cli_common import nonnegative_int, positive_float, progress_bar
-from pansim._provenance import calculator_provenance
+from pansim.cli_common import nonnegative_int, positive_float, progress_bar
+from pansim.provenance import calculator_provenance
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -127,7 +127,7 @@ def _write_extxyz(path: Path, frames: list[Atoms], calc: Any) -> None:
     """Write ``frames`` atomically as extxyz, the provenance of ``calc`` in each frame's info."""
     from ase.io import write
 
-    from pansim._io import atomic_path
+    from pansim.files import atomic_path
 
     model = {k: v for k, v in calculator_provenance(calc).items() if v}
     for frame in frames:

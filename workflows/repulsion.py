@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from pansim.structures import contact_cell, nearest_neighbour  # re-exported
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -68,33 +69,6 @@ class RepulsionResult(WorkflowResult):
     rmse_eV: float | None = None
     softening_ratio: float | None = None
     r_shortest_A: float | None = None
-
-
-def nearest_neighbour(atoms: Atoms, index: int = 0) -> tuple[int, np.ndarray]:
-    """Nearest neighbour of atom ``index`` and the vector to it (A), periodic images included."""
-    from ase.neighborlist import neighbor_list
-
-    cutoff = 3.0
-    while True:
-        i, j, d_vec = neighbor_list("ijD", atoms, cutoff)
-        mask = i == index
-        if mask.any():
-            k = int(np.argmin(np.linalg.norm(d_vec[mask], axis=1)))
-            return int(j[mask][k]), d_vec[mask][k]
-        if cutoff > 20.0:
-            raise ValueError(f"atom {index} has no neighbour within 20 A")
-        cutoff *= 1.5
-
-
-def contact_cell(atoms: Atoms, index: int, vec: np.ndarray, fraction: float) -> Atoms:
-    """``atoms`` copied, atom ``index`` moved along ``vec`` to ``fraction`` of the distance.
-
-    ``vec`` points from the atom to its nearest neighbour; the pansim DFT contact jobs
-    (:func:`pansim.data.reference.contact_cells`) use this same construction.
-    """
-    work = atoms.copy()
-    work.positions[index] += (1.0 - fraction) * vec
-    return work
 
 
 def _scan_contact(
@@ -260,7 +234,7 @@ def plot_repulsion(result: RepulsionResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim repulsion``."""
-    from pansim._cli_common import (
+    from pansim.cli_common import (
         fraction,
         nonnegative_int,
         number,

@@ -21,8 +21,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from pansim._cli_common import progress, read_structure
-from pansim._provenance import calculator_provenance
+from pansim.cli_common import progress, read_structure
+from pansim.provenance import calculator_provenance
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``pansim single``."""
     from ase.io import write
 
-    from pansim._io import atomic_path
+    from pansim.files import atomic_path
 
     frames = read_structure(args.structure, index=args.index)
     frames = frames if isinstance(frames, list) else [frames]

@@ -6,7 +6,7 @@ not make, e.g. the EMT demonstration ``ag-emt``), then in
 ``data/<system>/reference/properties.json``, which ``pansim data`` writes from the
 finished DFT reference jobs of ``si``, ``ag`` and ``lif`` (``pansim/data/reference.py``;
 ``$PANSIM_DATA_DIR`` moves ``data/``). ``--references DIR_OR_FILE`` replaces the
-lookup. Expected schema (every block optional, extra keys ignored, units as in SPEC
+lookup. Expected schema (every block optional, extra keys ignored, units as in spec
 section 3)::
 
     {
@@ -29,7 +29,7 @@ also holds ``gamma_optical_frozen_phonon_THz``, its direct check of the Gamma
 optical mode. ``repulsion`` is the energy rise (eV, zero at the longest distance)
 when one atom of the conventional cell moves toward its nearest neighbour, as in
 :mod:`workflows.repulsion`; the DFT pipeline computes the same scan (``contact``
-stage of :mod:`pansim.data.reference`: the conventional cell at the SPEC lattice
+stage of :mod:`pansim.data.reference`: the conventional cell at the spec lattice
 constant, atom 0 pushed toward its nearest neighbour, 0.6-1.0 of the distance). The
 ``eos.compressed`` block is the second short-range check.
 
@@ -51,8 +51,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,16 +59,26 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk
 
-from pansim._cli_common import add_runtime_arguments, default_out, model_label, prepare_out
+from pansim.cli_common import add_runtime_arguments, default_out, model_label, prepare_out
 from pansim.data.molecule_reference import MOLECULES
 from pansim.data.settings import CRYSTALS, STRUCTURES
 from workflows._common import atomic_write_text, load_calculator, to_jsonable, versions
+from workflows.reporting import (  # noqa: F401 - shared with validate_molecule, re-exported
+    Skipped,
+    _fmt,
+    _fmt_error,
+    baseline_candidates,
+    lookup,
+    markdown_report,
+    registry_models,
+    run_workflows,
+)
 
 
 # --------------------------------------------------------------------------- systems
 @dataclasses.dataclass(frozen=True)
 class System:
-    """A validation system: primitive and conventional cells at the SPEC lattice constant."""
+    """A validation system: primitive and conventional cells at the spec lattice constant."""
 
     name: str
     symbol: str
@@ -88,11 +96,11 @@ class System:
 
 
 def _dft_system(name: str, liquid_K: float | None = None) -> System:
-    """A DFT-labelled crystal: the structure and lattice constant of its SPEC 2.1 settings."""
+    """A DFT-labelled crystal: structure, lattice constant of its settings (docs/spec.md §2.1)."""
     return System(name, *STRUCTURES[name], CRYSTALS[name].lattice_constant, liquid_K)
 
 
-#: system name -> System (SPEC 2.1 lattice constants)
+#: system name -> System (docs/spec.md §2.1 lattice constants)
 SYSTEMS: dict[str, System] = {
     "si": _dft_system("si", liquid_K=2000.0),
     "ag": _dft_system("ag", liquid_K=1600.0),
@@ -243,10 +251,6 @@ def _run_md(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     return res, plot_md
 
 
-class Skipped(Exception):
-    """A workflow that does not apply to a system (reported, not an error)."""
-
-
 def _run_liquid(system: System, calc: Any, s: Settings, out: Path, dft: dict):
     """Langevin NVT melt at 1.5 T, then T (the DFT's liquid temperature when given)."""
     from workflows.md import plot_md, run_md
@@ -285,44 +289,6 @@ WORKFLOWS: dict[str, Callable[..., Any]] = {
 }
 
 
-def run_workflows(
-    workflows: dict[str, Callable[..., Any]],
-    call: Callable[[Callable[..., Any]], tuple[Any, Callable[..., None]]],
-    out: Path,
-    skip: tuple[str, ...] = (),
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Run each of ``workflows`` as ``call(runner) -> (result, plot)`` and save its outputs.
-
-    Writes ``OUT/<name>.json`` and ``OUT/<name>.png``; a :class:`Skipped` workflow or
-    one that raises becomes a message, never an exception (a report is always written).
-    """
-    results: dict[str, dict[str, Any]] = {}
-    messages: list[str] = []
-    todo = [name for name in workflows if name not in skip]
-    for k, name in enumerate(todo, 1):
-        runner = workflows[name]
-        stage = f"[{k}/{len(todo)}] {out.name}/{name}"
-        print(f"{stage} ...", flush=True)
-        start = time.perf_counter()
-        try:
-            res, plot = call(runner)
-        except Skipped as why:
-            messages.append(f"{out.name}/{name} skipped: {why}")
-            print(f"{stage} skipped ({why})", flush=True)
-            continue
-        except Exception as err:  # noqa: BLE001 - a failing workflow must not stop the report
-            messages.append(f"{out.name}/{name} failed: {type(err).__name__}: {err}")
-            traceback.print_exc(file=sys.stderr)
-            print(f"{stage} FAILED ({type(err).__name__})", flush=True)
-            continue
-        print(f"{stage} done in {time.perf_counter() - start:.1f} s", flush=True)
-        res.to_json(out / f"{name}.json")
-        plot(res, out / f"{name}.png")
-        results[name] = res.to_dict()
-        messages += [f"{out.name}/{name}: {w}" for w in res.warnings]
-    return results, messages
-
-
 def evaluate(
     system: System,
     calc: Any,
@@ -335,26 +301,6 @@ def evaluate(
     return run_workflows(
         WORKFLOWS, lambda runner: runner(system, calc, settings, out, reference), out, skip
     )
-
-
-def lookup(data: Any, path: tuple[Any, ...]) -> Any:
-    """Follow ``path`` through nested dicts/lists; a callable step transforms the value.
-
-    Returns ``None`` when a key is missing or a step fails (e.g. ``max`` of ``[]``).
-    """
-    for step in path:
-        if callable(step):
-            try:
-                data = step(data)
-            except (ValueError, TypeError, IndexError, KeyError):
-                return None
-        elif isinstance(data, dict) and step in data:
-            data = data[step]
-        elif isinstance(data, list) and isinstance(step, int) and -len(data) <= step < len(data):
-            data = data[step]
-        else:
-            return None
-    return None if isinstance(data, dict) else data
 
 
 def _rise_at_shortest(curve: dict) -> float:
@@ -462,70 +408,7 @@ def comparison_table(
     return rows
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
-
-
-def _fmt_error(error: Any, ref: Any) -> str:
-    """``error`` and, when the reference is non-zero, its percentage of the reference."""
-    if error is None:
-        return "-"
-    return f"{error:+.3g} ({100 * error / abs(ref):+.1f}%)" if ref else f"{error:+.3g}"
-
-
-def markdown_report(report: dict[str, Any]) -> str:
-    """The Markdown report: header, messages, the table, then the plots of each model."""
-    ref = report.get("reference_label", "DFT")
-    lines = [
-        f"# pansim validation: {report['system']}",
-        "",
-        f"- model (PAN+PGS): `{report['model']}`",
-        f"- baseline: `{report['baseline']}`",
-        f"- {report['reference_message']}",
-        f"- settings: {'quick' if report['quick'] else 'full'}",
-        "",
-        f"| quantity | unit | {ref} | baseline | PAN+PGS | baseline error | PAN+PGS error |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in report["table"]:
-        values = [_fmt(r[k]) for k in ("dft", "baseline", "model")]
-        errors = [_fmt_error(r[f"{k}_error"], r["dft"]) for k in ("baseline", "model")]
-        quantity = r["quantity"].replace("DFT", ref)
-        lines.append("| " + " | ".join([quantity, r["unit"], *values, *errors]) + " |")
-    lines += ["", f"Errors are value - {ref} (percent of the {ref} value)."]
-    if report["messages"]:
-        lines += ["", "## Messages", ""] + [f"- {m}" for m in report["messages"]]
-    for label in ("model", "baseline"):
-        if report["results"].get(label):
-            lines += ["", f"## Plots: {label} (`{report[label]}`)", ""]
-            lines += [f"![{w}]({label}/{w}.png)" for w in report["results"][label]]
-    return "\n".join(lines) + "\n"
-
-
 # --------------------------------------------------------------------------- models
-def registry_models() -> tuple[list[str], str | None, str]:
-    """Names in ``pansim.pretrained``, its default, and a message when the registry is unusable."""
-    try:
-        from pansim import pretrained
-
-        entries = list(pretrained.list_models())
-    except (ImportError, AttributeError) as err:
-        return [], None, f"the pretrained-model registry is not available ({err})"
-    names = [
-        e
-        if isinstance(e, str)
-        else (e.get("name") if isinstance(e, dict) else getattr(e, "name", str(e)))
-        for e in entries
-    ]
-    default = getattr(pretrained, "default_model", None)
-    chosen = default() if callable(default) else (names[0] if names else None)
-    return names, chosen, "" if names else "the pretrained-model registry is empty"
-
-
 def infer_system(model: str) -> str | None:
     """The system of a model: its registry entry's ``system``, else the one in its name.
 
@@ -545,11 +428,6 @@ def infer_system(model: str) -> str | None:
     found = [name for name in (*SYSTEMS, *MOLECULES) if f"-{name}-" in joined]
     found = [n for n in found if not any(n != m and f"-{n}-" in f"-{m}-" for m in found)]
     return found[0] if len(found) == 1 else None
-
-
-def baseline_candidates(model: str, system: str) -> list[str]:
-    """Names tried for the matching baseline: ``MODEL-baseline`` then ``SYSTEM-baseline``."""
-    return [f"{model}-baseline", f"{system}-baseline"]
 
 
 def _load(name: str, device: str) -> tuple[Any, str]:

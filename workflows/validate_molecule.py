@@ -43,7 +43,7 @@ import numpy as np
 from ase import Atoms
 
 from pansim.data.molecule_reference import MOLECULES  # noqa: F401 - the molecule registry
-from workflows import validate as crystal
+from workflows import reporting
 from workflows._common import (
     WorkflowResult,
     atomic_write_text,
@@ -95,7 +95,7 @@ class Context:
 
 
 #: a workflow that does not apply (no reference, no test set): reported, not an error
-Skipped = crystal.Skipped
+Skipped = reporting.Skipped
 
 
 # --------------------------------------------------------------------------- references
@@ -191,7 +191,7 @@ REPULSION_UNITS = {
 def _bond_scan(geometry: Atoms, bond: dict[str, Any], calc: Any) -> dict[str, Any]:
     """Model energies (relative to fraction 1) and bond forces along one DFT scan."""
     from pansim.data.molecule_reference import bond_force, compress_bond
-    from workflows.vibrations import evaluate_forces
+    from workflows._common import evaluate_forces
 
     fractions = list(bond["fractions"])
     structures = [compress_bond(geometry, bond, f) for f in fractions]
@@ -417,7 +417,7 @@ def evaluate(
     ctx: Context, calc: Any, out: Path, skip: tuple[str, ...] = ()
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Run every molecule workflow for one calculator; failures become messages."""
-    return crystal.run_workflows(
+    return reporting.run_workflows(
         MOLECULE_WORKFLOWS, lambda runner: runner(ctx, calc, out), out, skip
     )
 
@@ -514,10 +514,10 @@ def molecule_table(
     dft = {**reference, "repulsion": {"bonds": lookup_bonds(reference)}}
     rows = []
     for quantity, unit, path, dft_path in molecule_quantities(reference):
-        ref = crystal.lookup(dft, dft_path) if dft_path else None
+        ref = reporting.lookup(dft, dft_path) if dft_path else None
         row = {"quantity": quantity, "unit": unit, "dft": ref}
         for label, res in (("baseline", baseline), ("model", model)):
-            value = crystal.lookup(res, path) if res else None
+            value = reporting.lookup(res, path) if res else None
             row[label] = value
             row[f"{label}_error"] = value - ref if value is not None and ref is not None else None
         rows.append(row)
@@ -597,8 +597,8 @@ def validate_molecule(
     dft, ref_message = load_molecule_reference(molecule, references)
     messages = [] if dft else [ref_message]
     if baseline is None:
-        names, _, _ = crystal.registry_models()
-        candidates = crystal.baseline_candidates(str(model), molecule)
+        names, _, _ = reporting.registry_models()
+        candidates = reporting.baseline_candidates(str(model), molecule)
         baseline = next((c for c in candidates if c in names), candidates[0])
     test = Path(test_file) if test_file else data_dir() / molecule / "test.extxyz"
     ctx = Context(molecule, start_geometry(molecule, dft, start), settings, dft, test)
@@ -627,5 +627,5 @@ def validate_molecule(
         "versions": versions(),
     }
     atomic_write_text(out / "report.json", json.dumps(to_jsonable(report), indent=2) + "\n")
-    atomic_write_text(out / "report.md", crystal.markdown_report(report) + NOTES)
+    atomic_write_text(out / "report.md", reporting.markdown_report(report) + NOTES)
     return report

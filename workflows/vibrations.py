@@ -39,10 +39,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from pansim.structures import is_linear, rigid_body_basis  # noqa: F401 - re-exported
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
     cli_calculator,
+    evaluate_forces,
     new_figure,
     prepare_structure,
     provenance,
@@ -100,33 +102,6 @@ class VibrationsResult(WorkflowResult):
 
 
 # --------------------------------------------------------------------------- pure functions
-def is_linear(positions: np.ndarray, masses: np.ndarray, tol: float = 1e-3) -> bool:
-    """Whether a structure is linear: smallest principal moment of inertia ~ 0."""
-    pos = np.asarray(positions, float)
-    if len(pos) < 3:
-        return True
-    m = np.asarray(masses, float)
-    r = pos - m @ pos / m.sum()
-    inertia = np.eye(3) * np.sum(m * (r**2).sum(1)) - np.einsum("i,ia,ib->ab", m, r, r)
-    moments = np.linalg.eigvalsh(inertia)
-    return bool(moments[0] < tol * max(moments[-1], 1e-12))
-
-
-def rigid_body_basis(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Orthonormal translations and rotations in mass-weighted coordinates, ``[3N, 6 or 5]``."""
-    pos = np.asarray(positions, float)
-    m = np.asarray(masses, float)
-    sqm = np.sqrt(m)[:, None]
-    r = pos - m @ pos / m.sum()
-    vectors = []
-    for axis in np.eye(3):
-        vectors.append((sqm * axis).ravel())
-        vectors.append((sqm * np.cross(axis, r)).ravel())
-    u, s, _ = np.linalg.svd(np.array(vectors).T, full_matrices=False)
-    rank = 5 if is_linear(pos, m) else 6
-    return u[:, :rank] if s[rank - 1] > 1e-8 * s[0] else u[:, : int((s > 1e-8 * s[0]).sum())]
-
-
 def displaced_structures(atoms: Atoms, delta: float) -> list[Atoms]:
     """Copies of ``atoms`` with coordinate ``(a, i)`` moved by ``+delta`` then ``-delta`` (A).
 
@@ -141,14 +116,6 @@ def displaced_structures(atoms: Atoms, delta: float) -> list[Atoms]:
                 work.positions[a, i] += sign * delta
                 out.append(work)
     return out
-
-
-def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
-    """Forces ``[n_structures, n_atoms, 3]`` (eV/A); one batched call if ``calc.batch_evaluate``."""
-    batch = getattr(calc, "batch_evaluate", None)
-    if callable(batch):
-        return np.array([r["forces"] for r in batch(structures)])
-    return np.array([with_calc(a, calc).get_forces() for a in structures])
 
 
 def hessian_from_forces(forces: np.ndarray, delta: float) -> np.ndarray:
@@ -356,7 +323,7 @@ def plot_vibrations(result: VibrationsResult, path) -> None:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``pansim vibrations``."""
-    from pansim._cli_common import (
+    from pansim.cli_common import (
         nonnegative_int,
         positive_float,
     )

@@ -40,13 +40,13 @@ from typing import Any
 
 import torch
 
+#: the ablation variants, always built from one code path (defined once, torch-free)
+from pansim.variants import VARIANTS
+
 #: backbone name -> "module:builder function"
 BACKBONES: dict[str, str] = {
     "mace": "pansim.backbones.mace:build_mace",
 }
-
-#: the ablation variants, always built from one code path
-VARIANTS: tuple[str, ...] = ("baseline", "pan", "pgs", "pan+pgs")
 
 
 def build_model(
@@ -62,7 +62,7 @@ def build_model(
 
     With the same ``seed`` and hyperparameters every variant gets identical
     backbone weights, and at initialisation all variants give the same
-    energies and forces (SPEC invariant 3).
+    energies and forces (docs/spec.md §1.3 invariant 3).
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; available: {sorted(BACKBONES)}")

@@ -17,7 +17,7 @@ backbone-agnostic modules of :mod:`pansim.modules` where to act:
   the scalar (0e) block of the node features that readout sees, before mace's
   scale/shift (so it is a correction in the same units as the readout).
 
-Design choices within SPEC 1.2 (defaults in :data:`DEFAULTS`): ``n_fb = 8`` j1
+Design choices within docs/spec.md §1.2 (defaults in :data:`DEFAULTS`): ``n_fb = 8`` j1
 functions normalised to a maximum of about 1; ES expansion with K = 8 centres,
 ``tau = 1``, ``beta = 4``, half-width twice the centre spacing, taper power 2
 (``pgs_taper_power = 3`` gives a C^2 basis). ``pgs_edge`` / ``pgs_readout``
@@ -28,7 +28,7 @@ stand-ins, so its weights are exactly those of a plain ScaleShiftMACE.
 Backbone weights are drawn first under ``torch.manual_seed(seed)`` and the extra
 modules afterwards under a derived seed, so every variant built with the same
 seed has identical backbone weights and, since every extra module starts as an
-identity, identical energies and forces at initialisation (SPEC invariant 3).
+identity, identical energies and forces at initialisation (docs/spec.md §1.3 invariant 3).
 
 TorchScript: ``torch.jit.script(model)`` works for every variant; e3nn's
 trace-mode submodules are traced on the way by :meth:`PANMACE.__prepare_scriptable__`

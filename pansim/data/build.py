@@ -87,7 +87,7 @@ def label(
 
 
 def queue_reference(system: str, root=None) -> int:
-    """Queue the SPEC 2.4 reference-property jobs of a crystal; returns the number of new jobs."""
+    """Queue the reference-property jobs (docs/spec.md §2.4) of a crystal; the number queued."""
     from pansim.data import reference as ref
 
     return ref.queue(system, root)
@@ -234,7 +234,7 @@ def relabel(
 ) -> dict:
     """Rerun one stored configuration with its stored settings and compare with its labels.
 
-    Returns ``{"dE_meV_per_atom", "dF_max_meV_A", "reproduced"}``; the SPEC tolerance is
+    Returns ``{"dE_meV_per_atom", "dF_max_meV_A", "reproduced"}``; the spec tolerance is
     1 meV/atom and 5 meV/A. ``calc_overrides`` replaces keys of the stored calculator
     settings (e.g. a looser SCF criterion, to test whether it would reproduce the labels).
     The manifest is not changed.

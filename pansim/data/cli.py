@@ -4,12 +4,13 @@ Examples::
 
     pansim data sample si -n 300            # queue configurations in data/si/manifest.json
     pansim data sample si --refresh-pending # redraw unlabelled ones after a sampler change
-    pansim data reference si                # queue the SPEC 2.4 reference-property jobs
+    pansim data reference si                # queue the docs/spec.md §2.4 reference-property jobs
     pansim data label                       # label every queue round-robin, resumable
     pansim data label si lif --workers 2
     pansim data info [SYSTEM]
     pansim data relabel si si-s0-0003       # rerun one stored configuration, compare labels
-    pansim data molref ethanol              # molecule DFT reference properties, resumable
+
+Molecule DFT reference properties: ``pansim molref ethanol`` (:mod:`workflows.molecule_reference`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
     p = sub.add_parser(
-        "reference", help="queue the DFT reference-property jobs of a crystal (SPEC 2.4)"
+        "reference", help="queue the DFT reference-property jobs of a crystal (docs/spec.md §2.4)"
     )
     p.add_argument("system", help="crystal name or 'all'")
 
@@ -72,12 +73,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("system")
     p.add_argument("config_id")
-
-    p = sub.add_parser(
-        "molref", help="DFT reference vibrations and repulsion of a molecule (resumable)"
-    )
-    p.add_argument("molecule", help="molecule name or 'all'")
-    p.add_argument("--retry-failed", action="store_true", help="rerun failed single points")
 
 
 def _systems(name: str) -> list[str]:
@@ -156,17 +151,6 @@ def _relabel(args, build) -> int:
     return 0 if cmp["reproduced"] else 1
 
 
-def _molref(args, build) -> int:
-    from pansim.data.molecule_reference import MOLECULES, compute_reference
-
-    names = list(MOLECULES) if args.molecule == "all" else [args.molecule.lower()]
-    for name in names:
-        if name not in MOLECULES:
-            raise KeyError(f"no reference recipe for {name!r}; known: {', '.join(MOLECULES)}")
-        compute_reference(name, args.data_dir, retry_failed=args.retry_failed)
-    return 0
-
-
 _ACTIONS = {
     "sample": _sample,
     "reference": _reference,
@@ -174,5 +158,4 @@ _ACTIONS = {
     "info": _info,
     "export": _export,
     "relabel": _relabel,
-    "molref": _molref,
 }

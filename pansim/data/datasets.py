@@ -5,7 +5,7 @@ Layout of ``data/`` (``$PANSIM_DATA_DIR`` or ``--data-dir`` to move it)::
     data/<system>/manifest.json      every job: input, provenance, status, labels (source of truth)
     data/<system>/<system>.extxyz     all labelled configurations (regenerated atomically)
     data/<system>/{train,val,test}.extxyz   fixed splits of the same
-    data/<system>/reference/          DFT reference properties (crystals, SPEC 2.4)
+    data/<system>/reference/          DFT reference properties (crystals, docs/spec.md §2.4)
 
 The extended XYZ files are rebuilt from the manifest's finished entries after
 every label, so a partial dataset is always complete and usable.

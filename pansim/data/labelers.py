@@ -78,7 +78,7 @@ def check_elements(atoms: Atoms, covered: tuple[str, ...] | None, system: str) -
 def crystal_job(
     atoms: Atoms, settings: CrystalSettings | str, kpts, task: str = "single", **calc_extra
 ) -> dict:
-    """GPAW job with the settings of SPEC 2.1 and the family's fixed mesh ``kpts``."""
+    """GPAW job with the settings of docs/spec.md §2.1 and the family's fixed mesh ``kpts``."""
     s = CRYSTALS[settings] if isinstance(settings, str) else settings
     check_elements(atoms, s.elements, s.system)
     calc = {
@@ -100,7 +100,7 @@ def crystal_job(
 
 
 def molecule_job(atoms: Atoms, settings: MoleculeSettings | None = None, elements=None) -> dict:
-    """PySCF RKS job with the settings of SPEC 2.2."""
+    """PySCF RKS job with the settings of docs/spec.md §2.2."""
     s = settings or MoleculeSettings()
     check_elements(atoms, elements, "molecule")
     calc = {

@@ -1,6 +1,7 @@
-"""DFT reference properties of the molecules (SPEC 2.2 settings), resumable point by point.
+"""DFT reference properties of the molecules (docs/spec.md section 2.2): recipe and point store.
 
-``pansim data molref ethanol`` computes, with PySCF RKS PBE/def2-SVP
+The builder is :mod:`workflows.molecule_reference` (``pansim molref ethanol``), which
+runs the validation workflows on the stored DFT points; it computes, with PySCF RKS PBE/def2-SVP
 (``conv_tol`` 1e-10, grid level 3, no density fitting: the labelling settings
 and the labelling code, :mod:`pansim.data.workers.pyscf_worker`, run in-process):
 
@@ -44,9 +45,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from pansim.data.datasets import data_dir
-from pansim.data.labelers import LabelError, atoms_to_dict, dict_to_atoms, job_hash, molecule_job
+from pansim.data.labelers import LabelError, atoms_to_dict, dict_to_atoms, job_hash
 from pansim.data.manifest import write_json_atomic
-from pansim.data.settings import MoleculeSettings
 
 #: molecules with a reference recipe (the registered molecule datasets)
 MOLECULES = ("ethanol", "malonaldehyde")
@@ -150,7 +150,7 @@ def remove_rigid_body_forces(forces: np.ndarray, positions: np.ndarray) -> np.nd
     Exact forces have neither; PySCF's grid (no grid response) leaves a few meV/A of
     net force, on which an optimiser would drift and rotate the molecule forever.
     """
-    from workflows.vibrations import rigid_body_basis
+    from pansim.structures import rigid_body_basis
 
     f = np.asarray(forces, float).ravel()
     basis = rigid_body_basis(np.asarray(positions, float), np.ones(len(positions)))
@@ -296,128 +296,6 @@ def bond_force(forces: np.ndarray, atoms: Atoms, bond: dict[str, Any]) -> float:
 
 
 # --------------------------------------------------------------------------- stages
-def _dft_block(settings: MoleculeSettings, results: list[dict]) -> dict[str, Any]:
-    versions = sorted({str(r.get("version")) for r in results if r.get("version")})
-    codes = sorted({str(r.get("code")) for r in results if r.get("code")})
-    return {
-        "reference": "DFT",
-        "code": codes[0] if len(codes) == 1 else codes,
-        "version": versions[0] if len(versions) == 1 else versions,
-        "settings": settings.to_dict(),
-        "units": "energies eV, forces eV/A (Hartree, Bohr: CODATA 2018, pansim.data.units)",
-    }
-
-
-def reference_vibrations(
-    molecule: str, start: Atoms, store: PointStore, settings: MoleculeSettings, out: Path
-) -> dict[str, Any]:
-    """DFT relaxation and finite-difference frequencies -> ``out/vibrations.json``."""
-    from workflows.vibrations import vibrations
-
-    calc = StoreCalculator(store, tag="vibrations")
-    res = vibrations(
-        start, calc, delta=DISPLACEMENT_A, relax_first=True, fmax=RELAX_FMAX, max_steps=RELAX_STEPS
-    )
-    probe = store.result(Atoms(res.symbols, res.positions_A), "vibrations")
-    data = {"molecule": molecule, **_dft_block(settings, [probe]), **res.to_dict()}
-    data["points"] = store.stats("vibrations")
-    write_json_atomic(out / "vibrations.json", data, indent=1)
-    return data
-
-
-def reference_repulsion(
-    molecule: str, geometry: Atoms, store: PointStore, settings: MoleculeSettings, out: Path
-) -> dict[str, Any]:
-    """Compressed-bond scans at the relaxed geometry -> ``out/repulsion.json``."""
-    scans, results = [], []
-    for bond in scan_bonds(geometry):
-        e, f, full = [], [], []
-        for frac in FRACTIONS:
-            atoms = compress_bond(geometry, bond, frac)
-            r = store.result(atoms, f"repulsion {bond['name']} {frac:.2f}")
-            results.append(r)
-            ok = bool(r.get("ok"))
-            e.append(float(r["energy"]) if ok else None)
-            f.append(bond_force(r["forces"], atoms, bond) if ok else None)
-            full.append(r["forces"] if ok else None)
-        e_ref = e[FRACTIONS.index(1.0)]
-        rel = [None if x is None or e_ref is None else x - e_ref for x in e]
-        scans.append(
-            {
-                **bond,
-                "fractions": list(FRACTIONS),
-                "r_A": [frac * bond["r0_A"] for frac in FRACTIONS],
-                "energy_eV": rel,
-                "energy_abs_eV": e,
-                "force_eV_per_A": f,
-                "forces_eV_per_A": full,
-            }
-        )
-    data = {
-        "molecule": molecule,
-        **_dft_block(settings, [r for r in results if r.get("ok")]),
-        "geometry": atoms_to_dict(geometry),
-        "units": {
-            "r_A": "A",
-            "energy_eV": "eV, relative to the uncompressed molecule",
-            "force_eV_per_A": "eV/A, total force on the moved fragment along the bond, + repulsive",
-        },
-        "note": "fragment moved rigidly along the bond, no relaxation; failed points are null",
-        "bonds": scans,
-        "points": store.stats("repulsion"),
-    }
-    write_json_atomic(out / "repulsion.json", data, indent=1)
-    return data
-
-
-def compute_reference(
-    molecule: str,
-    root: str | Path | None = None,
-    *,
-    start: Atoms | None = None,
-    evaluate: Evaluate | None = None,
-    settings: MoleculeSettings | None = None,
-    retry_failed: bool = False,
-    log: Callable[[str], None] | None = print,
-) -> dict[str, Any]:
-    """Vibrations then repulsion of ``molecule``; resumable (see the module docstring).
-
-    Parameters
-    ----------
-    start : Atoms, optional
-        Start geometry (default: GFN2-xTB-relaxed sampling start); only used when
-        ``points/start.json`` does not exist yet.
-    evaluate : callable, optional
-        ``evaluate(job) -> result``; default :func:`pyscf_single_point` (tests pass a fake).
-
-    Returns
-    -------
-    dict
-        ``{"vibrations": ..., "repulsion": ...}`` as written to ``data/<molecule>/reference/``.
-    """
-    settings = settings or MoleculeSettings()
-    out = reference_dir(molecule, root)
-    store = PointStore(
-        out / "points",
-        evaluate or pyscf_single_point,
-        lambda atoms: molecule_job(atoms, settings),
-        retry_failed,
-        log,
-    )
-    t0 = time.perf_counter()
-    vib = reference_vibrations(molecule, start_geometry(molecule, out, start), store, settings, out)
-    geometry = Atoms(vib["symbols"], vib["positions_A"])
-    rep = reference_repulsion(molecule, geometry, store, settings, out)
-    if log is not None:
-        f = vib["frequencies_cm1"]
-        log(
-            f"{molecule}: {len(f)} modes {f[0]:.1f} .. {f[-1]:.1f} cm^-1, "
-            f"relaxation {vib['relaxation']}, points {store.stats()}, "
-            f"{time.perf_counter() - t0:.0f} s"
-        )
-    return {"vibrations": vib, "repulsion": rep}
-
-
 def load_reference(molecule: str, root: str | Path | None = None) -> dict[str, Any]:
     """Reference blocks found in ``data/<molecule>/reference``: ``vibrations``, ``repulsion``."""
     out = reference_dir(molecule, root)

@@ -1,4 +1,4 @@
-"""MD17-level molecule sampling (SPEC 2.2): 500 K GFN2-xTB Langevin MD through tblite.
+"""MD17-level molecule sampling (docs/spec.md §2.2): 500 K GFN2-xTB Langevin MD through tblite.
 
 Geometries are built here (nothing can be downloaded): ethanol from
 ``ase.build.molecule("CH3CH2OH")``, malonaldehyde from hand-written coordinates

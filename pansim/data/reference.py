@@ -1,30 +1,30 @@
-"""DFT reference properties of the crystals (SPEC 2.4), as resumable jobs of the same labeller.
+"""DFT reference properties of the crystals (docs/spec.md §2.4): resumable jobs of the labeller.
 
 Jobs live in ``data/<system>/reference/jobs.json`` (a :class:`Manifest`) and run
 through the same round-robin driver as the datasets. After each finished job
 :func:`analyse` fits what is complete and writes ``data/<system>/reference/*.json``:
 
 1. ``eos``: primitive cell, 9 volumes over +-6 % plus 0.80/0.85/0.90 V0 (repulsion),
-   one fixed mesh (rule of SPEC 2.1 on the unstrained primitive cell);
+   one fixed mesh (rule of docs/spec.md §2.1 on the unstrained primitive cell);
    Birch-Murnaghan fit (V0, E0, B0, B0') -> ``eos.json``; the compressed points
    are the short-range repulsion curve -> ``repulsion.json``.
 2. Once the EOS is fitted, ``elastic`` jobs are queued: conventional cubic cell at
    V0, +-0.5 % uniaxial strain (C11, C12) and +-0.5 % engineering shear (C44, ions
    relaxed for Si, which has internal strain); Ag uses a 12x12x12 mesh
-   (SPEC 2.4), Si and LiF their rule mesh -> ``elastic.json``.
+   (docs/spec.md §2.4), Si and LiF their rule mesh -> ``elastic.json``.
 3. Also at V0: ``phonon`` jobs: phonopy finite displacements (0.01 A) on the 2x2x2
    supercell of the primitive cell plus the undisplaced supercell, whose residual
    forces are subtracted; frequencies at Gamma, X, L -> ``phonons.json`` (LiF: TO
    modes only, no non-analytic correction: pansim models are short-ranged).
 4. With them, for 2-atom primitive cells (Si, LiF), the ``frozen_phonon`` check of
-   SPEC 2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
+   docs/spec.md §2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
    +-0.01 A along x against the other sublattice; the Gamma optical frequency
    follows from the force constant and the reduced mass
    (:func:`frozen_phonon_frequency`). ``phonons.json`` reports it, phonopy's Gamma
    optical frequency and their difference. Ag (1 atom) has no optical mode.
 5. ``contact`` (queued with the EOS, independent of it): the compressed
    nearest-neighbour contact of :mod:`workflows.repulsion` on the DFT side. The
-   conventional cubic cell at the SPEC lattice constant (the cell ``pansim validate``
+   conventional cubic cell at the spec lattice constant (the cell ``pansim validate``
    scans), atom 0 moved straight toward its nearest neighbour so their distance runs
    over 0.60-1.00 of the nearest-neighbour distance in 13 steps, no relaxation; the
    cubic family's rule mesh, symmetry off for every point alike -> ``contact.json``,
@@ -51,8 +51,9 @@ from pansim.data.datasets import data_dir
 from pansim.data.labelers import atoms_to_dict, crystal_job, dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, write_json_atomic
 from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
+from pansim.fits import fit_birch_murnaghan, fit_columns
 
-EV_A3_TO_GPA = 160.21766208
+EV_A3_TO_GPA = 1.0 / ase_units.GPa  # eV/A^3 -> GPa
 EOS_SCALES = tuple(np.round(np.linspace(0.94, 1.06, 9), 4)) + (0.80, 0.85, 0.90)
 STRAIN = 0.005
 DISPLACEMENT_A = 0.01
@@ -98,12 +99,12 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
     Returns
     -------
     info : dict
-        ``neighbour`` (index), ``r_nn_A``, ``a_A`` (SPEC lattice constant), ``fractions``.
+        ``neighbour`` (index), ``r_nn_A``, ``a_A`` (spec lattice constant), ``fractions``.
     cells : list of Atoms
         One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
         :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
     """
-    from workflows.repulsion import contact_cell, nearest_neighbour
+    from pansim.structures import contact_cell, nearest_neighbour
 
     a = CRYSTALS[system].lattice_constant
     conv = crystal_cell(system, a, cubic=True)
@@ -144,17 +145,16 @@ def _stage(m: Manifest, stage: str) -> dict[str, dict]:
 
 
 def fit_eos(volumes: np.ndarray, energies: np.ndarray) -> dict:
-    """Birch-Murnaghan fit; V0 (A^3/cell), E0 (eV/cell), B0 (GPa), B0'."""
-    from ase.eos import EquationOfState
+    """Birch-Murnaghan fit; V0 (A^3/cell), E0 (eV/cell), B0 (GPa), B0'.
 
-    eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
-    v0, e0, b = eos.fit()
-    b0p = float(eos.eos_parameters[2]) if hasattr(eos, "eos_parameters") else float("nan")
+    The fit of the models' equation of state (:func:`pansim.fits.fit_birch_murnaghan`).
+    """
+    (e0, v0, b0, b0p), _ = fit_birch_murnaghan(np.asarray(volumes), np.asarray(energies))
     return {
         "V0_A3": float(v0),
         "E0_eV": float(e0),
-        "B0_GPa": float(b * EV_A3_TO_GPA),
-        "B0_prime": b0p,
+        "B0_GPa": float(b0 * EV_A3_TO_GPA),
+        "B0_prime": float(b0p),
     }
 
 
@@ -163,7 +163,7 @@ def compressed_energies(
 ) -> list[float]:
     """E at ``ratios * v0`` by cubic interpolation through the 4 smallest-volume points.
 
-    The EOS jobs sit at fixed fractions of the SPEC lattice constant's volume, not
+    The EOS jobs sit at fixed fractions of the spec lattice constant's volume, not
     of the fitted V0 (they differ by a few 0.1 %); the validate schema wants E at
     exactly 0.80/0.85/0.90 V0. Units follow the inputs (A^3, eV).
     """
@@ -237,7 +237,7 @@ def _contact(system: str, m: Manifest, out: Path) -> dict | None:
         "force_eV_per_A": force,
         "kpts": rows[0]["provenance"]["kpts"],
         "settings": rows[0]["job"]["calc"],
-        "note": "conventional cell at the SPEC lattice constant, atom `index` moved toward "
+        "note": "conventional cell at the spec lattice constant, atom `index` moved toward "
         "`neighbour`; energy in eV per cell relative to the uncompressed point",
     }
     write_json_atomic(out / "contact.json", res, indent=1)
@@ -309,7 +309,7 @@ def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
     GPAW symmetrises its forces to exactly zero, so they cannot cancel the real-space
     grid's residual forces (about 2 meV/A) that the low-symmetry displaced supercells
     carry; uncorrected, those moved Si's Gamma optical mode from 15.2 to 16.4 THz
-    (measured here against the frozen-phonon check, SPEC 2.4).
+    (measured here against the frozen-phonon check, docs/spec.md §2.4).
     """
     s = CRYSTALS[system]
     prim, cells = _phonon_supercells(system, v0)
@@ -333,6 +333,30 @@ def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
         _add(m, f"phonon-{n:02d}", job, prov)
 
 
+#: Voigt components under the cyclic relabelling x -> y -> z of a cubic crystal
+_CYCLE = [2, 0, 1, 5, 3, 4]
+
+
+def cubic_constants(stress: dict[str, np.ndarray], strain: float) -> tuple[float, float, float]:
+    """C11, C12, C44 (eV/A^3) of a cubic crystal from its +-``strain`` xx and yz stresses.
+
+    ``stress`` maps ``xxp``, ``xxm``, ``yzp``, ``yzm`` to 3x3 stresses (eV/A^3) of the
+    cell strained by ``+-strain`` along xx and by ``eps_yz = eps_zy = +-strain/2``. The
+    yy, zz, xz, xy columns are these relabelled (cubic symmetry), and the 6x6 matrix is
+    fitted by :func:`pansim.fits.fit_columns`, the fit of the models' elastic constants.
+    """
+
+    def voigt(s: np.ndarray) -> np.ndarray:
+        return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+    xx = np.array([voigt(stress["xxm"]), voigt(stress["xxp"])])
+    yz = np.array([voigt(stress["yzm"]), voigt(stress["yzp"])])
+    yy, xz = xx[:, _CYCLE], yz[:, _CYCLE]
+    zz, xy = yy[:, _CYCLE], xz[:, _CYCLE]
+    c, _ = fit_columns(np.array([-strain, strain]), np.stack([xx, yy, zz, yz, xz, xy]))
+    return float(c[0, 0]), float(0.5 * (c[1, 0] + c[2, 0])), float(c[3, 3])
+
+
 def _elastic(system: str, m: Manifest, out: Path) -> dict | None:
     jobs = {
         e["provenance"]["component"] + ("p" if e["provenance"]["strain"] > 0 else "m"): e
@@ -340,11 +364,9 @@ def _elastic(system: str, m: Manifest, out: Path) -> dict | None:
     }
     if len(jobs) < 4 or any(e["status"] != "done" for e in jobs.values()):
         return None
-    st = {k: np.array(e["result"]["stress"]) for k, e in jobs.items()}
-    d = 2 * STRAIN
-    c11 = (st["xxp"][0, 0] - st["xxm"][0, 0]) / d
-    c12 = 0.5 * (st["xxp"][1, 1] - st["xxm"][1, 1] + st["xxp"][2, 2] - st["xxm"][2, 2]) / d
-    c44 = (st["yzp"][1, 2] - st["yzm"][1, 2]) / d
+    c11, c12, c44 = cubic_constants(
+        {k: np.array(e["result"]["stress"]) for k, e in jobs.items()}, STRAIN
+    )
     prov = next(iter(jobs.values()))["provenance"]
     res = {
         "system": system,

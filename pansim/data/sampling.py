@@ -1,4 +1,4 @@
-"""Deterministic configuration sampling for the crystal reference sets (SPEC 2.1).
+"""Deterministic configuration sampling for the crystal reference sets (docs/spec.md §2.1).
 
 Each system has a few *supercell families*; a family is one reference cell whose
 Monkhorst-Pack mesh (``settings.kmesh`` of the unstrained cell) is kept for every

@@ -1,4 +1,4 @@
-"""Electronic-structure settings of ../shared/SPEC.md section 2, and the k-mesh rule.
+"""Electronic-structure settings of docs/spec.md §2, and the k-mesh rule.
 
 Every number here is the project's reference setting; labels store a copy.
 """
@@ -15,7 +15,7 @@ from ase.build import bulk
 
 @dataclass(frozen=True)
 class CrystalSettings:
-    """GPAW plane-wave PBE settings of one crystal system (SPEC 2.1).
+    """GPAW plane-wave PBE settings of one crystal system (docs/spec.md §2.1).
 
     Attributes
     ----------
@@ -67,7 +67,7 @@ STRUCTURES: dict[str, tuple[str, str]] = {
 def crystal_cell(system: str, a: float | None = None, cubic: bool = False) -> Atoms:
     """The perfect crystal of ``system``, primitive (or conventional) cell.
 
-    ``a`` is the lattice constant, by default the SPEC 2.1 constant the datasets use.
+    ``a`` is the lattice constant, by default the docs/spec.md §2.1 constant the datasets use.
     """
     name, structure = STRUCTURES[system]
     return bulk(name, structure, CRYSTALS[system].lattice_constant if a is None else a, cubic=cubic)
@@ -75,7 +75,7 @@ def crystal_cell(system: str, a: float | None = None, cubic: bool = False) -> At
 
 @dataclass(frozen=True)
 class MoleculeSettings:
-    """PySCF settings of the rMD17-level molecule labels (SPEC 2.2)."""
+    """PySCF settings of the rMD17-level molecule labels (docs/spec.md §2.2)."""
 
     xc: str = "PBE"
     basis: str = "def2-SVP"
@@ -90,7 +90,7 @@ class MoleculeSettings:
 
 
 def kmesh(cell: np.ndarray, dk: float) -> tuple[int, int, int]:
-    """Monkhorst-Pack counts of SPEC 2.1: smallest even ``n_i >= |b_i| / dk``.
+    """Monkhorst-Pack counts of docs/spec.md §2.1: smallest even ``n_i >= |b_i| / dk``.
 
     Parameters
     ----------

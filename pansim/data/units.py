@@ -1,7 +1,7 @@
 """Unit conversions of the molecular labels (CODATA 2018, the values PySCF uses).
 
 PySCF returns energies in Hartree and gradients in Hartree/Bohr; pansim stores
-eV and eV/Angstrom (SPEC 3). Coordinates go to PySCF in Bohr converted with the
+eV and eV/Angstrom (docs/spec.md §3). Coordinates go to PySCF in Bohr converted with the
 same constant, so energies and forces stay exactly consistent with each other.
 """
 

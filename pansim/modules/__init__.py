@@ -14,7 +14,7 @@ from typing import Any
 from pansim.modules.pan import PANPooling
 from pansim.modules.pgs import ESReadoutExpansion, FourierBesselEdgeMixer
 
-#: PAN / PGS options of every backbone adapter, with their defaults (SPEC 1.1, 1.2)
+#: PAN / PGS options of every backbone adapter, with their defaults (docs/spec.md §1.1, 1.2)
 MODULE_DEFAULTS: dict[str, Any] = {
     # PAN: Gaussian basis on [0, c_max] (dimensionless coordination), MLP width
     "c_max": 12.0,
@@ -24,14 +24,14 @@ MODULE_DEFAULTS: dict[str, Any] = {
     "pgs_edge": True,
     "pgs_readout": True,
     "pgs_num_fb": 8,
-    # "full" (SPEC): learned map of old and new edge features; "residual": old kept as is
+    # "full" (spec): learned map of old and new edge features; "residual": old kept as is
     "pgs_edge_mix": "full",
     "pgs_num_es": 8,
     "pgs_tau": 1.0,
     "pgs_beta": 4.0,
     "pgs_width": None,
     "pgs_taper_power": 2,
-    # learn the squash centre / width per channel (off in SPEC; see ESReadoutExpansion)
+    # learn the squash centre / width per channel (off in spec; see ESReadoutExpansion)
     "pgs_adaptive_squash": False,
 }
 

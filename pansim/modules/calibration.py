@@ -1,6 +1,6 @@
-"""Data calibration of the PGS modules (an option beside SPEC 1.2; off by default).
+"""Data calibration of the PGS modules (an option beside docs/spec.md §1.2; off by default).
 
-SPEC fixes the PGS squash ``t = tanh(x / tau)`` and the raw scale of the
+spec fixes the PGS squash ``t = tanh(x / tau)`` and the raw scale of the
 Fourier-Bessel band. On crystals the trained scalars of every atom sit within a
 small fraction of one ES centre spacing (``results/ablation/scalar_pathway_probe.md``:
 Si t spread 0.014-0.018 against a spacing of 0.286), so the readout expansion can

@@ -1,4 +1,4 @@
-"""PAN: Physics-Aware Neighborhood pooling (SPEC 1.1).
+"""PAN: Physics-Aware Neighborhood pooling (docs/spec.md §1.1).
 
 A coordination-sensitive amplitude for the l = 0 channels of an aggregated
 message. With ``u`` the backbone's smooth cutoff envelope and ``w(Z)`` a

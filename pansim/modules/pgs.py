@@ -1,4 +1,4 @@
-"""PGS: Physics-Guided Spectral mixers (SPEC 1.2).
+"""PGS: Physics-Guided Spectral mixers (docs/spec.md §1.2).
 
 Two independent parts:
 
@@ -19,7 +19,7 @@ Two independent parts:
     (zero for ``|z| >= 1``), and returns a per-channel linear map of them
     (zero at init), a site-energy correction.
 
-With the default taper power ``p = 2`` (SPEC) ``phi_k`` is C^1 with a bounded
+With the default taper power ``p = 2`` (spec) ``phi_k`` is C^1 with a bounded
 second derivative; ``p = 3`` makes it C^2. Both are NaN-free to any order of
 autograd: the square root only ever sees a strictly positive argument.
 
@@ -152,7 +152,7 @@ def spherical_bessel_j1_eager(x: torch.Tensor) -> torch.Tensor:
 
 
 def _fill_added_buffers(module: torch.nn.Module, state_dict: dict, prefix: str) -> None:
-    """Give a state dict from before ``module.ADDED_BUFFERS`` existed their SPEC values."""
+    """Give a state dict from before ``module.ADDED_BUFFERS`` existed their spec values."""
     for name, value in module.ADDED_BUFFERS.items():
         state_dict.setdefault(prefix + name, torch.full_like(getattr(module, name), value))
 
@@ -169,11 +169,11 @@ class FourierBesselEdgeMixer(torch.nn.Module):
     num_fb : int
         Number ``n_fb`` of extra j1 functions.
     mix : str
-        ``"full"`` (SPEC): one learned map of old and new features, identity on the
+        ``"full"`` (spec): one learned map of old and new features, identity on the
         old ones at init; ``"residual"``: ``radial + basis @ W``, only ``W`` learned.
     """
 
-    #: buffers added after the first model files, with the SPEC values those files computed with
+    #: buffers added after the first model files, with the spec values those files computed with
     ADDED_BUFFERS = {"fb_scale": 1.0}
 
     def __init__(self, num_radial: int, r_max: float, num_fb: int = 8, mix: str = "full") -> None:
@@ -184,7 +184,7 @@ class FourierBesselEdgeMixer(torch.nn.Module):
         self.residual = mix == "residual"
         zeros = torch.tensor(spherical_bessel_j1_zeros(num_fb))
         self.register_buffer("frequencies", zeros / float(r_max))  # 1/Angstrom
-        # common factor of the new features (1: SPEC; calibrate() matches the radial rms)
+        # common factor of the new features (1: spec; calibrate() matches the radial rms)
         self.register_buffer("fb_scale", torch.tensor(1.0))
         if self.residual:  # only the new block is learned; the old one stays identity
             weight = torch.zeros(num_fb, num_radial)
@@ -364,15 +364,15 @@ class ESReadoutExpansion(torch.nn.Module):
         Half-width ``w`` of every ES function in ``t``; default twice the spacing
         of the centres.
     taper_power : int
-        Exponent ``p`` of the ``(1 - z^2)^p`` taper (2 in SPEC: C^1; 3: C^2).
+        Exponent ``p`` of the ``(1 - z^2)^p`` taper (2 in spec: C^1; 3: C^2).
     adaptive : bool
         Learn each channel's squash centre and width, as moves in units of the
         calibrated width (zero at init). Trained scalars drift from those at
-        initialisation; this lets the squash follow them (off in SPEC).
+        initialisation; this lets the squash follow them (off in spec).
     """
 
     __constants__ = ["adaptive"]  # TorchScript compiles only the branch in use
-    #: buffers added after the first model files, with the SPEC values those files computed with
+    #: buffers added after the first model files, with the spec values those files computed with
     ADDED_BUFFERS = {"shift": 0.0, "scale": 1.0}
 
     def __init__(
@@ -398,7 +398,7 @@ class ESReadoutExpansion(torch.nn.Module):
         self.register_buffer("beta", torch.tensor(float(beta)))
         self.register_buffer("width", torch.tensor(width))
         # per-channel centre and spread of the squash, t = tanh((x - shift) / (tau scale));
-        # 0 and 1 give SPEC's t = tanh(x / tau), calibrate() takes them from data
+        # 0 and 1 give the spec's t = tanh(x / tau), calibrate() takes them from data
         self.register_buffer("shift", torch.zeros(num_channels))
         self.register_buffer("scale", torch.ones(num_channels))
         self.adaptive = bool(adaptive)
@@ -433,7 +433,7 @@ class ESReadoutExpansion(torch.nn.Module):
         Sets ``shift`` to the mean and ``tau * scale`` to ``spread`` standard
         deviations of each channel of ``x`` [n_samples, num_channels], so the
         scalars of different atoms spread over the ES centres instead of sharing
-        one (SPEC's fixed ``tanh(x / tau)`` leaves a crystal's channels within a
+        one (the spec's fixed ``tanh(x / tau)`` leaves a crystal's channels within a
         fraction of one centre spacing). The correction stays zero (its weights
         are untouched), so a model is its baseline before and after.
         """
@@ -441,13 +441,13 @@ class ESReadoutExpansion(torch.nn.Module):
         if x.shape[0] < 2 or not bool(torch.isfinite(x).all()):
             raise ValueError("ES calibration needs at least 2 finite samples per channel")
         std = x.std(dim=0)
-        # a channel constant over the samples keeps the SPEC spread
+        # a channel constant over the samples keeps the spec spread
         std = torch.where(std > 1e-8, std * float(spread), self.tau.expand_as(std))
         self.shift.copy_(x.mean(dim=0))
         self.scale.copy_(std / self.tau)
 
     def squash(self, x: torch.Tensor) -> torch.Tensor:
-        """``t = tanh((x - centre) / width)`` per channel (SPEC: centre 0, width tau)."""
+        """``t = tanh((x - centre) / width)`` per channel (spec: centre 0, width tau)."""
         width = self.tau * self.scale
         if self.adaptive:
             return torch.tanh(

@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pansim.variants import VARIANTS as _VARIANTS
+
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE / "registry.json"
 
@@ -38,9 +40,6 @@ class UnknownModelError(KeyError):
 
 class RegistryError(ValueError):
     """A malformed ``registry.json`` (the message names the file, entry and problem)."""
-
-
-_VARIANTS = ("baseline", "pan", "pgs", "pan+pgs")  # pansim.backbones.VARIANTS (no torch import)
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stress-key", default="REF_stress")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    from pansim._cli_common import add_runtime_arguments
+    from pansim.cli_common import add_runtime_arguments
 
     add_runtime_arguments(parser, device=False, dtype=False)  # --threads
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")

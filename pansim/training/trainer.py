@@ -39,6 +39,7 @@ from ase.data import chemical_symbols
 
 from pansim._io import atomic_path, write_text_atomic
 from pansim.model_io import default_dtype
+from pansim.precision import DTYPES  # noqa: F401 - one definition, re-exported
 from pansim.training import checkpoint as ckpt
 from pansim.training import distributed as ddp
 from pansim.training import finetune
@@ -63,7 +64,6 @@ from pansim.training.evaluate import (
 )
 from pansim.training.loss import global_counts, squared_errors, weighted_loss
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BEST_MODEL = "best_model.safetensors"
 CHECKPOINT = "checkpoint.pt"
 

@@ -1,4 +1,4 @@
-"""MACE adapter: SPEC 1.3 invariants for every variant, periodic, open and mixed."""
+"""MACE adapter: docs/spec.md §1.3 invariants for every variant, periodic, open and mixed."""
 
 import json
 
@@ -196,7 +196,7 @@ def test_forces_under_no_grad(trained_models):
 
 
 def test_flops_overhead_at_production_like_sizes():
-    """SPEC invariant 5: pan+pgs adds at most 5% FLOPs (forward + forces).
+    """docs/spec.md §1.3 invariant 5: pan+pgs adds at most 5% FLOPs (forward + forces).
 
     Default sizes except correlation 2 and max_ell 2 (cheaper to build); the
     benchmark ``benchmarks/flops.py`` measures the full defaults on 64 atoms.
@@ -271,7 +271,7 @@ def test_cutoff_envelope_is_computed_only_for_modules_that_read_it():
     assert len(calls) == 1  # MACE's own radial embedding only
 
 
-# -- the calibrated scalar pathway (options beside SPEC: docs/calibrated_pgs.md) ---------
+# -- the calibrated scalar pathway (options beside spec: docs/calibrated_pgs.md) ---------
 CALIBRATED = {"pgs_edge_mix": "residual", "pgs_adaptive_squash": True}
 
 

@@ -1,4 +1,4 @@
-"""One real single point per code on a tiny input (SPEC 2: the labelling path runs)."""
+"""One real single point per code on a tiny input (docs/spec.md §2: the labelling path runs)."""
 
 import numpy as np
 import pytest

@@ -10,6 +10,7 @@ from ase.calculators.emt import EMT
 from pansim.cli import main
 from pansim.data import molecule_reference as mr
 from pansim.data.labelers import dict_to_atoms
+from workflows.molecule_reference import compute_reference
 
 
 class FakeDFT:
@@ -37,7 +38,7 @@ class FakeDFT:
 
 
 def run(root, fake, **kw):
-    return mr.compute_reference(
+    return compute_reference(
         "ethanol", root, start=molecule("CH3OH"), evaluate=fake, log=None, **kw
     )
 
@@ -114,7 +115,7 @@ def test_failed_points_leave_gaps_and_are_retried_on_request(root):
 
 
 def test_cli_rejects_unknown_molecule(capsys):
-    assert main(["data", "molref", "aspirin"]) == 2
+    assert main(["molref", "aspirin"]) == 2
     assert "no reference recipe" in capsys.readouterr().err
 
 
@@ -124,7 +125,7 @@ def test_pyscf_h2_frequency(tmp_path):
     pytest.importorskip("pyscf")
     from ase import Atoms
 
-    res = mr.compute_reference(
+    res = compute_reference(
         "ethanol", tmp_path, start=Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.75]]), log=None
     )
     vib = res["vibrations"]

@@ -1,4 +1,4 @@
-"""k-mesh rule (SPEC 2.1) and the deterministic crystal sampler."""
+"""k-mesh rule (docs/spec.md §2.1) and the deterministic crystal sampler."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""PAN pooling as a pure torch module (SPEC 1.1)."""
+"""PAN pooling as a pure torch module (docs/spec.md §1.1)."""
 
 import pytest
 import torch

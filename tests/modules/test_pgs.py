@@ -1,4 +1,4 @@
-"""PGS edge mixer and tapered ES readout expansion as pure torch modules (SPEC 1.2)."""
+"""PGS edge mixer and tapered ES readout expansion as pure torch modules (docs/spec.md §1.2)."""
 
 import numpy as np
 import pytest
@@ -208,7 +208,7 @@ def test_es_bad_sizes(kw):
 
 @pytest.mark.parametrize("name", ["pan", "pgs"])
 def test_modules_know_nothing_of_backbones(name):
-    """SPEC invariant 6: each module file imports torch and the standard library only."""
+    """docs/spec.md §1.3, 6: each module file imports torch and the standard library only."""
     import ast
     import importlib
 
@@ -222,9 +222,9 @@ def test_modules_know_nothing_of_backbones(name):
     assert imported <= {"__future__", "math", "torch"}, imported
 
 
-# -- the windowed evaluation against the SPEC formula, written out plainly --------------------
+# -- the windowed evaluation against the spec formula, written out plainly --------------------
 def reference_basis(x, num_basis, tau, beta, width, power):
-    """SPEC 1.2: ``phi_k(t)``, ``t = tanh(x / tau)``, for every channel and all K centres."""
+    """docs/spec.md §1.2: ``phi_k(t)``, ``t = tanh(x / tau)``, every channel and all K centres."""
     t = torch.tanh(x / tau).unsqueeze(-1)
     z = (t - torch.linspace(-1.0, 1.0, num_basis, dtype=x.dtype)) / width
     inside = z.abs() < 1.0
@@ -233,7 +233,7 @@ def reference_basis(x, num_basis, tau, beta, width, power):
 
 
 def reference_es(x, weight, tau, beta, width, power):
-    """SPEC 1.2 readout ``sum_{c,k} A_ck phi_k(t_c)``, dense."""
+    """docs/spec.md §1.2 readout ``sum_{c,k} A_ck phi_k(t_c)``, dense."""
     return (reference_basis(x, weight.shape[1], tau, beta, width, power) * weight).sum((-2, -1))
 
 
@@ -252,7 +252,7 @@ def _derivatives(energy_fn, x, weight):
 
 
 ES_CASES = [
-    {},  # SPEC defaults: K = 8, w = 2h (window of 4), p = 2
+    {},  # spec defaults: K = 8, w = 2h (window of 4), p = 2
     {"taper_power": 3, "tau": 0.7, "beta": 5.0},
     {"num_basis": 5, "width": 0.3},  # w < h: window of 2
     {"num_basis": 6, "width": 0.9, "tau": 2.0},  # w / h not an integer
@@ -263,7 +263,7 @@ ES_CASES = [
 
 @pytest.mark.parametrize("kw", ES_CASES)
 def test_es_matches_reference_formula_with_gradients(kw):
-    """The windowed readout (eager and TorchScript) is the dense SPEC sum to 1e-12, to 2nd order."""
+    """The windowed readout (eager and TorchScript) is the dense spec sum to 1e-12, to 2nd order."""
     es = _perturb(_es(**kw), scale=1.0)
     g = torch.Generator().manual_seed(7)
     x = 2.0 * torch.randn(200, 4, generator=g, dtype=torch.float64)
@@ -319,7 +319,7 @@ def test_es_no_grad_and_float32():
     torch.testing.assert_close(single(x.float()).double(), cold, rtol=1e-5, atol=1e-5)
 
 
-# -- optional data calibration and residual mixing (beside SPEC 1.2) ---------------------------
+# -- optional data calibration and residual mixing (beside docs/spec.md §1.2) ----------------
 def test_residual_edge_mixer_is_identity_at_init_and_learns_only_the_new_block():
     mixer = FourierBesselEdgeMixer(6, r_max=4.0, num_fb=5, mix="residual").double()
     radial, lengths, envelope = _edges()
@@ -356,7 +356,7 @@ def test_es_calibration_centres_and_scales_each_channel():
     torch.testing.assert_close(es.shift, x.mean(0))
     width = es.tau * es.scale
     torch.testing.assert_close(width[:3], 1.5 * x.std(0)[:3])
-    assert float(width[3]) == float(es.tau)  # a constant channel keeps SPEC's squash
+    assert float(width[3]) == float(es.tau)  # a constant channel keeps the spec's squash
     t = torch.tanh((x - es.shift) / width)
     assert bool((t[:, :3].std(0) > 0.5).all())  # resolved over the centres (spacing 0.29)
     assert torch.equal(es(x), torch.zeros(500, dtype=torch.float64))  # zero at init
@@ -369,7 +369,7 @@ def test_es_calibration_centres_and_scales_each_channel():
 
 
 def test_state_dicts_without_calibration_buffers_load_as_spec():
-    """Model files from before the buffers existed give SPEC's squash and band scale."""
+    """Model files from before the buffers existed give the spec's squash and band scale."""
     es, mixer = _perturb(_es()), _perturb(FourierBesselEdgeMixer(6, r_max=4.0).double())
     old_es = {k: v for k, v in es.state_dict().items() if k not in ("shift", "scale")}
     old_mixer = {k: v for k, v in mixer.state_dict().items() if k != "fb_scale"}
@@ -401,4 +401,4 @@ def test_adaptive_squash_learns_centre_and_width_in_calibrated_units():
     x.requires_grad_(True)
     assert torch.autograd.gradgradcheck(lambda v: es(v), (x[:3].detach().requires_grad_(True),))
     assert {n for n, _ in es.named_parameters()} == {"weight", "step", "log_width"}
-    assert {n for n, _ in _es().named_parameters()} == {"weight"}  # SPEC: no extra parameters
+    assert {n for n, _ in _es().named_parameters()} == {"weight"}  # spec: no extra parameters

@@ -1,5 +1,5 @@
 """The calibrated-pathway pilot (docs/calibrated_pgs.md) differs from the shipped plan only
-in the documented options, so its runs compare with the shipped baselines and SPEC runs."""
+in the documented options, so its runs compare with the shipped baselines and spec runs."""
 
 import json
 from pathlib import Path

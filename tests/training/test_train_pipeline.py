@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import ablation, plan
 from pansim.backbones import VARIANTS
-from pansim.training import ablation, plan
 from pansim.training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

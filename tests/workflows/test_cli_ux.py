@@ -281,9 +281,9 @@ def test_emt_is_named_in_result_json(cu, tmp_path):
 
 
 def test_progress_bars_when_enabled(cu, tmp_path, capsys, monkeypatch):
-    from pansim import _cli_common
+    from pansim import cli_common
 
-    monkeypatch.setitem(_cli_common.PROGRESS, "enabled", True)  # as on a terminal
+    monkeypatch.setitem(cli_common.PROGRESS, "enabled", True)  # as on a terminal
     argv = ["md", "--model", "emt", "--structure", cu, "--supercell", "3", "3", "3"]
     assert main(argv + ["--steps", "5", "--out", str(tmp_path / "md")]) == 0
     assert "md nve" in capsys.readouterr().err

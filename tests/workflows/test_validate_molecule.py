@@ -10,6 +10,7 @@ from ase.io import write
 
 from pansim.data import molecule_reference as mr
 from pansim.data.labelers import dict_to_atoms
+from workflows.molecule_reference import compute_reference
 from workflows.validate_molecule import QUICK_MOLECULE, in_box, validate_molecule
 
 SCALE = 0.9
@@ -36,7 +37,7 @@ def emt_point(job):
 def emt_reference(tmp_path_factory):
     """Reference files of CH3OH made by the real reference pipeline with EMT as the 'DFT'."""
     root = tmp_path_factory.mktemp("data")
-    mr.compute_reference("methanol", root, start=molecule("CH3OH"), evaluate=emt_point, log=None)
+    compute_reference("methanol", root, start=molecule("CH3OH"), evaluate=emt_point, log=None)
     return mr.reference_dir("methanol", root)
 
 

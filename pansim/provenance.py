@@ -1,18 +1,57 @@
-"""Model provenance: which model made a number (name, file, sha256, variant, backbone, dtype).
+"""Provenance of a number: the software versions and the model behind it.
 
-:func:`model_provenance` is what :class:`pansim.PANCalculator` adds to
-``calc.parameters`` (so to ``calc.todict()`` and to every ASE trajectory it
-writes); :func:`calculator_provenance` is what every ``result.json`` stores.
-Only plain strings are kept, so the block is JSON- and trajectory-ready.
+Model files, workflow results and benchmark records all store
+:func:`versions`, read from the installed distributions' metadata (nothing is
+imported, so asking costs no import of torch or mace).
+
+:func:`model_provenance` (name, file, sha256, variant, backbone, dtype) is what
+:class:`pansim.PANCalculator` adds to ``calc.parameters`` (so to ``calc.todict()``
+and to every ASE trajectory it writes); :func:`calculator_provenance` is what every
+``result.json`` stores. Only plain strings are kept, so the block is JSON- and
+trajectory-ready.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
+from collections.abc import Iterable
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+#: the distributions whose versions results depend on (pip names)
+PACKAGES = (
+    "pansim",
+    "torch",
+    "mace-torch",
+    "e3nn",
+    "numpy",
+    "scipy",
+    "ase",
+    "phonopy",
+    "matscipy",
+    "vesin",
+)
+
+
+def versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """``{"python": ..., package: version}``; ``"not installed"`` for a missing package."""
+    out = {"python": platform.python_version()}
+    for name in packages:
+        if name == "pansim":  # the running source, installed or not
+            from pansim import __version__
+
+            out[name] = __version__
+            continue
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
 
 #: keys of the provenance block, in the order they are written
 KEYS = ("model_name", "model_file", "model_sha256", "variant", "backbone", "dtype")

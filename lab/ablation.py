@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from pansim.timing import interleaved
+from lab.plan import Job
+from lab.timing import interleaved
 from pansim.training.data import batch_to_tensors
 from pansim.training.evaluate import forward, metrics, predict, wants_stress
-from pansim.training.plan import Job
 from pansim.training.trainer import BEST_MODEL
 
 QUANTITIES = (("energy_per_atom", "meV/atom"), ("forces", "meV/A"), ("stress", "GPa"))
@@ -61,7 +61,7 @@ def flops(model: torch.nn.Module, batch: dict, stress: bool) -> float:
 def costs(models: dict, samples, repeats: int = 30, warmup: int = 3) -> dict:
     """FLOPs and median CPU time (s) of each model on one batch of ``samples``.
 
-    Timed with :func:`pansim.timing.interleaved` (CPU time, medians). Each entry also
+    Timed with :func:`lab.timing.interleaved` (CPU time, medians). Each entry also
     keeps when the timing started (``timed_at``, UTC) and the machine's 1-minute load
     average then (``load_1min``), so a table can say under what load it was timed.
     """
@@ -230,7 +230,7 @@ def write(table, rows, folder: str | Path, note: str = "") -> tuple[Path, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md, js = folder / "ablation.md", folder / "ablation.json"
-    from pansim.data.manifest import write_text_atomic
+    from pansim.files import write_text_atomic
 
     write_text_atomic(md, to_markdown(table, note))
     write_text_atomic(js, json.dumps({"note": note, "table": table, "runs": list(rows)}, indent=1))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from pansim._io import write_text_atomic
 from pansim.backbones import VARIANTS
+from pansim.files import write_text_atomic
 from pansim.training.config import check_keys
 
 SEEDS = (0, 1, 2)

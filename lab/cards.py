@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pansim._io import write_text_atomic
-from pansim.training.plan import Job, relative_path, status
+from lab.plan import Job, relative_path, status
+from pansim.files import write_text_atomic
 from pansim.training.trainer import BEST_MODEL
 
 #: variant shipped under the plain system name, and the suffix of the others
@@ -34,13 +34,15 @@ TRAINING_KEYS = (
     "dtype", "r_max", "atomic_energies", "seed",
 )  # fmt: skip
 
-#: reference level of each system's labels (data/README.md, SPEC section 2)
+#: reference level of each system's labels (data/README.md, docs/spec.md §2)
 REFERENCE_LEVEL = {
-    "si": "DFT: PBE, plane waves 500 eV, GPAW 22.8 (SPEC 2.1)",
-    "lif": "DFT: PBE, plane waves 700 eV, GPAW 22.8 (SPEC 2.1)",
-    "ag": "DFT: PBE, plane waves 450 eV, GPAW 22.8 (SPEC 2.1)",
-    "ethanol": "DFT: PBE/def2-SVP, PySCF 2.14, geometries from 500 K GFN2-xTB MD (SPEC 2.2)",
-    "malonaldehyde": "DFT: PBE/def2-SVP, PySCF 2.14, geometries from 500 K GFN2-xTB MD (SPEC 2.2)",
+    "si": "DFT: PBE, plane waves 500 eV, GPAW 22.8 (docs/spec.md §2.1)",
+    "lif": "DFT: PBE, plane waves 700 eV, GPAW 22.8 (docs/spec.md §2.1)",
+    "ag": "DFT: PBE, plane waves 450 eV, GPAW 22.8 (docs/spec.md §2.1)",
+    "ethanol": "DFT: PBE/def2-SVP, PySCF 2.14, geometries from 500 K GFN2-xTB MD "
+    "(docs/spec.md §2.2)",
+    "malonaldehyde": "DFT: PBE/def2-SVP, PySCF 2.14, geometries from 500 K GFN2-xTB MD "
+    "(docs/spec.md §2.2)",
 }
 
 
