@@ -12,7 +12,12 @@ the tensors are the model's ``state_dict``; the file's string metadata holds
   elements, cutoff (Angstrom), variant, backbone, dtype, creation time, the
   caller's metadata (e.g. training provenance) under ``provenance``;
 - ``sha256``: a hash of the config, the metadata and every tensor (name,
-  dtype, shape, bytes), checked on load.
+  dtype, shape, bytes), checked on load. The hash catches *accidents*
+  (truncated downloads, flipped bits, a header edited by hand); it does not
+  protect against *tampering*: anyone who changes the file can recompute it.
+  Hostile content is kept harmless by the format (no code runs) and by
+  :mod:`pansim.model_checks` (bounded sizes, weights that fit the config,
+  finite weights of the declared dtype), checked before the model is built.
 
 Loading parses JSON and raw tensor bytes only; nothing executes code. Writing
 is atomic (temporary file in the same folder, then ``os.replace``). Any
@@ -42,7 +47,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be loaded: corrupt, truncated, tampered or incompatible."""
+    """A model file that cannot be loaded: corrupt, truncated, out of bounds or incompatible."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         super().__init__(f"model file {os.fspath(path)!r}: {problem}")
@@ -234,8 +239,13 @@ def load_model(
         architecture the config cannot rebuild, or weights that do not fit it.
     """
     from pansim.backbones import build_model
+    from pansim.model_checks import ModelBoundsError, check_model_file
 
     config, meta, tensors = read_model_file(path)
+    try:  # bounded and consistent before anything is built
+        check_model_file(config, meta, tensors)
+    except ModelBoundsError as err:
+        raise ModelFileError(path, str(err)) from None
     saved = _DTYPES.get(meta.get("dtype"), torch.float64)
     try:
         with default_dtype(saved):
@@ -274,4 +284,9 @@ def _load_weights(path, model: torch.nn.Module, tensors: dict[str, torch.Tensor]
     if bad:
         shapes = {k: (tuple(tensors[k].shape), tuple(state[k].shape)) for k in bad}
         raise ModelFileError(path, f"shape mismatch (file, model): {shapes}")
+    dtypes = {
+        k: (tensors[k].dtype, state[k].dtype) for k in tensors if tensors[k].dtype != state[k].dtype
+    }
+    if dtypes:
+        raise ModelFileError(path, f"dtype mismatch (file, model): {dtypes}")
     model.load_state_dict({**state, **tensors}, strict=True)
