@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from pansim._memory import keep_freed_memory
+from pansim.domain import DomainWarning, check_domain, model_domain
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -125,6 +128,14 @@ class PANCalculator(Calculator):
     A ``device`` that this machine lacks (``"cuda"`` without CUDA) raises
     ``ValueError`` naming it.
 
+    Out of domain: for model files that carry training-data statistics (every
+    file written by ``pansim train``, and the shipped models), each result
+    holds ``results["warnings"]``, a list of lines naming how the structure
+    lies outside the training data (element combination, distances,
+    coordination; see :mod:`pansim.domain`), empty inside it. The first
+    finding of each kind is also issued as a :class:`pansim.domain.DomainWarning`
+    and logged. ``check_domain=False`` turns this off.
+
     Thread safety: one calculator may be shared by several threads. Each
     ``calculate``/``get_property`` call (and ``batch_evaluate``) holds the
     calculator's lock, so calls are serialised and every caller gets the
@@ -140,6 +151,7 @@ class PANCalculator(Calculator):
         device: str = "cpu",
         default_dtype: str = "float64",
         keep_memory: bool = True,
+        check_domain: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -155,6 +167,8 @@ class PANCalculator(Calculator):
         self.model = resolve_model(model, self.device, self.dtype)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
+        self.domain = model_domain(self.model) if check_domain else None
+        self._warned: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -249,6 +263,9 @@ class PANCalculator(Calculator):
                 if first_index is None:
                     raise
                 raise InvalidStructureError(f"structure {first_index + k}: {err}") from None
+        findings = [
+            self._check_domain(g, a.numbers) for g, a in zip(graphs, structures, strict=True)
+        ]
         data = collate(graphs, dtype=self.dtype, device=self.device)
         want_stress = "stress" in properties
         want_forces = "forces" in properties or want_stress  # same backward pass
@@ -256,7 +273,25 @@ class PANCalculator(Calculator):
         # eager pansim models enable it themselves, TorchScript ones cannot
         with torch.set_grad_enabled(want_forces):
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
-        return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        results = _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        if self.domain is not None:
+            for r, lines in zip(results, findings, strict=True):
+                r["warnings"] = lines
+        return results
+
+    def _check_domain(self, graph: dict, numbers: np.ndarray) -> list[str]:
+        """Out-of-domain findings of one graph; the first of each kind is warned and logged."""
+        if self.domain is None:
+            return []
+        lines = check_domain(graph, numbers, self.domain)
+        for line in lines:
+            kind = line.split(" ")[0]
+            if kind not in self._warned:
+                self._warned.add(kind)
+                message = f"structure outside the model's training data: {line}"
+                warnings.warn(message, DomainWarning, stacklevel=4)
+                logging.getLogger("pansim.domain").warning(message)
+        return lines
 
 
 def check_device(device: str | torch.device) -> torch.device:

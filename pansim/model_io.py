@@ -10,7 +10,9 @@ the tensors are the model's ``state_dict``; the file's string metadata holds
   keyword arguments that rebuild the architecture);
 - ``metadata``: JSON with the versions of pansim, mace-torch, torch and e3nn,
   elements, cutoff (Angstrom), variant, backbone, dtype, creation time, the
-  caller's metadata (e.g. training provenance) under ``provenance``;
+  caller's metadata (e.g. training provenance) under ``provenance``, and
+  ``domain``, the training-data statistics of ``model.pansim_domain`` when
+  set (see :mod:`pansim.domain`);
 - ``sha256``: a hash of the config, the metadata and every tensor (name,
   dtype, shape, bytes), checked on load. The hash catches *accidents*
   (truncated downloads, flipped bits, a header edited by hand); it does not
@@ -101,6 +103,9 @@ def _header(model: torch.nn.Module, metadata: dict[str, Any] | None) -> tuple[st
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "provenance": metadata or {},
     }
+    domain = getattr(model, "pansim_domain", None)
+    if domain:  # training-data statistics for out-of-domain warnings (pansim.domain)
+        meta["domain"] = domain
     try:
         return json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True)
     except TypeError as err:
