@@ -29,11 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_file(system: str) -> Path:
+    """The training split of ``system``."""
     folder = ROOT / "data" / system
     return next(p for p in (folder / "train.extxyz", folder / "train.xyz") if p.exists())
 
 
 def add_domain(name: str) -> dict:
+    """Rewrite the file of model ``name`` with its training-domain statistics; return them."""
     path = pre.get_model_path(name)
     config, meta, tensors = read_model_file(path)
     numbers, r_max = element_numbers(config["elements"]), float(config["r_max"])
@@ -53,6 +55,7 @@ def add_domain(name: str) -> dict:
 
 
 def main() -> int:
+    """Add the statistics to every registered model."""
     for name in pre.list_models():
         stats = add_domain(name)
         print(name, stats["combinations"], stats["min_distance"], stats["coordination"])
