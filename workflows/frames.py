@@ -74,7 +74,7 @@ def voigt_to_tensor(c: np.ndarray) -> np.ndarray:
 def tensor_to_voigt(t: np.ndarray) -> np.ndarray:
     """3x3x3x3 stiffness tensor -> 6x6 Voigt matrix."""
     pairs = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-    return np.array([[t[i, j, k, l] for k, l in pairs] for i, j in pairs])
+    return np.array([[t[i, j, k, m] for k, m in pairs] for i, j in pairs])
 
 
 def rotate_stiffness(c: np.ndarray, rotation: np.ndarray) -> np.ndarray:
