@@ -93,10 +93,21 @@ def train(folder: str) -> None:
 
     data = Path(folder).with_name(Path(folder).name + "-data")
     files = write_emt_splits(data, sizes=(8, 4, 4), seed=1)  # the same files every time
-    config = TrainConfig(train_file=str(files["train"]), valid_file=str(files["val"]),
-                         test_file=None, variant="pan+pgs", r_max=4.0,
-                         hyperparameters=dict(TINY), batch_size=3, max_epochs=6, lr=5e-3,
-                         checkpoint_every=1, out_dir=folder, progress=False, device="cpu")  # fmt: skip
+    config = TrainConfig(
+        train_file=str(files["train"]),
+        valid_file=str(files["val"]),
+        test_file=None,
+        variant="pan+pgs",
+        r_max=4.0,
+        hyperparameters=dict(TINY),
+        batch_size=3,
+        max_epochs=6,
+        lr=5e-3,
+        checkpoint_every=1,
+        out_dir=folder,
+        progress=False,
+        device="cpu",
+    )
     print("ready", flush=True)
     run_training(config, resume=(Path(folder) / CHECKPOINT).exists())
 
