@@ -90,3 +90,19 @@ def test_orphan_temporary_files_of_killed_writers_are_removed(tmp_path):
     mine.write_text("being written")
     write_text_atomic(tmp_path / "metrics.json", "{}")
     assert not orphan.exists() and mine.exists()
+
+
+def test_checkpoint_is_fsynced_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    import torch
+
+    import pansim.training.checkpoint as ckpt
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(ckpt.os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(
+        "pansim._io.os.replace", lambda a, b: events.append("replace") or real_replace(a, b)
+    )
+    ckpt.save_atomic({"w": torch.ones(3)}, tmp_path / "checkpoint.pt")
+    assert events == ["fsync", "replace"]
+    assert torch.equal(ckpt.load(tmp_path / "checkpoint.pt")["w"], torch.ones(3))
