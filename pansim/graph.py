@@ -7,6 +7,7 @@ edge convention is MACE's: ``vector = positions[receiver] - positions[sender] + 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,10 +82,8 @@ def check_cell_density(atoms: Atoms, r_max: float) -> None:
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if not pbc.any():
         return
-    from ase.geometry import minkowski_reduce
-
     cell = np.asarray(atoms.cell, dtype=np.float64)
-    reduced, _ = minkowski_reduce(cell, pbc=pbc)
+    reduced, _ = _minkowski(cell, pbc)
     lengths = np.linalg.norm(reduced[pbc], axis=1)
     if lengths.min() < MIN_DISTANCE:
         raise InvalidStructureError(
@@ -133,6 +132,20 @@ def neighbor_list(atoms: Atoms, r_max: float) -> tuple[np.ndarray, np.ndarray, n
     return np.stack((i, j)), shifts, S
 
 
+def _minkowski(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ASE's Minkowski reduction of ``cell`` along ``pbc``, cached on the exact cell."""
+    reduced, op = _minkowski_cached(np.ascontiguousarray(cell, dtype=np.float64).tobytes(),
+                                    tuple(bool(p) for p in pbc))  # fmt: skip
+    return reduced.copy(), op.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _minkowski_cached(cell: bytes, pbc: tuple[bool, ...]) -> tuple[np.ndarray, np.ndarray]:
+    from ase.geometry import minkowski_reduce
+
+    return minkowski_reduce(np.frombuffer(cell, dtype=np.float64).reshape(3, 3), pbc=pbc)
+
+
 def _heights(box: np.ndarray) -> np.ndarray:
     """Distances between opposite faces of the cell ``box``."""
     volume = abs(np.linalg.det(box))
@@ -151,9 +164,7 @@ def _search_box(box: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """
     if not pbc.any():
         return box, None
-    from ase.geometry import minkowski_reduce
-
-    reduced, op = minkowski_reduce(box, pbc=pbc)
+    reduced, op = _minkowski(box, pbc)
     if _heights(box)[pbc].min() >= 0.5 * _heights(reduced)[pbc].min():
         return box, None
     return reduced, np.asarray(op, dtype=np.int64)
