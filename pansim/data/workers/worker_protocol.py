@@ -19,8 +19,9 @@ def die_with_parent():
     """Make this worker die when the labeller that started it dies (``kill -9`` included).
 
     On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``
-    through ctypes); if the parent named in :data:`PARENT_ENV` is already gone,
-    the worker exits at once. Elsewhere this does nothing.
+    through ctypes); if the labeller named in :data:`PARENT_ENV` is already gone
+    (killed before the signal was armed), the worker exits at once. Elsewhere
+    this does nothing.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -32,8 +33,19 @@ def die_with_parent():
     except (OSError, AttributeError):
         return
     expected = os.environ.get(PARENT_ENV)
-    if expected and expected.isdigit() and os.getppid() != int(expected):
+    if expected and expected.isdigit() and not _alive(int(expected)):
         os._exit(3)  # the labeller died before the signal was armed
+
+
+def _alive(pid):
+    """Whether process ``pid`` exists (a wrapper between labeller and worker is allowed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json_atomic(path, payload):
