@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+from _fault_tools import HERE, ROOT
 
 
 def pytest_collection_modifyitems(items):
@@ -73,20 +71,3 @@ def victim():
         if v.proc.poll() is None:
             v.proc.kill()
             v.proc.wait()
-
-
-def temporary_files(folder: Path) -> list[Path]:
-    """Temporary files of atomic writes left in ``folder`` (recursively)."""
-    return sorted(p for p in Path(folder).rglob("*.tmp*"))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (exited, not yet reaped by its parent) counts as gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False

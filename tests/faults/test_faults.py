@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fault_tools import ROOT, pid_alive, temporary_files
 from ase.io import Trajectory
-from conftest import ROOT, pid_alive, temporary_files
 
 SEEDS_SLOW = [pytest.param(s, marks=pytest.mark.slow) for s in (11, 12, 13)]
 
