@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import os
+import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +23,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from pansim._memory import keep_freed_memory
+from pansim.domain import DomainWarning, check_domain, model_domain
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 from pansim.precision import DTYPES
 
@@ -124,6 +128,22 @@ class PANCalculator(Calculator):
     the model does not know (the supported ones are listed), NaN/inf positions
     or cell, atoms closer than 0.1 A, empty ``Atoms``, zero cell volume under
     pbc. For how ``model`` is resolved and its errors see :func:`resolve_model`.
+    A ``device`` that this machine lacks (``"cuda"`` without CUDA) raises
+    ``ValueError`` naming it.
+
+    Out of domain: for model files that carry training-data statistics (every
+    file written by ``pansim train``, and the shipped models), each result
+    holds ``results["warnings"]``, a list of lines naming how the structure
+    lies outside the training data (element combination, distances,
+    coordination; see :mod:`pansim.domain`), empty inside it. The first
+    finding of each kind is also issued as a :class:`pansim.domain.DomainWarning`
+    and logged. ``check_domain=False`` turns this off.
+
+    Thread safety: one calculator may be shared by several threads. Each
+    ``calculate``/``get_property`` call (and ``batch_evaluate``) holds the
+    calculator's lock, so calls are serialised and every caller gets the
+    results of its own structure; threads that should run in parallel need
+    one calculator each.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
@@ -134,9 +154,11 @@ class PANCalculator(Calculator):
         device: str = "cpu",
         default_dtype: str = "float64",
         keep_memory: bool = False,
+        check_domain: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._lock = threading.RLock()
         if keep_memory:
             keep_freed_memory()
         if default_dtype not in _DTYPES:
@@ -144,7 +166,7 @@ class PANCalculator(Calculator):
                 f"default_dtype must be one of {sorted(_DTYPES)}, not {default_dtype!r}"
             )
         self.dtype = _DTYPES[default_dtype]
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.model = resolve_model(model, self.device, self.dtype)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
@@ -152,6 +174,22 @@ class PANCalculator(Calculator):
         from pansim.provenance import model_provenance
 
         self.parameters.update(model_provenance(model, self.model, default_dtype))
+        self.domain = model_domain(self.model) if check_domain else None
+        self._warned: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # locks neither pickle nor deepcopy
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
+        """ASE's ``get_property`` under the calculator's lock (see the class notes)."""
+        with self._lock:
+            return super().get_property(name, atoms, allow_calculation)
 
     def calculate(
         self,
@@ -160,6 +198,12 @@ class PANCalculator(Calculator):
         system_changes: Sequence[str] = all_changes,
     ) -> None:
         """Evaluate the asked ``properties`` for ``atoms`` into ``self.results``."""
+        with self._lock:
+            self._calculate(atoms, properties, system_changes)
+
+    def _calculate(
+        self, atoms: Atoms | None, properties: Sequence[str], system_changes: Sequence[str]
+    ) -> None:
         Calculator.calculate(self, atoms, properties, system_changes)
         if "stress" in properties and not np.all(self.atoms.pbc):
             pbc = self.atoms.pbc.tolist()
@@ -208,9 +252,10 @@ class PANCalculator(Calculator):
                     f"stress asked for non-periodic structures {bad[:5]}"
                 )
         out: list[dict[str, Any]] = []
-        for start in range(0, len(structures), batch_size):
-            chunk = structures[start : start + batch_size]
-            out.extend(self._evaluate(chunk, properties, first_index=start))
+        with self._lock:
+            for start in range(0, len(structures), batch_size):
+                chunk = structures[start : start + batch_size]
+                out.extend(self._evaluate(chunk, properties, first_index=start))
         return out
 
     def _evaluate(
@@ -225,6 +270,9 @@ class PANCalculator(Calculator):
                 if first_index is None:
                     raise
                 raise InvalidStructureError(f"structure {first_index + k}: {err}") from None
+        findings = [
+            self._check_domain(g, a.numbers) for g, a in zip(graphs, structures, strict=True)
+        ]
         data = collate(graphs, dtype=self.dtype, device=self.device)
         want_stress = "stress" in properties
         want_forces = "forces" in properties or want_stress  # same backward pass
@@ -232,7 +280,47 @@ class PANCalculator(Calculator):
         # eager pansim models enable it themselves, TorchScript ones cannot
         with torch.set_grad_enabled(want_forces):
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
-        return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        results = _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        if self.domain is not None:
+            for r, lines in zip(results, findings, strict=True):
+                r["warnings"] = lines
+        return results
+
+    def _check_domain(self, graph: dict, numbers: np.ndarray) -> list[str]:
+        """Out-of-domain findings of one graph; the first of each kind is warned and logged."""
+        if self.domain is None:
+            return []
+        lines = check_domain(graph, numbers, self.domain)
+        for line in lines:
+            kind = line.split(" ")[0]
+            if kind not in self._warned:
+                self._warned.add(kind)
+                message = f"structure outside the model's training data: {line}"
+                warnings.warn(message, DomainWarning, stacklevel=4)
+                logging.getLogger("pansim.domain").warning(message)
+        return lines
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` if this machine has it, else a ``ValueError`` naming it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device ({err})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(device)!r} asked, but CUDA is not available here "
+                f"(torch {torch.__version__}); use device='cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r} asked, but only {torch.cuda.device_count()} CUDA "
+                "device(s) are visible"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r} asked, but MPS is not available here")
+    return dev
 
 
 def _split_results(

@@ -7,6 +7,7 @@ edge convention is MACE's: ``vector = positions[receiver] - positions[sender] + 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,10 @@ from ase import Atoms
 
 #: two atoms closer than this (Angstrom) are rejected as overlapping
 MIN_DISTANCE = 0.1
+#: most neighbours per atom within r_max that a periodic cell's density may imply
+#: (dense solids with a 6 A cutoff have about 100); above it the neighbour list
+#: would take GBs: the cell is refused before the list is built
+MAX_NEIGHBORS_PER_ATOM = 2000
 
 
 class InvalidStructureError(ValueError):
@@ -59,6 +64,45 @@ def validate_atoms(atoms: Atoms, atomic_numbers: Sequence[int]) -> None:
             )
 
 
+def check_cell_density(atoms: Atoms, r_max: float) -> None:
+    """Refuse tiny or near-singular periodic cells before a neighbour list is built.
+
+    Two checks, both in microseconds: the shortest lattice vector (after
+    Minkowski reduction) must be at least :data:`MIN_DISTANCE`, otherwise every
+    atom overlaps its own periodic image; and the atom density of the periodic
+    cell must not imply more than :data:`MAX_NEIGHBORS_PER_ATOM` neighbours
+    within ``r_max`` (a cell of 0.03 A, or a near-singular one, otherwise makes
+    the neighbour list allocate GBs or run for minutes).
+
+    Raises
+    ------
+    InvalidStructureError
+        Naming the shortest lattice vector or the density.
+    """
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if not pbc.any():
+        return
+    cell = np.asarray(atoms.cell, dtype=np.float64)
+    reduced, _ = _minkowski(cell, pbc)
+    lengths = np.linalg.norm(reduced[pbc], axis=1)
+    if lengths.min() < MIN_DISTANCE:
+        raise InvalidStructureError(
+            f"periodic cell too small: a lattice vector of {lengths.min():.4g} A < "
+            f"{MIN_DISTANCE} A makes every atom overlap its own periodic image"
+        )
+    rows = cell[pbc]
+    # volume (3D), area (2D) or length (1D) of the periodic part
+    measure = float(np.sqrt(abs(np.linalg.det(rows @ rows.T))))
+    reach = {1: 2.0 * r_max, 2: np.pi * r_max**2, 3: 4.0 / 3.0 * np.pi * r_max**3}[len(rows)]
+    expected = len(atoms) / measure * reach
+    if expected > MAX_NEIGHBORS_PER_ATOM:
+        raise InvalidStructureError(
+            f"periodic cell too dense or near-singular: {len(atoms)} atom(s) in a cell of "
+            f"{measure:.4g} A^{len(rows)} would give ~{expected:.3g} neighbours per atom "
+            f"within {r_max} A (limit {MAX_NEIGHBORS_PER_ATOM})"
+        )
+
+
 def neighbor_list(atoms: Atoms, r_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edges within ``r_max``.
 
@@ -76,13 +120,54 @@ def neighbor_list(atoms: Atoms, r_max: float) -> tuple[np.ndarray, np.ndarray, n
     pbc = np.asarray(atoms.pbc, dtype=bool)
     positions = np.asarray(atoms.positions, dtype=np.float64)
     box = _padded_box(np.asarray(atoms.cell, dtype=np.float64), pbc, positions, r_max)
+    search, op = _search_box(box, pbc)
     nl = vesin.NeighborList(cutoff=float(r_max), full_list=True)
-    i, j, S = nl.compute(positions, box, pbc.tolist(), quantities="ijS")
+    i, j, S = nl.compute(positions, search, pbc.tolist(), quantities="ijS")
     i, j, S = i.astype(np.int64), j.astype(np.int64), S.astype(np.int64)
+    if op is not None:  # shifts of the reduced cell -> shifts of the caller's cell
+        S = S @ op
     keep = ~((i == j) & np.all(S == 0, axis=1))
     i, j, S = i[keep], j[keep], S[keep]
     shifts = S @ box
     return np.stack((i, j)), shifts, S
+
+
+def _minkowski(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ASE's Minkowski reduction of ``cell`` along ``pbc``, cached on the exact cell."""
+    reduced, op = _minkowski_cached(np.ascontiguousarray(cell, dtype=np.float64).tobytes(),
+                                    tuple(bool(p) for p in pbc))  # fmt: skip
+    return reduced.copy(), op.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _minkowski_cached(cell: bytes, pbc: tuple[bool, ...]) -> tuple[np.ndarray, np.ndarray]:
+    from ase.geometry import minkowski_reduce
+
+    return minkowski_reduce(np.frombuffer(cell, dtype=np.float64).reshape(3, 3), pbc=pbc)
+
+
+def _heights(box: np.ndarray) -> np.ndarray:
+    """Distances between opposite faces of the cell ``box``."""
+    volume = abs(np.linalg.det(box))
+    return np.array(
+        [volume / np.linalg.norm(np.cross(box[(k + 1) % 3], box[(k + 2) % 3])) for k in range(3)]
+    )
+
+
+def _search_box(box: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The cell to search neighbours in, and the integer map back (None: ``box`` itself).
+
+    A strongly skewed cell (a face spacing far below what its lattice allows)
+    makes cell-list searches scan huge image ranges: a near-singular cell hangs
+    for minutes. Such a cell is replaced by its Minkowski-reduced form, the same
+    lattice; ``reduced = op @ box``, so shifts ``S`` in it are ``S @ op`` in ``box``.
+    """
+    if not pbc.any():
+        return box, None
+    reduced, op = _minkowski(box, pbc)
+    if _heights(box)[pbc].min() >= 0.5 * _heights(reduced)[pbc].min():
+        return box, None
+    return reduced, np.asarray(op, dtype=np.int64)
 
 
 def _padded_box(cell: np.ndarray, pbc: np.ndarray, positions: np.ndarray, r_max: float):
@@ -127,6 +212,7 @@ def atoms_to_graph(
         :data:`MIN_DISTANCE`.
     """
     validate_atoms(atoms, atomic_numbers)
+    check_cell_density(atoms, r_max)
     edge_index, shifts, unit_shifts = neighbor_list(atoms, r_max)
     positions = np.asarray(atoms.positions, dtype=np.float64)
     if edge_index.shape[1]:

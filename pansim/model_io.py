@@ -10,9 +10,16 @@ the tensors are the model's ``state_dict``; the file's string metadata holds
   keyword arguments that rebuild the architecture);
 - ``metadata``: JSON with the versions of pansim, mace-torch, torch and e3nn,
   elements, cutoff (Angstrom), variant, backbone, dtype, creation time, the
-  caller's metadata (e.g. training provenance) under ``provenance``;
+  caller's metadata (e.g. training provenance) under ``provenance``, and
+  ``domain``, the training-data statistics of ``model.pansim_domain`` when
+  set (see :mod:`pansim.domain`);
 - ``sha256``: a hash of the config, the metadata and every tensor (name,
-  dtype, shape, bytes), checked on load.
+  dtype, shape, bytes), checked on load. The hash catches *accidents*
+  (truncated downloads, flipped bits, a header edited by hand); it does not
+  protect against *tampering*: anyone who changes the file can recompute it.
+  Hostile content is kept harmless by the format (no code runs) and by
+  :mod:`pansim.model_checks` (bounded sizes, weights that fit the config,
+  finite weights of the declared dtype), checked before the model is built.
 
 Loading parses JSON and raw tensor bytes only; nothing executes code. Writing
 is atomic (temporary file in the same folder, then ``os.replace``). Any
@@ -43,7 +50,7 @@ _DTYPES = DTYPES
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be loaded: corrupt, truncated, tampered or incompatible."""
+    """A model file that cannot be loaded: corrupt, truncated, out of bounds or incompatible."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         super().__init__(f"model file {os.fspath(path)!r}: {problem}")
@@ -89,6 +96,9 @@ def _header(model: torch.nn.Module, metadata: dict[str, Any] | None) -> tuple[st
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "provenance": metadata or {},
     }
+    domain = getattr(model, "pansim_domain", None)
+    if domain:  # training-data statistics for out-of-domain warnings (pansim.domain)
+        meta["domain"] = domain
     try:
         return json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True)
     except TypeError as err:
@@ -227,8 +237,13 @@ def load_model(
         architecture the config cannot rebuild, or weights that do not fit it.
     """
     from pansim.backbones import build_model
+    from pansim.model_checks import ModelBoundsError, check_model_file
 
     config, meta, tensors = read_model_file(path)
+    try:  # bounded and consistent before anything is built
+        check_model_file(config, meta, tensors)
+    except ModelBoundsError as err:
+        raise ModelFileError(path, str(err)) from None
     saved = _DTYPES.get(meta.get("dtype"), torch.float64)
     try:
         with default_dtype(saved):
@@ -267,4 +282,9 @@ def _load_weights(path, model: torch.nn.Module, tensors: dict[str, torch.Tensor]
     if bad:
         shapes = {k: (tuple(tensors[k].shape), tuple(state[k].shape)) for k in bad}
         raise ModelFileError(path, f"shape mismatch (file, model): {shapes}")
+    dtypes = {
+        k: (tensors[k].dtype, state[k].dtype) for k in tensors if tensors[k].dtype != state[k].dtype
+    }
+    if dtypes:
+        raise ModelFileError(path, f"dtype mismatch (file, model): {dtypes}")
     model.load_state_dict({**state, **tensors}, strict=True)

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from ase import Atoms
 from ase.io import read
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -102,13 +101,33 @@ def resume_checkpoint(job: Job) -> Path | None:
     last = job.out_dir / "last.ckpt"
     if job.done or not last.exists():
         return None
-    try:
-        torch.load(last, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file means: start over
+    problem = checkpoint_problem(last)
+    if problem:
         last.replace(last.with_name("last.ckpt.corrupt"))
-        print(f"[comparison] {last} does not load ({exc}); starting the run over", flush=True)
+        print(f"[comparison] {last} does not load ({problem}); starting the run over", flush=True)
         return None
     return last
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a ``torch.save`` file is truncated or damaged, or ``None``; nothing is unpickled.
+
+    ``torch.save`` writes a zip archive whose directory sits at the end: a file
+    cut short has none, and every member's CRC is checked. (Loading it to find
+    out, with ``weights_only=False``, would run whatever code the pickle holds.)
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                return f"member {bad} fails its CRC check"
+            if not any(name.endswith("data.pkl") for name in archive.namelist()):
+                return "not a torch checkpoint (no data.pkl)"
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _segments(job: Job) -> Path:

@@ -5,6 +5,15 @@ for a few strains ``e`` (engineering shear for j = 4, 5, 6), ions are relaxed, a
 column j of C is the least-squares slope of the Voigt stress against ``e``.
 Stress follows ASE's sign convention (positive = tensile), so ``sigma = C eps``.
 
+Frame: ``C`` is reported in spglib's standardized conventional frame of the
+relaxed crystal (the IEEE 176 frame for cubic, tetragonal, orthorhombic and
+hexagonal crystals; see :mod:`workflows.frames`), whatever the input's setting
+(primitive cell from a CIF, rotated cell, conventional cell). The strains are
+applied in the input frame and the fitted tensor is rotated; ``frame`` records
+the space group and the rotation ``R`` (``x_standard = R @ x_input``), and
+``C_input_frame`` keeps the matrix before rotation. ``frame="input"`` skips
+the rotation.
+
 Python::
 
     from workflows.elastic import elastic_constants
@@ -39,6 +48,7 @@ from workflows._common import (
     with_calc,
     write_outputs,
 )
+from workflows.frames import rotate_stiffness, rotate_stiffness_error, standard_frame
 
 #: Voigt index -> the (i, j) pairs of the symmetric strain tensor it sets.
 VOIGT_PAIRS = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
@@ -78,6 +88,8 @@ class ElasticResult(WorkflowResult):
     strains: list[float] = dataclasses.field(default_factory=list)
     stresses: list[list[list[float]]] = dataclasses.field(default_factory=list)
     relaxation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    frame: dict[str, Any] = dataclasses.field(default_factory=dict)
+    C_input_frame: list[list[float]] = dataclasses.field(default_factory=list)
 
     @property
     def cubic(self) -> dict[str, float]:
@@ -162,6 +174,8 @@ def elastic_constants(
     relax_cell_first: bool = True,
     fmax: float = 1e-4,
     max_steps: int = 300,
+    frame: str = "standard",
+    symprec: float = 1e-3,
 ) -> ElasticResult:
     """Full elastic tensor of ``atoms`` by stress-strain with relaxed ions.
 
@@ -174,6 +188,11 @@ def elastic_constants(
         Relax ionic positions at each strain (internal strain, e.g. Si).
     relax_cell_first : bool
         Relax positions and cell before straining.
+    frame : {"standard", "input"}
+        Report ``C`` in the standardized conventional frame of the crystal
+        (default; see the module notes) or in the input's Cartesian frame.
+    symprec : float
+        spglib's symmetry tolerance (A) for finding the standard frame.
 
     Returns
     -------
@@ -185,6 +204,8 @@ def elastic_constants(
     StressNotAvailableError
         When the calculator does not implement stress.
     """
+    if frame not in ("standard", "input"):
+        raise ValueError(f"frame must be 'standard' or 'input', not {frame!r}")
     if not has_stress(calc):
         raise StressNotAvailableError(
             f"calculator {type(calc).__name__} does not implement 'stress'; "
@@ -218,6 +239,11 @@ def elastic_constants(
         )
     c, err = fit_columns(strains, stresses)
     c_gpa, err_gpa = c / units.GPa, err / units.GPa
+    c_input = 0.5 * (c_gpa + c_gpa.T)
+    info = _frame_of(relaxed, frame, symprec)
+    rotation = np.array(info["rotation"])
+    c_gpa = rotate_stiffness(c_gpa, rotation)
+    err_gpa = rotate_stiffness_error(err_gpa, rotation)
     c_sym = 0.5 * (c_gpa + c_gpa.T)
     asym = float(np.abs(c_gpa - c_gpa.T).max())
     if asym > 0.05 * max(np.abs(c_gpa).max(), 1e-12):
@@ -230,6 +256,7 @@ def elastic_constants(
         warnings.append("C is singular: no Reuss moduli")
     inputs = dict(max_strain=max_strain, n_strains=n_strains, relax_ions=relax_ions)
     inputs.update(relax_cell_first=relax_cell_first, fmax=fmax, max_steps=max_steps)
+    inputs.update(frame=frame, symprec=symprec)
     return ElasticResult(
         units=dict(ELASTIC_UNITS),
         provenance=provenance(atoms, calc, inputs, timings),
@@ -241,8 +268,17 @@ def elastic_constants(
         strains=strains.tolist(),
         stresses=(stresses / units.GPa).tolist(),
         relaxation=relaxation,
+        frame=info,
+        C_input_frame=c_input.tolist(),
         **{k: float(v) for k, v in moduli.items()},
     )
+
+
+def _frame_of(relaxed: Atoms, frame: str, symprec: float) -> dict[str, Any]:
+    """The frame record of the result: the standard frame, or the input frame (identity)."""
+    if frame == "input" or not np.all(relaxed.pbc):
+        return {"name": "input", "rotation": np.eye(3).tolist()}
+    return {"name": "standard conventional (spglib)", **standard_frame(relaxed, symprec)}
 
 
 def plot_elastic(result: ElasticResult, path) -> None:
@@ -290,6 +326,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip relaxing positions and cell first (the residual stress is reported)",
     )
+    parser.add_argument(
+        "--frame",
+        choices=("standard", "input"),
+        default="standard",
+        help="report C in the standard conventional frame (default) or the input's frame",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,6 +346,7 @@ def run(args: argparse.Namespace) -> int:
             relax_ions=not args.no_relax_ions,
             relax_cell_first=not args.no_relax,
             fmax=args.fmax,
+            frame=getattr(args, "frame", "standard"),
         )
     except StressNotAvailableError as err:
         print(f"error: {err}")

@@ -36,6 +36,7 @@ from workflows._common import (
     with_calc,
     write_outputs,
 )
+from workflows.bulk_modulus import bulk_modulus_checks, local_bulk_modulus
 
 EOS_UNITS = {
     "V0": "A^3/atom",
@@ -43,6 +44,9 @@ EOS_UNITS = {
     "B0": "GPa",
     "B0_prime": "dimensionless",
     "fit_rms_residual": "eV/atom",
+    "B_V0": "GPa",
+    "local_bulk_modulus": "GPa",
+    "pressures": "GPa",
     "volumes": "A^3/atom",
     "energies": "eV/atom",
 }
@@ -61,16 +65,30 @@ class EOSResult(WorkflowResult):
     energies: list[float] = dataclasses.field(default_factory=list)
     compressed: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     relaxation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    B_V0: float = float("nan")
+    local_bulk_modulus: list[float] = dataclasses.field(default_factory=list)
+    pressures: list[float] = dataclasses.field(default_factory=list)
+    checks: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _energy_at_volume(
-    relaxed: Atoms, calc: Any, volume_ratio: float, relax_positions: bool, fmax: float
+    relaxed: Atoms,
+    calc: Any,
+    volume_ratio: float,
+    relax_positions: bool,
+    fmax: float,
+    pressures: list[float] | None = None,
 ) -> float:
-    """Energy (eV/atom) of ``relaxed`` scaled isotropically to ``volume_ratio``, ions relaxed."""
+    """Energy (eV/atom) of ``relaxed`` scaled isotropically to ``volume_ratio``, ions relaxed.
+
+    With a ``pressures`` list the pressure (eV/A^3, from the stress) is appended to it.
+    """
     work = with_calc(relaxed, calc)
     work.set_cell(relaxed.cell * volume_ratio ** (1.0 / 3.0), scale_atoms=True)
     if relax_positions and len(work) > 1:
         work = relax(work, calc, fmax=fmax, steps=200).atoms
+    if pressures is not None:
+        pressures.append(-float(np.mean(work.get_stress()[:3])))
     return work.get_potential_energy() / len(work)
 
 
@@ -104,7 +122,12 @@ def equation_of_state(
     Returns
     -------
     EOSResult
-        ``V0`` (A^3/atom), ``E0`` (eV/atom), ``B0`` (GPa), ``B0_prime``, residual (eV/atom).
+        ``V0`` (A^3/atom), ``E0`` (eV/atom), ``B0`` (GPa), ``B0_prime``, residual (eV/atom);
+        the local bulk modulus ``B(V) = -V dP/dV`` (from the stress; ``V d2E/dV2``
+        without it) at every scanned volume and interpolated at V0 (``B_V0``),
+        and ``checks`` (see :func:`workflows.bulk_modulus.bulk_modulus_checks`),
+        whose findings (B0' outside 2..8, B(V) not decreasing within +-6 % of
+        V0) are also in ``warnings``.
     """
     if n_points < 5:
         raise ValueError("n_points must be at least 5 for a 4-parameter fit")
@@ -125,15 +148,19 @@ def equation_of_state(
     )
     ratios = np.linspace(1.0 - strain, 1.0 + strain, n_points)
     v_ref = start.get_volume() / len(start)
+    pressures: list[float] | None = [] if cell else None
     with timed(timings, "scan"):
         energies = np.array(
             [
-                _energy_at_volume(start, calc, r, relax_positions, fmax)
+                _energy_at_volume(start, calc, r, relax_positions, fmax, pressures)
                 for r in progress(ratios, total=len(ratios), desc="eos volumes")
             ]
         )
     volumes = ratios * v_ref
     (e0, v0, b0, bp), rms = fit_birch_murnaghan(volumes, energies)
+    local_b = local_bulk_modulus(volumes, energies, pressures or None)
+    checks = bulk_modulus_checks(volumes, local_b, v0, bp)
+    warnings.extend(checks["warnings"])
     if not volumes.min() <= v0 <= volumes.max():
         warnings.append(f"fitted V0={v0:.3f} lies outside the scanned range")
     comp_e = [float("nan")] * len(compressed)
@@ -164,6 +191,10 @@ def equation_of_state(
             ).tolist(),
         },
         relaxation=relaxation,
+        B_V0=checks["B_V0"],
+        local_bulk_modulus=local_b.tolist(),
+        pressures=(np.array(pressures) / units.GPa).tolist() if pressures else [],
+        checks={k: v for k, v in checks.items() if k != "warnings"},
     )
 
 
@@ -183,7 +214,10 @@ def plot_eos(result: EOSResult, path) -> None:
         ax.plot(vv, comp["energy_eV_per_atom"], "s", label="compressed")
     ax.set_xlabel("volume (A$^3$/atom)")
     ax.set_ylabel("energy (eV/atom)")
-    ax.set_title(f"V0={result.V0:.3f} A^3, B0={result.B0:.1f} GPa, B0'={result.B0_prime:.2f}")
+    ax.set_title(
+        f"V0={result.V0:.3f} A^3, B0={result.B0:.1f} GPa, B(V0)={result.B_V0:.1f} GPa, "
+        f"B0'={result.B0_prime:.2f}" + (" (see warnings)" if result.warnings else "")
+    )
     ax.legend()
     save_figure(fig, path)
 
@@ -223,4 +257,5 @@ def run(args: argparse.Namespace) -> int:
     )
     write_outputs(result, args.out, plot_eos)
     print(f"V0 = {result.V0:.4f} A^3/atom  E0 = {result.E0:.4f} eV/atom  B0 = {result.B0:.2f} GPa")
+    print(f"B(V0) = {result.B_V0:.2f} GPa (local, -V dP/dV)  B0' = {result.B0_prime:.2f}")
     return 0 if result.relaxation.get("converged", True) else 1

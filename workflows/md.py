@@ -388,13 +388,24 @@ class _Run:
         atomic_write_text(self.path("md.log"), "".join(lines))
 
     def _truncate_trajectory(self) -> None:
+        """Keep the first ``n_frames`` frames: written to a new file, fsynced, then renamed over.
+
+        A kill at any point leaves either the old complete trajectory or the new one.
+        """
+        import os
+
         from ase.io import Trajectory
+
+        from pansim.files import atomic_path
 
         path = self.path("md.traj")
         frames = list(Trajectory(str(path))) if path.exists() else []
-        with Trajectory(str(path), "w") as traj:
-            for frame in frames[: self.n_frames]:
-                traj.write(frame)
+        with atomic_path(path) as tmp:
+            with Trajectory(str(tmp), "w") as traj:
+                for frame in frames[: self.n_frames]:
+                    traj.write(frame)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
 
     def save_checkpoint(self, dyn: Any) -> None:
         path = self.path("checkpoint.json")

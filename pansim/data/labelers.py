@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from pansim._lock import folder_lock
 from pansim.data.manifest import write_json_atomic
 from pansim.data.settings import CRYSTALS, CrystalSettings, MoleculeSettings
+from pansim.data.workers.worker_protocol import PARENT_ENV
 
 WORKER_DIR = Path(__file__).with_name("workers")
 DEFAULT_TIMEOUT_S = 4 * 3600
@@ -136,6 +138,40 @@ def _command(job: dict, inp: Path, out: Path, log: Path) -> list[str]:
     raise LabelError(f"unknown code {job['code']!r}")
 
 
+#: the worker of a running job: ``{"pid": ..., "args": [...]}`` in the job folder
+WORKER_RECORD = "worker.json"
+
+
+def stop_orphan_worker(workdir: Path) -> int | None:
+    """Kill a worker of ``workdir`` left running by a labeller that was killed; return its pid.
+
+    Workers die with their labeller on Linux (see
+    ``worker_protocol.die_with_parent``); this is the second line: a recorded
+    worker that still runs the same command line (checked in ``/proc``, so a
+    reused pid is never killed) is stopped before the job starts again.
+    """
+    import signal
+
+    record = workdir / WORKER_RECORD
+    try:
+        info = json.loads(record.read_text())
+        pid, args = int(info["pid"]), [str(a) for a in info["args"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        running = cmdline.read_bytes().split(b"\0")[:-1]
+    except OSError:
+        record.unlink(missing_ok=True)
+        return None
+    if [a.decode(errors="replace") for a in running] != args:
+        record.unlink(missing_ok=True)
+        return None
+    os.kill(pid, signal.SIGKILL)
+    record.unlink(missing_ok=True)
+    return pid
+
+
 def run_job(
     job: dict,
     workdir: str | Path | None = None,
@@ -159,18 +195,31 @@ def run_job(
         "OPENBLAS_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
-    try:
-        proc = subprocess.run(
-            _command(job, inp, out, log), env=env, capture_output=True, text=True, timeout=timeout
+    env[PARENT_ENV] = str(os.getpid())  # the worker dies with this process
+    with folder_lock(workdir, "pansim label job"):  # one labeller per job folder
+        stop_orphan_worker(workdir)
+        proc = subprocess.Popen(
+            _command(job, inp, out, log),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timeout after {timeout:.0f} s"}
+        write_json_atomic(workdir / WORKER_RECORD, {"pid": proc.pid, "args": proc.args})
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return {"ok": False, "error": f"timeout after {timeout:.0f} s"}
+        finally:
+            (workdir / WORKER_RECORD).unlink(missing_ok=True)
     if out.exists():
         try:
             return json.loads(out.read_text())
         except json.JSONDecodeError as exc:
             return {"ok": False, "error": f"unreadable worker result: {exc}"}
-    tail = (proc.stderr or proc.stdout or "")[-1500:]
+    tail = (stderr or stdout or "")[-1500:]
     return {
         "ok": False,
         "error": f"worker exited with code {proc.returncode} and no result: {tail}",

@@ -8,6 +8,8 @@ stopping state, the metric history and the config fingerprint.
 
 from __future__ import annotations
 
+import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -23,16 +25,34 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (tensors and plain Python containers only)."""
+    """Read a checkpoint (tensors and plain Python containers only).
+
+    Raises
+    ------
+    CheckpointError
+        A missing, truncated or damaged file (the message names it).
+    """
     if not Path(path).exists():
         raise CheckpointError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read: the file is truncated or damaged "
+            f"({type(err).__name__}: {first}); remove it to start over"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a pansim training state")
+    return state
 
 
 def rng_state() -> dict[str, Any]:

@@ -393,18 +393,25 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------
     def fit(self, resume: bool = False) -> State:
-        """Train until ``max_epochs``, early stopping or ``max_steps``; returns the state."""
-        self._prepare_out_dir(resume)
-        self._mark = time.perf_counter()
-        bar = self._progress()
-        with plain_torchscript():
-            try:
-                while self.state.epoch < self.config.max_epochs and not self.state.stop_reason:
-                    self._run_epoch(bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-            self._finish()
+        """Train until ``max_epochs``, early stopping or ``max_steps``; returns the state.
+
+        The run holds ``out_dir``'s lock (:mod:`pansim._lock`): a second run into
+        the same folder raises :class:`pansim._lock.FolderLockedError`.
+        """
+        from pansim._lock import folder_lock
+
+        with folder_lock(self.out, "pansim train", enabled=self.info.is_main):
+            self._prepare_out_dir(resume)
+            self._mark = time.perf_counter()
+            bar = self._progress()
+            with plain_torchscript():
+                try:
+                    while self.state.epoch < self.config.max_epochs and not self.state.stop_reason:
+                        self._run_epoch(bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                self._finish()
         return self.state
 
     def _run_epoch(self, bar) -> None:
@@ -490,7 +497,12 @@ class Trainer:
             raise ckpt.CheckpointError(
                 f"{path} exists: pass --resume to continue that run, or choose another out_dir"
             )
+        else:
+            _refuse_other_run(self.out, self.fingerprint)
         if self.info.is_main:
+            write_text_atomic(
+                self.out / RUN_FINGERPRINT, json.dumps({"fingerprint": self.fingerprint})
+            )
             self.out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.out / "config.yaml", yaml.safe_dump(self.config.to_dict()))
 
@@ -540,6 +552,13 @@ class Trainer:
         }
         if self.calibration is not None:
             metadata["pgs_calibration"] = self.calibration
+        if getattr(self.model, "pansim_domain", None) is None:  # for out-of-domain warnings
+            from pansim.domain import domain_statistics
+
+            train = self.data.train
+            self.model.pansim_domain = domain_statistics(
+                (s.graph for s in train), (s.numbers for s in train), float(self.model.r_max)
+            )
         with self.averaged():
             save_model(self.model, self.out / BEST_MODEL, metadata=metadata)
 
@@ -587,6 +606,29 @@ def _loss_from_sums(sums: torch.Tensor, weights: dict[str, float]) -> float:
     counts = {"energy": d[2], "forces": d[5], "stress": d[8]}
     sse = {"energy": sums[1], "forces": sums[4], "stress": sums[7]}
     return float(weighted_loss(sse, counts, weights))
+
+
+#: the fingerprint of the inputs of the run that owns an out_dir
+RUN_FINGERPRINT = "fingerprint.json"
+
+
+def _refuse_other_run(out: Path, fingerprint: str) -> None:
+    """A fresh run into a folder holding another run's results is refused."""
+    path = out / RUN_FINGERPRINT
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text()).get("fingerprint")
+        except (OSError, ValueError):
+            previous = None
+        if previous != fingerprint:
+            raise ckpt.CheckpointError(
+                f"{out} holds a run with other inputs (config or data fingerprint differs, "
+                f"see {path}); choose another out_dir or remove that run"
+            )
+    elif (out / BEST_MODEL).exists():
+        raise ckpt.CheckpointError(
+            f"{out} already holds {BEST_MODEL} from an earlier run; choose another out_dir"
+        )
 
 
 def _fingerprint(config: TrainConfig, hashes: dict[str, str]) -> str:
