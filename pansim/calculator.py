@@ -131,6 +131,7 @@ class PANCalculator(Calculator):
         device: str = "cpu",
         default_dtype: str = "float64",
         keep_memory: bool = True,
+        max_atoms_per_chunk: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -145,6 +146,7 @@ class PANCalculator(Calculator):
         self.model = resolve_model(model, self.device, self.dtype)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
+        self.max_atoms_per_chunk = _chunk_size(max_atoms_per_chunk, self.model)
 
     def calculate(
         self,
@@ -159,6 +161,16 @@ class PANCalculator(Calculator):
             raise PropertyNotImplementedError(
                 f"stress needs a fully periodic cell; this structure has pbc={pbc}"
             )
+        grid = None
+        if self.max_atoms_per_chunk is not None:
+            from pansim import chunking
+
+            grid = chunking.plan(self.atoms, self.model, self.max_atoms_per_chunk)
+        if grid is not None:
+            self.results = chunking.evaluate_chunked(
+                self.model, self.atoms, properties, grid, self.dtype, self.device
+            )
+            return
         self.results = self._evaluate([self.atoms], properties)[0]
 
     def batch_evaluate(
@@ -226,6 +238,18 @@ class PANCalculator(Calculator):
         with torch.set_grad_enabled(want_forces):
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
         return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+
+
+def _chunk_size(value: int | None, model: torch.nn.Module) -> int | None:
+    """``max_atoms_per_chunk`` checked: None, or a positive int for a model that allows it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"max_atoms_per_chunk must be a positive integer or None, not {value!r}")
+    from pansim.chunking import halo_depth
+
+    halo_depth(model)  # a model without num_interactions: clear error now
+    return int(value)
 
 
 def _split_results(
