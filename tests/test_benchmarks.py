@@ -27,7 +27,7 @@ def _smoke(run_all, name: str, out_dir: Path) -> list[str]:
     return args + ["--hyperparameters", json.dumps(run_all.TINY)]
 
 
-@pytest.mark.parametrize("name", ["overhead", "calculator", "scaling", "batched"])
+@pytest.mark.parametrize("name", ["overhead", "calculator", "scaling", "batched", "chunked"])
 def test_benchmark_main_runs(benchmarks, name, tmp_path):
     module = importlib.import_module(f"benchmarks.{name}")
     result = module.main(_smoke(benchmarks, name, tmp_path))
@@ -92,8 +92,15 @@ def _batched(result):
     assert result["all_within_tolerance"]  # batched == serial to 1e-10 in float64
 
 
+def _chunked(result):
+    (row,) = result["rows"]  # 512 atoms in chunks of at most 300 (owned + halo)
+    assert row["atoms"] == 512 and row["chunks"] > 1 and row["largest_chunk"] <= 300
+    assert row["evaluated_ratio"] > 1 and row["rss_peak_mb"] > 0  # measured in a child
+    assert result["stopped"].startswith("completed")
+
+
 CHECKS = {"overhead": _overhead, "calculator": _calculator, "scaling": _scaling,
-          "batched": _batched}  # fmt: skip
+          "batched": _batched, "chunked": _chunked}  # fmt: skip
 
 
 def test_run_all_writes_readme(benchmarks, tmp_path):
