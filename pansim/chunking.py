@@ -275,21 +275,29 @@ def _check_overlap(positions: np.ndarray, edge_index: np.ndarray, index: np.ndar
 
 
 def evaluate_chunk(
-    model: torch.nn.Module, graph: dict[str, np.ndarray], owned: np.ndarray,
-    dtype: torch.dtype, device: torch.device, forces: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """Owned site energies [n_owned] and ``d(sum of them)/d(positions)`` [m, 3] (or None)."""
+    model: torch.nn.Module,
+    graph: dict[str, np.ndarray],
+    summed: np.ndarray,
+    dtype: torch.dtype,
+    device: torch.device,
+    forces: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Site energies [m] of every chunk atom, and ``d(sum of the summed ones)/d(positions)``.
+
+    ``summed`` [m] bool selects the site energies whose sum is differentiated
+    (the gradient, [m, 3], is None unless ``forces``).
+    """
     from pansim.graph import collate
 
     data = collate([graph], dtype=dtype, device=device)
     positions = data["positions"].requires_grad_(forces)
-    mask = torch.as_tensor(owned, device=device)
+    mask = torch.as_tensor(summed, device=device)
     with torch.set_grad_enabled(forces):
         out = model(data, compute_force=False, compute_stress=False)
-        site = out["node_energy"][mask]
+        site = out["node_energy"]
         grad = None
         if forces:
-            (grad,) = torch.autograd.grad(site.sum(), positions, allow_unused=True)
+            (grad,) = torch.autograd.grad(site[mask].sum(), positions, allow_unused=True)
             grad = torch.zeros_like(positions) if grad is None else grad
     site = site.detach().cpu().double().numpy()
     return site, None if grad is None else grad.cpu().double().numpy()
@@ -347,7 +355,7 @@ def evaluate_chunked(
         site, grad = evaluate_chunk(
             model, graph, chunk.owned, dtype, torch.device(device), want_forces
         )
-        energies[chunk.index[chunk.owned]] = site
+        energies[chunk.index[chunk.owned]] = site[chunk.owned]
         if grad is not None:
             np.add.at(forces, chunk.index, -grad)
             virial += graph["positions"].T @ grad
