@@ -71,7 +71,7 @@ from benchmarks import _common as common  # noqa: E402
 from pansim._io import replace_between_markers  # noqa: E402
 
 ROOT = common.ROOT
-BENCHMARKS = ("overhead", "calculator", "scaling", "batched", "chunked")
+BENCHMARKS = ("overhead", "calculator", "scaling", "batched", "chunked", "torchsim")
 
 #: hyperparameters of the smoke preset's model (the test suite's tiny model)
 TINY = {
@@ -120,6 +120,7 @@ PRESETS: dict[str, list[Step]] = {
              title="DEFAULTS backbone, 2 threads"),
         Step("chunked-si", "chunked", "--dtype float32 --max-atoms-per-chunk 5000",
              title="shipped si model, max_atoms_per_chunk"),
+        Step("torchsim", "torchsim", "", title="torch-sim batch vs ASE loop, shipped si model"),
     ],
     "quick": [
         Step("overhead", "overhead", "--quick", title="DEFAULTS backbone"),
@@ -412,7 +413,12 @@ def summary_chunked(result: dict[str, Any], preset: str) -> list[dict[str, str]]
     return importlib.import_module("benchmarks.chunked").summary(result, preset)
 
 
+def summary_torchsim(result: dict[str, Any], preset: str) -> list[dict[str, str]]:
+    return importlib.import_module("benchmarks.torchsim").summary(result, preset)
+
+
 SUMMARIES["chunked"] = summary_chunked
+SUMMARIES["torchsim"] = summary_torchsim
 SUMMARY_COLUMNS = [("measurement", "measurement", ""), ("result", "result", ""),
                    ("target", "target", ""), ("met", "met?", "")]  # fmt: skip
 
