@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if any(abs(r["atoms"] - n) <= 0.3 * n for r in rows):
             continue
         if args.stop_after is not None and time.perf_counter() - started > args.stop_after:
-            stopped = f"stopped before {n} atoms: time budget (--stop-after {args.stop_after:.0f} s)"
+            budget = f"time budget (--stop-after {args.stop_after:.0f} s)"
+            stopped = f"stopped before {n} atoms: {budget}"
             break
         check = common.describe_quiet(common.quiet_check())
         row, error = run_child(n, args)
