@@ -71,7 +71,7 @@ from benchmarks import _common as common  # noqa: E402
 from lab.splice import replace_between_markers  # noqa: E402
 
 ROOT = common.ROOT
-BENCHMARKS = ("overhead", "calculator", "scaling", "batched")
+BENCHMARKS = ("overhead", "calculator", "scaling", "batched", "chunked", "torchsim")
 
 #: hyperparameters of the smoke preset's model (the test suite's tiny model)
 TINY = {
@@ -118,6 +118,9 @@ PRESETS: dict[str, list[Step]] = {
              title="shipped backbone size, 2 threads"),
         Step("batched-defaults-2threads", "batched", _BATCHED, threads=2,
              title="DEFAULTS backbone, 2 threads"),
+        Step("chunked-si", "chunked", "--dtype float32 --max-atoms-per-chunk 5000",
+             title="shipped si model, max_atoms_per_chunk"),
+        Step("torchsim", "torchsim", "", title="torch-sim batch vs ASE loop, shipped si model"),
     ],
     "quick": [
         Step("overhead", "overhead", "--quick", title="DEFAULTS backbone"),
@@ -135,6 +138,7 @@ PRESETS: dict[str, list[Step]] = {
              " --max-rounds 1 --steps 2 --nve-max-atoms 8 --profile-repeats 1 --control"),
         Step("scaling", "scaling", "--quick --sizes 8 --repeats 1 --in-process"),
         Step("batched", "batched", "--quick --repeats 1 --workloads phonons-8"),
+        Step("chunked", "chunked", "--quick --sizes 512 --max-atoms-per-chunk 300 --r-max 2.6"),
     ],
 }  # fmt: skip
 
@@ -403,6 +407,18 @@ def summary_batched(result: dict[str, Any], preset: str) -> list[dict[str, str]]
 
 SUMMARIES = {"overhead": summary_overhead, "calculator": summary_calculator,
              "scaling": summary_scaling, "batched": summary_batched}  # fmt: skip
+
+
+def summary_chunked(result: dict[str, Any], preset: str) -> list[dict[str, str]]:
+    return importlib.import_module("benchmarks.chunked").summary(result, preset)
+
+
+def summary_torchsim(result: dict[str, Any], preset: str) -> list[dict[str, str]]:
+    return importlib.import_module("benchmarks.torchsim").summary(result, preset)
+
+
+SUMMARIES["chunked"] = summary_chunked
+SUMMARIES["torchsim"] = summary_torchsim
 SUMMARY_COLUMNS = [("measurement", "measurement", ""), ("result", "result", ""),
                    ("target", "target", ""), ("met", "met?", "")]  # fmt: skip
 

@@ -155,6 +155,7 @@ class PANCalculator(Calculator):
         default_dtype: str = "float64",
         keep_memory: bool = False,
         check_domain: bool = True,
+        max_atoms_per_chunk: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -176,6 +177,8 @@ class PANCalculator(Calculator):
         self.parameters.update(model_provenance(model, self.model, default_dtype))
         self.domain = model_domain(self.model) if check_domain else None
         self._warned: set[str] = set()
+
+        self.max_atoms_per_chunk = _chunk_size(max_atoms_per_chunk, self.model)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -210,6 +213,16 @@ class PANCalculator(Calculator):
             raise PropertyNotImplementedError(
                 f"stress needs a fully periodic cell; this structure has pbc={pbc}"
             )
+        grid = None
+        if self.max_atoms_per_chunk is not None:
+            from pansim import chunking
+
+            grid = chunking.plan(self.atoms, self.model, self.max_atoms_per_chunk)
+        if grid is not None:
+            self.results = chunking.evaluate_chunked(
+                self.model, self.atoms, properties, grid, self.dtype, self.device
+            )
+            return
         self.results = self._evaluate([self.atoms], properties)[0]
 
     def batch_evaluate(
@@ -321,6 +334,18 @@ def check_device(device: str | torch.device) -> torch.device:
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {str(device)!r} asked, but MPS is not available here")
     return dev
+
+
+def _chunk_size(value: int | None, model: torch.nn.Module) -> int | None:
+    """``max_atoms_per_chunk`` checked: None, or a positive int for a model that allows it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"max_atoms_per_chunk must be a positive integer or None, not {value!r}")
+    from pansim.chunking import halo_depth
+
+    halo_depth(model)  # a model without num_interactions: clear error now
+    return int(value)
 
 
 def _split_results(

@@ -27,7 +27,7 @@ def _smoke(run_all, name: str, out_dir: Path) -> list[str]:
     return args + ["--hyperparameters", json.dumps(run_all.TINY)]
 
 
-@pytest.mark.parametrize("name", ["overhead", "calculator", "scaling", "batched"])
+@pytest.mark.parametrize("name", ["overhead", "calculator", "scaling", "batched", "chunked"])
 def test_benchmark_main_runs(benchmarks, name, tmp_path):
     module = importlib.import_module(f"benchmarks.{name}")
     result = module.main(_smoke(benchmarks, name, tmp_path))
@@ -92,8 +92,26 @@ def _batched(result):
     assert result["all_within_tolerance"]  # batched == serial to 1e-10 in float64
 
 
+def test_torchsim_benchmark_runs(benchmarks, tmp_path):
+    pytest.importorskip("torch_sim", reason="torch-sim missing: pip install pansim[torchsim]")
+    from benchmarks import run_all, torchsim
+
+    argv = ["--quick", "--cells", "2", "--steps", "2", "--out-dir", str(tmp_path)]
+    result = torchsim.main(argv + ["--hyperparameters", json.dumps(run_all.TINY)])
+    (row,) = result["rows"]
+    assert row["cells"] == 2 and row["torchsim_wall_s"] > 0 and row["ase_wall_s"] > 0
+    assert run_all.SUMMARIES["torchsim"](result, "quick")[0]["result"].endswith("x CPU)")
+
+
+def _chunked(result):
+    (row,) = result["rows"]  # 512 atoms in chunks of at most 300 (owned + halo)
+    assert row["atoms"] == 512 and row["chunks"] > 1 and row["largest_chunk"] <= 300
+    assert row["evaluated_ratio"] > 1 and row["rss_peak_mb"] > 0  # measured in a child
+    assert result["stopped"].startswith("completed")
+
+
 CHECKS = {"overhead": _overhead, "calculator": _calculator, "scaling": _scaling,
-          "batched": _batched}  # fmt: skip
+          "batched": _batched, "chunked": _chunked}  # fmt: skip
 
 
 def test_run_all_writes_readme(benchmarks, tmp_path):

@@ -1,0 +1,164 @@
+"""Chunked evaluation (pansim.chunking): exact against the whole cell, and its bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from pansim import chunking
+from pansim.calculator import PANCalculator
+from pansim.graph import InvalidStructureError, neighbor_list
+
+R_MAX = 2.6  # Si first shell (2.35 A) only: halo 2 * 2.6 A, small cells give several chunks
+TOLERANCE = 1e-8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(one_torch_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_factory):
+    return tiny_model_factory("pan+pgs", r_max=R_MAX)
+
+
+@pytest.fixture(scope="module")
+def whole(model):
+    return PANCalculator(model)
+
+
+def _si(repeat, cubic=True, seed=0):
+    atoms = bulk("Si", "diamond", 5.43, cubic=cubic) * repeat
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+def _structures():
+    triclinic = _si((6, 5, 5), cubic=False, seed=1)
+    triclinic.set_cell(
+        triclinic.cell.array @ np.array([[1, 0.05, 0.02], [0, 1, 0.03], [0, 0, 1.02]]),
+        scale_atoms=True,
+    )
+    triclinic.numbers[::5] = 8  # O
+    cluster = _si((3, 3, 2), seed=2)
+    cluster.pbc = False
+    slab = _si((3, 3, 1), seed=3)
+    slab.center(vacuum=4.0, axis=2)
+    slab.pbc = (True, True, False)
+    return {
+        "cubic": (_si((4, 3, 3)), 260),
+        "triclinic": (triclinic, 280),
+        "cluster": (cluster, 130),
+        "slab": (slab, 60),
+    }
+
+
+STRUCTURES = _structures()
+
+
+def _compare(chunked: dict, reference: dict, properties) -> None:
+    for key in properties:
+        a, b = np.asarray(chunked[key]), np.asarray(reference[key])
+        scale = max(np.abs(b).max(), 1e-12)
+        assert np.abs(a - b).max() <= TOLERANCE * scale, key
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURES))
+def test_chunked_equals_whole_cell(model, whole, name):
+    atoms, max_atoms = STRUCTURES[name]
+    properties = ["energy", "energies", "forces"] + (["stress"] if atoms.pbc.all() else [])
+    grid = chunking.plan(atoms, model, max_atoms)
+    assert grid is not None and grid.prod() > 1  # really chunked
+    frame = chunking.make_frame(atoms, R_MAX)
+    assert chunking.counts(frame, grid, chunking.halo_depth(model)).max() <= max_atoms
+    calc = PANCalculator(model, max_atoms_per_chunk=max_atoms)
+    calc.calculate(atoms, properties)
+    whole.calculate(atoms, properties)
+    _compare(calc.results, whole.results, properties)
+
+
+def test_every_atom_owned_once_and_edges_pruned(model):
+    atoms, max_atoms = STRUCTURES["cubic"]
+    grid = chunking.plan(atoms, model, max_atoms)
+    chunks = list(chunking.iter_chunks(atoms, grid, chunking.halo_depth(model), R_MAX))
+    owned = np.concatenate([c.index[c.owned] for c in chunks])
+    np.testing.assert_array_equal(np.sort(owned), np.arange(len(atoms)))
+    chunk = chunks[0]
+    graph = chunking.chunk_graph(chunk, atoms.numbers, [14, 8, 1], R_MAX)
+    from ase import Atoms
+
+    full = neighbor_list(Atoms(atoms.numbers[chunk.index], chunk.positions), R_MAX)[0]
+    assert 0 < graph["edge_index"].shape[1] < full.shape[1]  # the outer halo receives nothing
+    assert chunk.receives.sum() < len(chunk.index)
+
+
+def test_one_interaction_model(tiny_model_factory):
+    from _tiny_models import build_tiny
+
+    model = build_tiny(variant="pan", elements=["Si"], r_max=R_MAX, seed=4, num_interactions=1)
+    atoms = _si((2, 2, 2), seed=5)
+    calc = PANCalculator(model, max_atoms_per_chunk=30)
+    assert chunking.plan(atoms, calc.model, 30).prod() > 1
+    properties = ["energy", "forces", "stress"]
+    calc.calculate(atoms, properties)
+    reference = PANCalculator(model)
+    reference.calculate(atoms, properties)
+    _compare(calc.results, reference.results, properties)
+
+
+def test_energy_only_request_runs_no_backward(model, whole):
+    atoms, max_atoms = STRUCTURES["cubic"]
+    calc = PANCalculator(model, max_atoms_per_chunk=max_atoms)
+    calc.calculate(atoms, ["energy"])
+    assert "forces" not in calc.results
+    whole.calculate(atoms, ["energy"])
+    _compare(calc.results, whole.results, ["energy", "energies"])
+
+
+def test_small_structures_use_the_whole_cell(model):
+    atoms = _si((1, 1, 1))
+    assert chunking.plan(atoms, model, len(atoms)) is None
+    cell = _si((1, 1, 2), cubic=False)  # 4 atoms in a cell thinner than the halo
+    calc = PANCalculator(model, max_atoms_per_chunk=2)
+    with pytest.warns(UserWarning, match="cell too small for chunking"):
+        calc.calculate(cell, ["energy", "forces"])
+    reference = PANCalculator(model)
+    reference.calculate(cell, ["energy", "forces"])
+    _compare(calc.results, reference.results, ["energy", "forces"])
+
+
+def test_chunk_smaller_than_the_halo_is_refused(model):
+    atoms = _si((3, 3, 3))
+    calc = PANCalculator(model, max_atoms_per_chunk=10)
+    with pytest.raises(chunking.ChunkSizeError, match="smaller than the halo needs.*5.2 A"):
+        calc.get_potential_energy(atoms)
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, True, "100"])
+def test_bad_chunk_size(model, value):
+    with pytest.raises(ValueError, match="max_atoms_per_chunk must be a positive integer"):
+        PANCalculator(model, max_atoms_per_chunk=value)
+
+
+def test_model_without_interaction_count(model):
+    import copy
+
+    bare = copy.deepcopy(model)
+    del bare.num_interactions
+    with pytest.raises(TypeError, match="num_interactions"):
+        PANCalculator(bare, max_atoms_per_chunk=100)
+
+
+def test_bad_structures_named(model):
+    atoms, max_atoms = STRUCTURES["cubic"]
+    atoms = atoms.copy()
+    atoms.positions[3] = atoms.positions[5] + 0.01
+    calc = PANCalculator(model, max_atoms_per_chunk=max_atoms)
+    with pytest.raises(InvalidStructureError, match="atoms 3 and 5 overlap|atoms 5 and 3 overlap"):
+        calc.get_potential_energy(atoms)
+    atoms = STRUCTURES["cubic"][0].copy()
+    atoms.numbers[0] = 6
+    with warnings.catch_warnings(), pytest.raises(InvalidStructureError, match="not supported"):
+        calc.get_potential_energy(atoms)
