@@ -20,6 +20,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from pansim._memory import keep_freed_memory
+from pansim.committee import add_committee_results, is_committee, resolve_committee
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -90,9 +91,11 @@ class PANCalculator(Calculator):
 
     Parameters
     ----------
-    model : str, PathLike or torch.nn.Module
+    model : str, PathLike, torch.nn.Module, or a list of them
         A registered pretrained name (``pansim.pretrained.list_models()``), a
-        model file written by ``pansim.save_model``, or a model module.
+        model file written by ``pansim.save_model``, or a model module. A list
+        (or a committee name such as ``"si-committee"``) is a committee: the
+        results hold the mean and the spread (keys in ``pansim.committee``).
     device : str
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     default_dtype : {"float64", "float32"}
@@ -142,7 +145,10 @@ class PANCalculator(Calculator):
             )
         self.dtype = _DTYPES[default_dtype]
         self.device = torch.device(device)
-        self.model = resolve_model(model, self.device, self.dtype)
+        if is_committee(model):  # several models: mean + spread (pansim.committee)
+            self.model = resolve_committee(model, self.device, self.dtype)
+        else:
+            self.model = resolve_model(model, self.device, self.dtype)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
 
@@ -225,7 +231,10 @@ class PANCalculator(Calculator):
         # eager pansim models enable it themselves, TorchScript ones cannot
         with torch.set_grad_enabled(want_forces):
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
-        return _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        results = _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        if "members_energy" in out:  # a committee: add its spread (pansim.committee)
+            add_committee_results(out, data["ptr"].cpu().numpy(), results)
+        return results
 
 
 def _split_results(
