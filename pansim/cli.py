@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vibrations": ("workflows.vibrations", "harmonic vibrations of a molecule"),
     "validate": ("workflows.validate", "all workflows against DFT and the baseline"),
     "export": ("pansim.export", "export a model for LAMMPS"),
+    "learn": ("pansim.learn.cli", "active learning: explore, select, label, retrain"),
 }
 
 

@@ -134,12 +134,13 @@ class Committee(torch.nn.Module):
         data: dict[str, torch.Tensor],
         compute_force: bool = True,
         compute_stress: bool = False,
+        training: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Every member on ``data``; the mean under the standard keys, members stacked."""
-        outs = [
-            m(dict(data), compute_force=compute_force, compute_stress=compute_stress)
-            for m in self.members
-        ]
+        kwargs = {"compute_force": compute_force, "compute_stress": compute_stress}
+        if training:
+            kwargs["training"] = True
+        outs = [m(dict(data), **kwargs) for m in self.members]
         result: dict[str, torch.Tensor] = {}
         for key in ("energy", "node_energy", "forces", "stress"):
             values = [o.get(key) for o in outs]

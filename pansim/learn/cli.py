@@ -1,0 +1,44 @@
+"""``pansim learn CONFIG.yaml [--stop-after STAGE]``: the resumable active-learning loop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``learn`` arguments."""
+    from pansim.learn.config import STAGES
+
+    parser.description = __doc__.splitlines()[0]
+    parser.add_argument("config", help="YAML file (docs/active_learning.md)")
+    parser.add_argument(
+        "--stop-after",
+        choices=STAGES,
+        help="return after this stage of the current round (rerun to continue)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the loop; exit code 0, or 2 on a bad configuration."""
+    from pansim.data.manifest import ManifestError
+    from pansim.learn.config import LearnConfigError, load_config
+    from pansim.learn.loop import run as run_loop
+    from pansim.training.config import ConfigError
+
+    try:
+        cfg = load_config(args.config)
+        state = run_loop(cfg, stop_after=args.stop_after, progress=not args.no_progress)
+    except (LearnConfigError, ConfigError, ManifestError) as err:
+        print(f"pansim learn: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    table = Path(cfg["work_dir"]) / "rounds.md"
+    if table.exists():
+        print(table.read_text())
+    if state["stopped"]:
+        print(f"stopped: {state['stopped']}")
+    return 0
