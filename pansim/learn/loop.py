@@ -49,16 +49,26 @@ def load_state(cfg: dict[str, Any]) -> dict[str, Any]:
     if isinstance(committee, str):
         from pansim.committee import committee_files
 
-        committee = [str(f) for f in committee_files(committee)]
+        committee = committee_files(committee)
+    committee = [_relative(f) for f in committee]
     return {
         "format": STATE_FORMAT,
         "system": cfg["system"],
-        "committee": [str(f) for f in committee],
+        "committee": committee,
         "round": 1,
         "stage": "explore",
         "rounds": [],
         "stopped": None,
     }
+
+
+def _relative(path: str | Path) -> str:
+    """``path`` relative to the working directory when it lies below it (portable state)."""
+    p = Path(path).absolute()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def save_state(cfg: dict[str, Any], state: dict[str, Any]) -> None:
