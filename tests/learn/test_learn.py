@@ -231,3 +231,12 @@ def test_sigkill_mid_round_loses_no_label(case):
     assert not [k for k in done if f"done   labels/{k}" in out.stdout + out.stderr]
     assert m.counts()["done"] == 4
     assert json.loads((case / "work" / "state.json").read_text())["stopped"]
+
+
+def test_cli_bad_config_exit_code(tmp_path, capsys):
+    from pansim.cli import main
+
+    path = tmp_path / "learn.yaml"
+    path.write_text(yaml.safe_dump(_bad(tmp_path, labeller="vasp")))
+    assert main(["learn", str(path), "--no-progress"]) == 2
+    assert "unknown labeller 'vasp'" in capsys.readouterr().err
