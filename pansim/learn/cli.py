@@ -21,6 +21,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="return after this stage of the current round (rerun to continue)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="run nothing: update the round log from the labels so far and print it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config)
-        state = run_loop(cfg, stop_after=args.stop_after, progress=not args.no_progress)
+        if args.status:
+            from pansim.learn.loop import refresh_status
+
+            state = refresh_status(cfg)
+        else:
+            state = run_loop(cfg, stop_after=args.stop_after, progress=not args.no_progress)
     except (LearnConfigError, ConfigError, ManifestError) as err:
         print(f"pansim learn: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

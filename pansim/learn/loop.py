@@ -79,11 +79,15 @@ def save_state(cfg: dict[str, Any], state: dict[str, Any]) -> None:
     write_text_atomic(
         wd / "rounds.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in finished)
     )
-    write_text_atomic(wd / "rounds.md", rounds_table(finished, state.get("stopped")))
+    shown = [
+        r if r.get("status") else {**r, "status": f"in progress ({state['stage']})"}
+        for r in state["rounds"]
+    ]
+    write_text_atomic(wd / "rounds.md", rounds_table(shown, state.get("stopped")))
 
 
 def rounds_table(rounds: list[dict[str, Any]], stopped: str | None = None) -> str:
-    """Markdown table of the finished rounds."""
+    """Markdown table of the rounds."""
     head = (
         "| round | candidates | max disagreement (eV/A) | selected | labelled | failed | "
         "retrain | val E MAE (meV/atom) | val F RMSE (meV/A) | status |\n"
@@ -97,12 +101,17 @@ def rounds_table(rounds: list[dict[str, Any]], stopped: str | None = None) -> st
         rows.append(
             f"| {r['round']} | {r.get('candidates', '')} | "
             f"{r.get('max_disagreement', float('nan')):.3f} | {r.get('selected', '')} | "
-            f"{r.get('labelled', '')} | {r.get('failed', '')} | {r.get('retrain', '')} | "
+            f"{r.get('labelled', '')}{_pending(r)} | {r.get('failed', '')} | "
+            f"{r.get('retrain', '')} | "
             f"{'' if e is None else f'{e:.1f}'} | {'' if f is None else f'{f:.0f}'} | "
             f"{r.get('status', '')} |"
         )
     tail = f"\nStopped: {stopped}\n" if stopped else ""
     return head + "\n".join(rows) + "\n" + tail
+
+
+def _pending(rec: dict[str, Any]) -> str:
+    return f" ({rec['pending']} pending)" if rec.get("pending") else ""
 
 
 def _record(state: dict[str, Any]) -> dict[str, Any]:
@@ -284,14 +293,19 @@ def stage_label(
     cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any], progress: bool, log
 ) -> None:
     """Label the queued configurations (resumable runner); export the label files."""
-    from pansim.data.manifest import Manifest
     from pansim.data.runner import Queue, label
 
     path = labels_manifest(cfg)
+
+    def after() -> None:  # after every label: exports, counts and logs up to date
+        export_labels(cfg)
+        count_labels(cfg, state, rec)
+        save_state(cfg, state)
+
     if path.exists():
         t0 = time.time()
         label(
-            [Queue("labels", path)],
+            [Queue("labels", path, after=after)],
             lock_dir=path.parent,
             scratch=Path(cfg["work_dir"]) / "scratch",
             timeout=float(cfg["label_timeout_s"]),
@@ -300,6 +314,14 @@ def stage_label(
         )
         rec["label_wall_seconds"] = round(rec.get("label_wall_seconds", 0.0) + time.time() - t0, 1)
         export_labels(cfg)
+    count_labels(cfg, state, rec)
+
+
+def count_labels(cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any]) -> None:
+    """Labelled / failed / pending counts of the current round into its record."""
+    from pansim.data.manifest import Manifest
+
+    path = labels_manifest(cfg)
     tag = f"-al-r{state['round']:03d}-"
     entries = {}
     if path.exists():
@@ -307,12 +329,25 @@ def stage_label(
     done = [e for e in entries.values() if e["status"] == "done"]
     rec["labelled"] = len(done)
     rec["failed"] = sum(e["status"] == "failed" for e in entries.values())
+    rec["pending"] = sum(e["status"] == "pending" for e in entries.values())
     rec["failures"] = {
         k: e.get("error", "")[:300] for k, e in entries.items() if e["status"] == "failed"
     }
-    rec["label_cpu_seconds"] = round(
+    # worker seconds per label: CPU time where the worker reports it (PySCF), else wall time
+    rec["label_worker_seconds"] = round(
         sum(float(e["result"].get("cpu_seconds", e["result"].get("seconds", 0.0))) for e in done), 1
     )
+
+
+def refresh_status(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Bring the current round's label counts and the logs up to date; runs nothing."""
+    state = load_state(cfg)
+    if state["rounds"] and state["stage"] in ("label", "retrain") and state["stopped"] is None:
+        count_labels(cfg, state, _record(state))
+        if labels_manifest(cfg).exists():
+            export_labels(cfg)
+    save_state(cfg, state)
+    return state
 
 
 def export_labels(cfg: dict[str, Any]) -> dict[str, int]:

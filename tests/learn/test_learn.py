@@ -197,7 +197,13 @@ def test_diverging_retrain_keeps_the_previous_models(case, monkeypatch):
 
 
 def test_stop_after_label_then_resume(case):
+    from pansim.learn.loop import refresh_status
+
     edit(case, stop={"max_rounds": 1}, retrain={"mode": "none"})
+    run(load_config("learn.yaml"), stop_after="select", progress=False)
+    refresh_status(load_config("learn.yaml"))
+    table = (case / "work" / "rounds.md").read_text()
+    assert "0 (2 pending)" in table and "in progress (label)" in table
     state = run(load_config("learn.yaml"), stop_after="label", progress=False)
     assert state["stage"] == "retrain" and state["stopped"] is None
     assert len(read(case / "work" / "labels" / "all.extxyz", ":")) == 2
