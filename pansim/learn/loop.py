@@ -166,10 +166,9 @@ def stage_explore(cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any
     calc = committee_calc(cfg, state["committee"])
     cands = explore(cfg, calc, state["round"], out)
     score(calc, cands)
-    with_tmp = out / "candidates.extxyz"
     from pansim._io import atomic_path
 
-    with atomic_path(with_tmp) as tmp:
+    with atomic_path(out / "candidates.extxyz") as tmp:
         write(str(tmp), cands, format="extxyz")
     spread = np.array([a.info["forces_std_max"] for a in cands])
     rec.update(
@@ -194,11 +193,15 @@ def labels_manifest(cfg: dict[str, Any]) -> Path:
     return Path(cfg["labels_dir"]) / "manifest.json"
 
 
-def _labels_used(cfg: dict[str, Any]) -> int:
+def _labels_used(cfg: dict[str, Any], before_round: int | None = None) -> int:
+    """Labels queued so far (done, failed or pending), optionally only before a round."""
     from pansim.data.manifest import Manifest
 
     path = labels_manifest(cfg)
-    return len(Manifest.load(path).entries) if path.exists() else 0
+    if not path.exists():
+        return 0
+    rounds = [e["provenance"].get("round", 0) for e in Manifest.load(path).entries.values()]
+    return sum(before_round is None or r < before_round for r in rounds)
 
 
 def stage_select(cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any]) -> str | None:
@@ -218,7 +221,8 @@ def stage_select(cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any]
             f"converged: max disagreement {spread.max():.3f} eV/A < {stop['threshold']} eV/A "
             f"on a fresh exploration (round {state['round']})"
         )
-    remaining = int(stop["label_budget"]) - _labels_used(cfg)
+    # this round's own entries do not count: a select rerun after a kill queues the same ones
+    remaining = int(stop["label_budget"]) - _labels_used(cfg, before_round=state["round"])
     if remaining <= 0:
         return f"label budget of {stop['label_budget']} used"
     cap = min(int(sel["max_per_round"]), remaining)
