@@ -246,3 +246,20 @@ def test_cli_bad_config_exit_code(tmp_path, capsys):
     path.write_text(yaml.safe_dump(_bad(tmp_path, labeller="vasp")))
     assert main(["learn", str(path), "--no-progress"]) == 2
     assert "unknown labeller 'vasp'" in capsys.readouterr().err
+
+
+def test_exploration_routes_do_what_they_say():
+    import json as _json
+
+    from pansim.learn.explore import compressed, contacts, vacancies
+
+    base = bulk("Cu", "fcc", 3.61, cubic=True)
+    rng = np.random.default_rng(0)
+    (c,) = compressed(base, rng, [0.8], 1, 0.0)
+    assert c.get_volume() == pytest.approx(0.8 * base.get_volume())
+    (t,) = contacts(base, rng, 1, [0.7, 0.7])
+    p = _json.loads(t.info["route_params"])
+    d = t.get_distance(p["atom"], p["neighbour"], mic=True)
+    assert d == pytest.approx(0.7 * 3.61 / np.sqrt(2), abs=0.06)  # 0.02 A rattle first
+    (v,) = vacancies(base, rng, 1, 0.05)
+    assert len(v) == len(base) - 1 and v.info["route"] == "vacancy"
