@@ -69,11 +69,11 @@ def ranking(disagreement: np.ndarray, error: np.ndarray, rng: np.random.Generato
     }
 
 
-def evaluate(system: str, variant: str, seed: int = 0) -> dict:
-    """Per-atom and per-structure ranking quality of one committee on one test split."""
+def evaluate(system: str, variant: str, seed: int = 0, split: str = "test.extxyz") -> dict:
+    """Per-atom and per-structure ranking quality of one committee on one labelled file."""
     from pansim.calculator import PANCalculator
 
-    frames = read(ROOT / "data" / system / "test.extxyz", ":")
+    frames = read(ROOT / "data" / system / split, ":")
     calc = PANCalculator(model=[str(f) for f in committee_files(system, variant)])
     t0 = time.time()
     out = calc.batch_evaluate(frames, ("energy", "forces"), batch_size=8)
@@ -88,7 +88,7 @@ def evaluate(system: str, variant: str, seed: int = 0) -> dict:
     return {
         "system": system,
         "variant": variant,
-        "test_file": f"data/{system}/test.extxyz",
+        "test_file": f"data/{system}/{split}",
         "members": [str(f.relative_to(ROOT)) for f in committee_files(system, variant)],
         "eval_seconds": round(time.time() - t0, 1),
         "per_atom": ranking(np.concatenate(atom_std), np.concatenate(atom_err), rng),
@@ -158,12 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--systems", nargs="+", default=list(SYSTEMS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument(
+        "--split", default="test.extxyz", help="labelled file under data/<system>/ to rank on"
+    )
     p.add_argument("--out", default=str(ROOT / "results" / "active" / "uncertainty_ranking"))
     args = p.parse_args(argv)
     rows = []
     for system in args.systems:
         for variant in args.variants:
-            rows.append(evaluate(system, variant))
+            rows.append(evaluate(system, variant, split=args.split))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     out = Path(args.out)
     meta = {
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json_atomic(out.with_suffix(".json"), meta, indent=1)
     text = (
-        "# Committee disagreement vs true force error (held-back test splits)\n\n"
+        f"# Committee disagreement vs true force error (data/<system>/{args.split})\n\n"
         f"Made by `python scripts/uncertainty_ranking.py` on {meta['date']}. Committee: "
         "seeds 0-2 of each variant; error of the committee mean. Top-10% / mean: mean "
         "error of the 10 % with the largest disagreement over the mean error of all "
