@@ -23,6 +23,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from pansim._memory import keep_freed_memory
+from pansim.committee import add_committee_results, is_committee, resolve_committee
 from pansim.domain import DomainWarning, check_domain, model_domain
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 from pansim.precision import DTYPES
@@ -95,9 +96,11 @@ class PANCalculator(Calculator):
 
     Parameters
     ----------
-    model : str, PathLike or torch.nn.Module
+    model : str, PathLike, torch.nn.Module, or a list of them
         A registered pretrained name (``pansim.pretrained.list_models()``), a
-        model file written by ``pansim.save_model``, or a model module.
+        model file written by ``pansim.save_model``, or a model module. A list
+        (or a committee name such as ``"si-committee"``) is a committee: the
+        results hold the mean and the spread (keys in ``pansim.committee``).
     device : str
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
     default_dtype : {"float64", "float32"}
@@ -168,7 +171,10 @@ class PANCalculator(Calculator):
             )
         self.dtype = _DTYPES[default_dtype]
         self.device = check_device(device)
-        self.model = resolve_model(model, self.device, self.dtype)
+        if is_committee(model):  # several models: mean + spread (pansim.committee)
+            self.model = resolve_committee(model, self.device, self.dtype)
+        else:
+            self.model = resolve_model(model, self.device, self.dtype)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
         # provenance in calc.parameters / calc.todict() (and so in ASE trajectories)
@@ -294,6 +300,8 @@ class PANCalculator(Calculator):
         with torch.set_grad_enabled(want_forces):
             out = self.model(data, compute_force=want_forces, compute_stress=want_stress)
         results = _split_results(out, data["ptr"].cpu().numpy(), want_forces, want_stress)
+        if "members_energy" in out:  # a committee: add its spread (pansim.committee)
+            add_committee_results(out, data["ptr"].cpu().numpy(), results)
         if self.domain is not None:
             for r, lines in zip(results, findings, strict=True):
                 r["warnings"] = lines

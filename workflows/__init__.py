@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "vibrations": "workflows.vibrations",
     "validate": "workflows.validate",
     "molref": "workflows.molecule_reference",
+    "learn": "workflows.learn.cli",
 }
 
 

@@ -2,7 +2,7 @@
 
 A *job* is a JSON-serialisable dict, the complete input of one worker run::
 
-    {"code": "gpaw" | "pyscf", "atoms": {numbers, positions, cell, pbc},
+    {"code": "gpaw" | "pyscf" | "emt", "atoms": {numbers, positions, cell, pbc},
      "calc": {...every setting...}, "task": "single" | "relax", "stress": bool}
 
 Each job runs in its own process: a crash, a non-converged SCF or a kill never
@@ -123,6 +123,17 @@ def molecule_job(atoms: Atoms, settings: MoleculeSettings | None = None, element
     }
 
 
+def emt_job(atoms: Atoms, **calc: object) -> dict:
+    """EMT job (tests and demos; ``pansim/data/workers/emt_worker.py``)."""
+    return {
+        "code": "emt",
+        "atoms": atoms_to_dict(atoms),
+        "calc": dict(calc),
+        "task": "single",
+        "stress": bool(np.all(atoms.pbc)),
+    }
+
+
 def _command(job: dict, inp: Path, out: Path, log: Path) -> list[str]:
     if job["code"] == "gpaw":
         return [gpaw_python(), str(WORKER_DIR / "gpaw_worker.py"), str(inp), str(out), str(log)]
@@ -135,6 +146,8 @@ def _command(job: dict, inp: Path, out: Path, log: Path) -> list[str]:
             str(out),
             str(log),
         ]
+    if job["code"] == "emt":  # tests and demos: ASE's EMT, same protocol
+        return [sys.executable, str(WORKER_DIR / "emt_worker.py"), str(inp), str(out), str(log)]
     raise LabelError(f"unknown code {job['code']!r}")
 
 
