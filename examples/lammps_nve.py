@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from ase import io, units
 
-from pansim._io import atomic_path
+from pansim.files import atomic_path
 from pansim.lammps_external import PansimExternal, load_lammps
 
 

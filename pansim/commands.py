@@ -48,7 +48,7 @@ def module_summary(module: str) -> str:
     A leading "pansim NAME:" (in double backquotes) is dropped, and so is the full stop.
     """
     try:
-        spec = importlib.util.find_spec(module)
+        spec = _find_spec_without_import(module)
     except (ImportError, ValueError):
         return ""
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
@@ -59,6 +59,20 @@ def module_summary(module: str) -> str:
     if line.startswith("``pansim") and "``: " in line:
         line = line.split("``: ", 1)[1]
     return line
+
+
+def _find_spec_without_import(module: str):
+    """The spec of ``module`` found on the path, running no package ``__init__`` below the top."""
+    import importlib.machinery
+
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)
+    for depth in range(len(rest)):
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        name = ".".join([top, *rest[: depth + 1]])
+        spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+    return spec
 
 
 def plugin_commands() -> dict[str, tuple[str, str]]:
