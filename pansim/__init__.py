@@ -7,9 +7,15 @@ is cheap and never changes the process environment.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# a library logs, the application decides where: without this, warnings logged by pansim
+# (e.g. pansim.domain) would also reach stderr through logging's last-resort handler,
+# doubling the Python warning that already says the same
+logging.getLogger("pansim").addHandler(logging.NullHandler())
 
 _LAZY = {
     "build_model": "pansim.backbones",
