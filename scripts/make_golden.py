@@ -29,6 +29,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import read
 
+from pansim.data.labelers import atoms_to_dict  # the same JSON form as the labels
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "golden" / "shipped_models.json"
 
@@ -49,16 +51,6 @@ def structure(system: str) -> Atoms:
         atoms.rattle(0.05, seed=1)
         return atoms
     return read(ROOT / "data" / system / f"{system}.extxyz", index=0)
-
-
-def atoms_to_dict(atoms: Atoms) -> dict:
-    """JSON form of the structure (full float64 precision: ``repr`` of floats)."""
-    return {
-        "numbers": atoms.numbers.tolist(),
-        "positions": atoms.positions.tolist(),
-        "cell": atoms.cell.array.tolist(),
-        "pbc": atoms.pbc.tolist(),
-    }
 
 
 def evaluate(model: str, atoms: Atoms) -> dict:
