@@ -74,7 +74,7 @@ def remove_orphans(path: str | os.PathLike) -> list[Path]:
         if len(parts) != 2 or not parts[0].isdigit():
             continue
         pid = int(parts[0])
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
@@ -87,7 +87,8 @@ def glob_escape(name: str) -> str:
     return glob.escape(name)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

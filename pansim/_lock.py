@@ -19,21 +19,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+from pansim._io import pid_alive as _alive
+
 LOCK_NAME = ".pansim.lock"
 
 
 class FolderLockedError(RuntimeError):
     """The folder is in use by another live process (the message names it)."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _owner(path: Path) -> dict:
