@@ -83,6 +83,27 @@ class PANPooling(torch.nn.Module):
         c = torch.zeros(species.shape[0], dtype=per_edge.dtype, device=per_edge.device)
         return c.index_add(0, receiver, per_edge)
 
+    def amplitude(self, c: torch.Tensor) -> torch.Tensor:
+        """``s(c) = 1 + tanh(MLP(g(c)))`` for coordinations ``c`` ([n]) -> [n, num_channels]."""
+        basis = torch.exp(-(((c.unsqueeze(-1) - self.centers) / self.width) ** 2))
+        hidden = torch.nn.functional.silu(self.linear_1(basis))
+        return 1.0 + torch.tanh(self.linear_2(hidden))
+
+    def curvature(self, points: int = 65, extent: float = 1.5) -> torch.Tensor:
+        """Mean squared second derivative of ``s(c)`` on [0, extent * c_max] (a scalar).
+
+        Finite differences on ``points`` evenly spaced coordinations, averaged over the
+        grid and the channels. Used as an optional training penalty
+        (``pan_curvature_weight``): a curved ``s(c)`` gives every l = 0 message a
+        volume-dependent factor of its own curvature, which bends E(V) (docs/science.md).
+        """
+        c_hi = extent * float(self.centers[-1])
+        c = torch.linspace(0.0, c_hi, points, dtype=self.width.dtype, device=self.width.device)
+        s = self.amplitude(c)
+        h = c_hi / (points - 1)
+        second = (s[2:] - 2.0 * s[1:-1] + s[:-2]) / (h * h)
+        return (second**2).mean()
+
     def forward(
         self,
         envelope: torch.Tensor,
@@ -98,6 +119,4 @@ class PANPooling(torch.nn.Module):
             [n_nodes, num_channels], ``1 + tanh(MLP(basis(c_i)))``, in (0, 2).
         """
         c = self.coordination(envelope, species, sender, receiver)
-        basis = torch.exp(-(((c.unsqueeze(-1) - self.centers) / self.width) ** 2))
-        hidden = torch.nn.functional.silu(self.linear_1(basis))
-        return 1.0 + torch.tanh(self.linear_2(hidden))
+        return self.amplitude(c)

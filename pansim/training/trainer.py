@@ -162,6 +162,16 @@ def model_kwargs(config: TrainConfig, data: Datasets) -> dict[str, Any]:
 ADDED_PREFIXES = ("pan_layers.", "edge_mixer.", "readout_expansions.")
 
 
+def pan_curvature(model: torch.nn.Module) -> torch.Tensor:
+    """Sum over the PAN layers of ``model`` of their curvature penalty (0 without PAN)."""
+    from pansim.modules.pan import PANPooling
+
+    terms = [m.curvature() for m in model.modules() if isinstance(m, PANPooling)]
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()
+
+
 def is_added_parameter(name: str) -> bool:
     """Whether a parameter belongs to a PAN / PGS module rather than the backbone."""
     name = name.removeprefix("module.")  # DDP wrapper
@@ -318,6 +328,10 @@ class Trainer:
         loss = weighted_loss(squared_errors(pred, batch), global_counts(global_batch), self.weights)
         if self.replay:
             loss = loss + self.config.replay_weight * self._replay_loss(len(indices))
+        if self.config.pan_curvature_weight > 0.0:
+            # the same on every process: added once, on rank 0, to the summed loss
+            if self.info.rank == 0:
+                loss = loss + self.config.pan_curvature_weight * pan_curvature(self.model)
         total = float(ddp.all_reduce_sum(loss, self.info))
         self._check_finite(total, indices, "loss")
         self.optimizer.zero_grad(set_to_none=True)

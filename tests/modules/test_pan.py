@@ -101,3 +101,22 @@ def test_scripts():
 def test_bad_sizes(kw):
     with pytest.raises(ValueError):
         PANPooling(2, 4, **kw)
+
+
+def test_amplitude_of_coordination_matches_forward():
+    pan = _perturbed()
+    env, species, sender, receiver = _graph()
+    c = pan.coordination(env, species, sender, receiver)
+    assert torch.equal(pan.amplitude(c), pan(env, species, sender, receiver))
+
+
+def test_curvature_is_zero_at_init_and_matches_a_finite_difference():
+    assert float(_pan().curvature()) == 0.0
+    pan = _perturbed()
+    c = torch.linspace(0.0, 1.5 * 4.0, 65, dtype=torch.float64)
+    h = float(c[1] - c[0])
+    # independent estimate: central differences evaluated at shifted points
+    s = lambda x: pan.amplitude(x)  # noqa: E731
+    second = (s(c[1:-1] + h) - 2 * s(c[1:-1]) + s(c[1:-1] - h)) / h**2
+    assert torch.allclose(pan.curvature(), (second**2).mean(), rtol=1e-10)
+    assert float(pan.curvature()) > 0.0

@@ -213,6 +213,31 @@ def test_pgs_calibration_sets_buffers_keeps_baseline_and_ships_them(make_config,
     assert "pgs_calibration" in saved.pansim_metadata["provenance"]
 
 
+def test_pan_curvature_penalty_flattens_the_amplitude(make_config):
+    from pansim.training.trainer import pan_curvature
+
+    def curvature_after(weight, out):
+        config = make_config(
+            max_epochs=2, test_file=None, variant="pan", pan_curvature_weight=weight, out_dir=out
+        )
+        trainer = Trainer(config)
+        with torch.no_grad():  # start from a bent amplitude, the same for both runs
+            torch.manual_seed(1)
+            for layer in trainer.model.pan_layers:
+                layer.pan.linear_2.weight.normal_(0.0, 2.0)
+        before = float(pan_curvature(trainer.model))
+        trainer.fit()
+        return before, float(pan_curvature(trainer.model))
+
+    tmp = make_config(max_epochs=1).out_dir
+    b0, free = curvature_after(0.0, tmp + "-free")
+    b1, penalised = curvature_after(100.0, tmp + "-penalised")
+    assert b0 == b1 > 0.0
+    assert penalised < 0.5 * free
+    # no PAN, no penalty term
+    assert float(pan_curvature(Trainer(make_config(max_epochs=1, variant="baseline")).model)) == 0
+
+
 def test_module_lr_scale_puts_added_modules_in_their_own_group(make_config):
     from pansim.training.trainer import is_added_parameter
 
