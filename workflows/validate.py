@@ -344,6 +344,9 @@ QUANTITIES: list[tuple[str, str, tuple, tuple | None]] = [
     ("E0", "eV/atom", ("eos", "E0"), None),
     ("B0", "GPa", ("eos", "B0"), ("eos", "B0")),
     ("B0'", "-", ("eos", "B0_prime"), ("eos", "B0_prime")),
+    # the local modulus B(V) = -V dP/dV at V0, against the DFT B0 (workflows.bulk_modulus)
+    ("B(V0), local", "GPa", ("eos", "B_V0"), ("eos", "B0")),
+    ("B(V) falls with V over +-6 % (1 = yes)", "-", ("eos", "checks", "monotone", int), None),
     (
         "E(0.80 V0) - E0",
         "eV/atom",

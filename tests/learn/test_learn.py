@@ -1,5 +1,6 @@
 """``pansim learn`` on the tiny EMT case: config errors, two rounds end to end, resume."""
 
+import argparse
 import json
 import os
 import shutil
@@ -263,3 +264,38 @@ def test_exploration_routes_do_what_they_say():
     assert d == pytest.approx(0.7 * 3.61 / np.sqrt(2), abs=0.06)  # 0.02 A rattle first
     (v,) = vacancies(base, rng, 1, 0.05)
     assert len(v) == len(base) - 1 and v.info["route"] == "vacancy"
+
+
+def test_merge_grows_the_data_without_touching_the_original_splits(case, capsys):
+    from workflows.learn.cli import register
+    from workflows.learn.cli import run as cli_run
+    from workflows.learn.merge import MergeError, merge
+
+    edit(case, stop={"max_rounds": 1}, retrain={"mode": "none"})
+    cfg = load_config("learn.yaml")
+    with pytest.raises(MergeError, match="no labels yet"):
+        merge(cfg)
+    run(cfg, stop_after="select", progress=False)
+    with pytest.raises(MergeError, match="2 labels are pending"):
+        merge(load_config("learn.yaml"))
+    run(load_config("learn.yaml"), progress=False)
+    before = {p: p.read_bytes() for p in case.glob("*.extxyz")}
+    parser = argparse.ArgumentParser()
+    register(parser)
+    assert cli_run(parser.parse_args(["learn.yaml", "--merge", "--into", "grown"])) == 0
+    assert "original" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in case.glob("*.extxyz")} == before  # originals untouched
+    folder = case / "work" / "labels"
+    labels = {
+        s: read(folder / f"{s}.extxyz", ":") if (folder / f"{s}.extxyz").stat().st_size else []
+        for s in ("train", "val", "test")
+    }
+    grown_train = read(case / "grown" / "train.extxyz", ":")
+    assert len(grown_train) == 6 + len(labels["train"])
+    assert len(read(case / "grown" / "val.extxyz", ":")) == 4 + len(labels["val"])
+    record = json.loads((case / "grown" / "manifest.json").read_text())
+    assert record["counts"]["train"] == {"original": 6, "added": len(labels["train"])}
+    assert record["sources"]["original_val"]["path"] == "val.extxyz"
+    assert record["command"] == "pansim learn learn.yaml --merge --into grown"
+    assert sum(sum(r.values()) for r in record["added_by_route"].values()) == 2
+    assert all("route" in a.info for a in grown_train[6:])

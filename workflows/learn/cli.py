@@ -22,6 +22,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="run nothing: write the data set grown by the labels (workflows/learn/merge.py)",
+    )
+    parser.add_argument("--into", help="--merge: output folder (default <data folder>/grown)")
+    parser.add_argument(
+        "--allow-pending", action="store_true", help="--merge: leave pending labels out"
+    )
+    parser.add_argument(
         "--status",
         action="store_true",
         help="run nothing: update the round log from the labels so far and print it",
@@ -34,16 +43,24 @@ def run(args: argparse.Namespace) -> int:
     from pansim.training.config import ConfigError
     from workflows.learn.config import LearnConfigError, load_config
     from workflows.learn.loop import run as run_loop
+    from workflows.learn.merge import MergeError, merge
 
     try:
         cfg = load_config(args.config)
+        if args.merge:
+            cmd = f"pansim learn {args.config} --merge" + (" --allow-pending" * args.allow_pending)
+            record = merge(cfg, args.into, args.allow_pending, command=cmd + (
+                f" --into {args.into}" if args.into else ""))  # fmt: skip
+            for split, c in record["counts"].items():
+                print(f"{split:12s} {c['original']:5d} original + {c['added']:4d} labels")
+            return 0
         if args.status:
             from workflows.learn.loop import refresh_status
 
             state = refresh_status(cfg)
         else:
             state = run_loop(cfg, stop_after=args.stop_after, progress=not args.no_progress)
-    except (LearnConfigError, ConfigError, ManifestError) as err:
+    except (LearnConfigError, ConfigError, ManifestError, MergeError) as err:
         print(f"pansim learn: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     table = Path(cfg["work_dir"]) / "rounds.md"
