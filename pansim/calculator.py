@@ -180,7 +180,12 @@ class PANCalculator(Calculator):
         # provenance in calc.parameters / calc.todict() (and so in ASE trajectories)
         from pansim.provenance import model_provenance
 
-        self.parameters.update(model_provenance(model, self.model, default_dtype))
+        if is_committee(model):
+            from pansim.committee import committee_provenance
+
+            self.parameters.update(committee_provenance(model, default_dtype))
+        else:
+            self.parameters.update(model_provenance(model, self.model, default_dtype))
         self.domain = model_domain(self.model) if check_domain else None
         self._warned: set[str] = set()
 

@@ -193,3 +193,28 @@ def add_committee_results(
                 [s[:, 0, 0], s[:, 1, 1], s[:, 2, 2], s[:, 1, 2], s[:, 0, 2], s[:, 0, 1]]
             )
             r["stress_std"] = voigt.std(axis=1)
+
+
+def committee_provenance(source: Any, default_dtype: str) -> dict[str, str]:
+    """Provenance of a committee (``calc.parameters``): its name and every member's file and hash.
+
+    ``source`` is a registered committee name or a list of model names/files (the members'
+    stems form the name); a list of in-memory modules is named as such, without files.
+    """
+    from pansim.pretrained import model_file
+    from pansim.provenance import KEYS, file_sha256
+
+    out = dict.fromkeys(KEYS, "")
+    out["dtype"] = str(default_dtype)
+    if isinstance(source, str):
+        name, files = source, committee_files(source)
+    elif all(isinstance(m, (str, os.PathLike)) for m in source):
+        files = [Path(model_file(m)) for m in source]
+        name = "committee(" + ", ".join(Path(m).stem for m in source) + ")"
+    else:
+        out["model_name"] = f"<in-memory committee of {len(source)}>"
+        return out
+    out["model_name"] = name
+    out["model_file"] = ", ".join(str(Path(f).resolve()) for f in files)
+    out["model_sha256"] = ", ".join(file_sha256(f) for f in files)
+    return out

@@ -93,3 +93,19 @@ def test_registered_committee_names(tmp_path):
         committee_files("si-committee", root=tmp_path)
     with pytest.raises(KeyError, match="no pretrained model"):
         committee_files("xx-committee")
+
+
+def test_calculator_takes_a_registered_committee_name_with_its_provenance():
+    """``PANCalculator(model="<name>-committee")`` (the documented form) builds and records
+    every member file and hash in its provenance."""
+    from pansim import PANCalculator
+    from pansim.committee import committee_files
+
+    calc = PANCalculator(model="si-committee")
+    files = committee_files("si-committee")
+    assert calc.parameters["model_name"] == "si-committee"
+    assert calc.parameters["model_file"].split(", ") == [str(f.resolve()) for f in files]
+    assert len(calc.parameters["model_sha256"].split(", ")) == len(files) == 3
+    listed = PANCalculator(model=[str(f) for f in files])
+    assert listed.parameters["model_sha256"] == calc.parameters["model_sha256"]
+    assert listed.parameters["model_name"].startswith("committee(")

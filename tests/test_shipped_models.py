@@ -122,3 +122,42 @@ def test_demo_reference_properties_load_with_the_validate_schema():
     rows = comparison_table(ref, None, None)
     referenced = [r for r, q in zip(rows, QUANTITIES, strict=True) if q[3] is not None]
     assert all(r["dft"] is not None for r in referenced), [r["quantity"] for r in referenced]
+
+
+#: shipped crystal models whose E(V) is known to fail the check, and why (docs/science.md §6)
+KNOWN_UNPHYSICAL_EOS = {
+    "si": "pan+pgs (100 cosine epochs): PAN's amplitude bends B(V); the issue-23 reshipping "
+    "replaces it",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(strict=True, reason=KNOWN_UNPHYSICAL_EOS[n])
+            if n in KNOWN_UNPHYSICAL_EOS
+            else (),
+        )
+        for system in ("si", "lif", "ag")
+        for n in (system, f"{system}-baseline")
+    ],
+)
+def test_shipped_crystal_models_have_a_physical_equation_of_state(name):
+    """B(V) = -V dP/dV falls with V over +-6 % of V0, and B(V0) is within 10 % of DFT B0."""
+    from pansim import PANCalculator
+    from pansim.data.settings import crystal_cell
+    from workflows.bulk_modulus import bulk_modulus_checks
+    from workflows.eos import equation_of_state
+
+    system = pre.model_entry(name)["system"]
+    dft = json.loads((ROOT / "data" / system / "reference" / "properties.json").read_text())
+    res = equation_of_state(crystal_cell(system), PANCalculator(model=name, dtype="float64"))
+    checks = bulk_modulus_checks(
+        res.volumes, res.local_bulk_modulus, res.V0, res.B0_prime, dft["eos"]["B0"]
+    )
+    assert checks["monotone"], f"{name}: B(V) = {res.local_bulk_modulus} GPa is not monotone"
+    assert checks["B_V0_within_rtol"], (
+        f"{name}: B(V0) = {checks['B_V0']:.1f} GPa, DFT B0 = {dft['eos']['B0']:.1f} GPa"
+    )
