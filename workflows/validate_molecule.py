@@ -150,9 +150,9 @@ def start_geometry(molecule: str, reference: dict[str, Any], start: Atoms | None
         from pansim.data.labelers import dict_to_atoms
 
         return dict_to_atoms(geometry)
-    from pansim.data.molecules import initial_geometry
+    from pansim.data.systems import get_system
 
-    return initial_geometry(molecule)
+    return get_system(molecule).initial_geometry()
 
 
 # --------------------------------------------------------------------------- workflows

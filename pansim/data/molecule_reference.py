@@ -44,12 +44,12 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from pansim.data.datasets import data_dir
+from pansim.data import systems
 from pansim.data.labelers import LabelError, atoms_to_dict, dict_to_atoms, job_hash
 from pansim.data.manifest import write_json_atomic
 
-#: molecules with a reference recipe (the registered molecule datasets)
-MOLECULES = ("ethanol", "malonaldehyde")
+#: molecules with a reference recipe (the molecules of :data:`pansim.data.systems.SYSTEMS`)
+MOLECULES = tuple(n for n, s in systems.SYSTEMS.items() if s.kind == "molecule")
 DISPLACEMENT_A = 0.01
 RELAX_FMAX = 5e-4
 RELAX_STEPS = 100
@@ -61,8 +61,8 @@ Evaluate = Callable[[dict], dict]
 
 
 def reference_dir(molecule: str, root: str | Path | None = None) -> Path:
-    """``data/<molecule>/reference``."""
-    return data_dir(root) / molecule / "reference"
+    """``data/<molecule>/reference`` (:meth:`pansim.data.systems.System.reference_dir`)."""
+    return systems.reference_dir(molecule, root)
 
 
 def pyscf_single_point(job: dict) -> dict:
@@ -200,9 +200,7 @@ def xtb_start(molecule: str) -> Atoms:
     from ase.optimize import BFGS
     from tblite.ase import TBLite
 
-    from pansim.data.molecules import initial_geometry
-
-    atoms = initial_geometry(molecule)
+    atoms = systems.get_system(molecule).initial_geometry()
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     BFGS(atoms, logfile=None).run(fmax=XTB_FMAX, steps=500)
     return Atoms(atoms.numbers, atoms.positions.copy())

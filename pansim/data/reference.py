@@ -47,10 +47,10 @@ import numpy as np
 from ase import Atoms
 from ase import units as ase_units
 
-from pansim.data.datasets import data_dir
 from pansim.data.labelers import atoms_to_dict, crystal_job, dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, write_json_atomic
-from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
+from pansim.data.settings import kmesh
+from pansim.data.systems import CRYSTALS, crystal_cell, get_system
 from pansim.fits import fit_birch_murnaghan, fit_columns
 
 EV_A3_TO_GPA = 1.0 / ase_units.GPa  # eV/A^3 -> GPa
@@ -70,7 +70,7 @@ THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) ->
 
 def jobs_path(system: str, root=None) -> Path:
     """``data/<system>/reference/jobs.json``: the manifest of the reference-property jobs."""
-    return data_dir(root) / system / "reference" / "jobs.json"
+    return get_system(system).reference_dir(root) / "jobs.json"
 
 
 def _add(m: Manifest, key: str, job: dict, prov: dict) -> int:
