@@ -52,11 +52,11 @@ from pansim.data.manifest import Manifest, write_json_atomic
 from pansim.data.settings import kmesh
 from pansim.data.systems import CRYSTALS, crystal_cell, get_system
 from pansim.fits import fit_birch_murnaghan, fit_columns
+from pansim.phonons import DISPLACEMENT_A, SUPERCELL  # the models' phonon set-up
 
 EV_A3_TO_GPA = 1.0 / ase_units.GPa  # eV/A^3 -> GPa
 EOS_SCALES = tuple(np.round(np.linspace(0.94, 1.06, 9), 4)) + (0.80, 0.85, 0.90)
 STRAIN = 0.005
-DISPLACEMENT_A = 0.01
 ELASTIC_KPTS = {"ag": (12, 12, 12)}
 COMPRESSED = (0.80, 0.85, 0.90)  # V/V0 of the validate schema's compressed points
 STAGES = ("eos", "elastic", "frozen_phonon", "phonon", "contact")
@@ -284,22 +284,15 @@ RESIDUAL_KEY = "phonon-residual"
 
 
 def _phonon_supercells(system: str, v0: float):
-    """The primitive cell at ``v0`` and phonopy's undisplaced + displaced 2x2x2 supercells."""
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
+    """The primitive cell at ``v0`` and phonopy's undisplaced + displaced 2x2x2 supercells.
+
+    The set-up of the models' phonons (:func:`pansim.phonons.displaced`).
+    """
+    from pansim.phonons import displaced, supercells
 
     prim = primitive_at(system, v0)
-    unit = PhonopyAtoms(
-        symbols=prim.get_chemical_symbols(),
-        cell=prim.cell.array,
-        scaled_positions=prim.get_scaled_positions(),
-    )
-    ph = Phonopy(unit, supercell_matrix=2 * np.eye(3, dtype=int), primitive_matrix="P")
-    ph.generate_displacements(distance=DISPLACEMENT_A)
-    cells = [ph.supercell] + list(ph.supercells_with_displacements)
-    return prim, [
-        Atoms(c.symbols, cell=c.cell, scaled_positions=c.scaled_positions, pbc=True) for c in cells
-    ]
+    cells = supercells(displaced(prim, SUPERCELL, DISPLACEMENT_A))
+    return prim, cells[-1:] + cells[:-1]
 
 
 def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
@@ -465,39 +458,60 @@ def _frozen_phonon(m: Manifest) -> dict | None:
     return res
 
 
+def stored_forces(jobs: dict[str, dict]):
+    """``forces(structures)`` of :func:`pansim.phonons.harmonic_phonons` from finished phonon jobs.
+
+    The structures asked for are the displaced supercells (``phonon-01`` ...), then
+    the undisplaced one (:data:`RESIDUAL_KEY`); each must be the structure its job
+    computed (1e-8 A), so the stored forces belong to this set-up.
+    """
+
+    def forces(structures: list[Atoms]) -> np.ndarray:
+        keys = [f"phonon-{k:02d}" for k in range(1, len(structures))] + [RESIDUAL_KEY]
+        out = []
+        for key, atoms in zip(keys, structures, strict=True):
+            if key not in jobs:
+                raise ValueError(f"no stored phonon job {key} for this set-up")
+            job = dict_to_atoms(jobs[key]["job"]["atoms"])
+            same = (
+                np.array_equal(job.numbers, atoms.numbers)
+                and np.allclose(job.cell.array, atoms.cell.array, rtol=0, atol=1e-8)
+                and np.allclose(job.positions, atoms.positions, rtol=0, atol=1e-8)
+            )
+            if not same:
+                raise ValueError(f"stored phonon job {key} is not the supercell of this set-up")
+            out.append(np.asarray(jobs[key]["result"]["forces"], dtype=float))
+        return np.array(out)
+
+    return forces
+
+
 def _phonopy(m: Manifest) -> dict | None:
+    """The models' phonon analysis (:func:`pansim.phonons.harmonic_phonons`) on the DFT forces."""
     jobs = _stage(m, "phonon")
     if RESIDUAL_KEY not in jobs or any(e["status"] != "done" for e in jobs.values()):
         return None
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
+    from pansim.phonons import harmonic_phonons
 
     first = jobs[RESIDUAL_KEY]["provenance"]
-    prim = dict_to_atoms(first["unitcell"])
-    unit = PhonopyAtoms(
-        symbols=prim.get_chemical_symbols(),
-        cell=prim.cell.array,
-        scaled_positions=prim.get_scaled_positions(),
-        masses=prim.get_masses(),  # the frozen-phonon check uses the same masses
+    prim = dict_to_atoms(first["unitcell"])  # masses: the frozen-phonon check's
+    res = harmonic_phonons(
+        prim, stored_forces(jobs), supercell=SUPERCELL, displacement=first["distance_A"]
     )
-    ph = Phonopy(unit, supercell_matrix=2 * np.eye(3, dtype=int), primitive_matrix="P")
-    ph.generate_displacements(distance=DISPLACEMENT_A)
-    n = first["n_displacements"]
-    displaced = [np.array(jobs[f"phonon-{k:02d}"]["result"]["forces"]) for k in range(1, n + 1)]
-    f0 = np.array(jobs[RESIDUAL_KEY]["result"]["forces"])
-    ph.forces = np.array([f - f0 for f in displaced])
-    ph.produce_force_constants()
-    ph.symmetrize_force_constants()  # translational invariance (acoustic sum rule)
-    qpts = {"Gamma": [0, 0, 0], "X": [0.5, 0.0, 0.5], "L": [0.5, 0.5, 0.5]}
-    ph.run_qpoints(list(qpts.values()))
-    freqs = {q: sorted(f) for q, f in zip(qpts, ph.qpoints.frequencies.tolist(), strict=True)}
+    if res.n_displacements != first["n_displacements"]:
+        raise ValueError(f"{res.n_displacements} displacements, {first['n_displacements']} stored")
+    points, qpoints = res.fields["high_symmetry_THz"], res.fields["high_symmetry_q"]
     return {
-        "frequencies_THz": freqs,
-        "q_points_reduced": qpts,
-        "residual_force_max_eV_A": float(np.abs(f0).max()),
+        "frequencies_THz": {q: points[q] for q in ("Gamma", "X", "L")},
+        "q_points_reduced": {q: qpoints[q] for q in ("Gamma", "X", "L")},
+        "high_symmetry_THz": points,
+        "imaginary_modes": res.imaginary_modes,
+        "analysis": "pansim.phonons.harmonic_phonons, the models' phonon analysis: "
+        "frequencies at the labelled points of phonopy's band path",
+        "residual_force_max_eV_A": float(np.abs(res.residual_forces).max()),
         "residual_forces": "undisplaced supercell, GPAW symmetry off, subtracted",
         "force_constants": "symmetrised (phonopy symmetrize_force_constants)",
-        "distance_A": DISPLACEMENT_A,
+        "distance_A": first["distance_A"],
         "supercell": "2x2x2 primitive",
         "kpts": first["kpts"],
         "n_atoms_primitive": len(prim),
