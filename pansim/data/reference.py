@@ -47,6 +47,7 @@ import numpy as np
 from ase import Atoms
 from ase import units as ase_units
 
+from pansim import structures as _structures
 from pansim.data.labelers import atoms_to_dict, crystal_job, dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, write_json_atomic
 from pansim.data.settings import kmesh
@@ -62,7 +63,7 @@ COMPRESSED = (0.80, 0.85, 0.90)  # V/V0 of the validate schema's compressed poin
 STAGES = ("eos", "elastic", "frozen_phonon", "phonon", "contact")
 #: distances of the contact scan, fractions of the nearest-neighbour distance
 #: (the defaults of :func:`workflows.repulsion.repulsion_scan`: 0.6 to 1, 13 points)
-CONTACT_FRACTIONS = tuple(float(f) for f in np.linspace(0.6, 1.0, 13))
+CONTACT_FRACTIONS = _structures.CONTACT_FRACTIONS
 CONTACT_INDEX = 0
 THZ_TO_CM1 = 33.35640951981521
 THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) -> THz
@@ -104,12 +105,9 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
         One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
         :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
     """
-    from pansim.structures import contact_cell, nearest_neighbour
-
-    a = CRYSTALS[system].lattice_constant
-    conv = crystal_cell(system, a, cubic=True)
-    j, vec = nearest_neighbour(conv, CONTACT_INDEX)
-    cells = [contact_cell(conv, CONTACT_INDEX, vec, f) for f in CONTACT_FRACTIONS]
+    spec = get_system(system)
+    a, conv = spec.a, spec.conventional()
+    j, vec, cells = _structures.contact_cells(conv, CONTACT_INDEX, CONTACT_FRACTIONS)
     d_nn = float(np.linalg.norm(vec))
     info = {"neighbour": j, "r_nn_A": d_nn, "a_A": a, "fractions": list(CONTACT_FRACTIONS)}
     return info, cells
@@ -210,31 +208,56 @@ def _eos(system: str, m: Manifest, out: Path) -> dict | None:
     return res
 
 
+def stored_results(rows: list[dict]):
+    """``evaluate(cells) -> (energies, forces)`` of :func:`pansim.structures.contact_scan`.
+
+    From the finished jobs ``rows``, in the order of the cells; each cell must be the
+    structure its job computed (1e-8 A).
+    """
+
+    def evaluate(cells: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+        for e, atoms in zip(rows, cells, strict=True):
+            if not _same_structure(dict_to_atoms(e["job"]["atoms"]), atoms):
+                raise ValueError("a stored contact job is not the cell of this scan")
+        energies = np.array([e["result"]["energy"] for e in rows], dtype=float)
+        return energies, np.array([e["result"]["forces"] for e in rows], dtype=float)
+
+    return evaluate
+
+
 def _contact(system: str, m: Manifest, out: Path) -> dict | None:
-    """The finished contact scan -> ``contact.json`` (None until every point is done)."""
+    """The finished contact scan -> ``contact.json`` (None until every point is done).
+
+    Analysed by :func:`pansim.structures.contact_scan`, the function of the models'
+    scan (:func:`workflows.repulsion.repulsion_scan`), on the stored DFT results.
+    """
     jobs = _stage(m, "contact")
     if not jobs or any(e["status"] != "done" for e in jobs.values()):
         return None
-    rows = sorted(jobs.values(), key=lambda e: e["provenance"]["r_A"])
-    index, j = rows[0]["provenance"]["index"], rows[0]["provenance"]["neighbour"]
-    r = [e["provenance"]["r_A"] for e in rows]
-    energy = np.array([e["result"]["energy"] for e in rows])
-    force = []
-    for e in rows:
-        atoms = dict_to_atoms(e["job"]["atoms"])
-        bond = atoms.get_distance(index, j, mic=True, vector=True)  # moved atom -> neighbour
-        unit = bond / np.linalg.norm(bond)
-        f_moved = np.asarray(e["result"]["forces"])[index]
-        force.append(float(-f_moved @ unit))  # positive = pushes the atom back (repulsive)
+    rows = sorted(jobs.values(), key=lambda e: e["provenance"]["fraction"])
+    prov, index = rows[0]["provenance"], rows[0]["provenance"]["index"]
+    fractions = [e["provenance"]["fraction"] for e in rows]
+    uncompressed = dict_to_atoms(rows[-1]["job"]["atoms"])  # fraction 1: the perfect cell
+    # the jobs' own bond (of several equally near neighbours and images, the one they
+    # approached): the moved atom went (1 - f) of it at fraction f
+    moved = dict_to_atoms(rows[0]["job"]["atoms"]).positions[index]
+    bond = (moved - uncompressed.positions[index]) / (1.0 - fractions[0])
+    scan = _structures.contact_scan(
+        uncompressed,
+        stored_results(rows),
+        index=index,
+        fractions=fractions,
+        toward=(prov["neighbour"], bond),
+    )
     res = {
         "system": system,
         "mode": "contact",
-        "index": index,
-        "neighbour": j,
-        "a_A": rows[0]["provenance"]["a_A"],
-        "r_A": r,
-        "energy_eV": (energy - energy[-1]).tolist(),
-        "force_eV_per_A": force,
+        "index": scan.index,
+        "neighbour": scan.neighbour,
+        "a_A": prov["a_A"],
+        "r_A": scan.r_A.tolist(),
+        "energy_eV": scan.energy_eV.tolist(),
+        "force_eV_per_A": scan.force_eV_per_A.tolist(),
         "kpts": rows[0]["provenance"]["kpts"],
         "settings": rows[0]["job"]["calc"],
         "note": "conventional cell at the spec lattice constant, atom `index` moved toward "
@@ -458,6 +481,15 @@ def _frozen_phonon(m: Manifest) -> dict | None:
     return res
 
 
+def _same_structure(a: Atoms, b: Atoms, tol: float = 1e-8) -> bool:
+    """Same atoms, cell and positions (A, to ``tol``)."""
+    return (
+        np.array_equal(a.numbers, b.numbers)
+        and np.allclose(a.cell.array, b.cell.array, rtol=0, atol=tol)
+        and np.allclose(a.positions, b.positions, rtol=0, atol=tol)
+    )
+
+
 def stored_forces(jobs: dict[str, dict]):
     """``forces(structures)`` of :func:`pansim.phonons.harmonic_phonons` from finished phonon jobs.
 
@@ -472,13 +504,7 @@ def stored_forces(jobs: dict[str, dict]):
         for key, atoms in zip(keys, structures, strict=True):
             if key not in jobs:
                 raise ValueError(f"no stored phonon job {key} for this set-up")
-            job = dict_to_atoms(jobs[key]["job"]["atoms"])
-            same = (
-                np.array_equal(job.numbers, atoms.numbers)
-                and np.allclose(job.cell.array, atoms.cell.array, rtol=0, atol=1e-8)
-                and np.allclose(job.positions, atoms.positions, rtol=0, atol=1e-8)
-            )
-            if not same:
+            if not _same_structure(dict_to_atoms(jobs[key]["job"]["atoms"]), atoms):
                 raise ValueError(f"stored phonon job {key} is not the supercell of this set-up")
             out.append(np.asarray(jobs[key]["result"]["forces"], dtype=float))
         return np.array(out)
