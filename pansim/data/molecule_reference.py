@@ -293,6 +293,41 @@ def bond_force(forces: np.ndarray, atoms: Atoms, bond: dict[str, Any]) -> float:
     return float(np.asarray(forces)[bond["fragment"]].sum(axis=0) @ (vec / np.linalg.norm(vec)))
 
 
+#: ``evaluate(structures) -> [(energy eV, forces [n, 3] eV/A) or None (a failed point), ...]``
+BondEvaluate = Callable[[list[Atoms]], list[tuple[float, Any] | None]]
+
+
+def bond_scan(
+    geometry: Atoms, bond: dict[str, Any], evaluate: BondEvaluate, fractions=FRACTIONS
+) -> dict[str, Any]:
+    """One compressed-bond scan: the DFT reference's and the models' (one analysis).
+
+    ``bond``'s fragment is moved rigidly (:func:`compress_bond`) to each of
+    ``fractions`` of its length; ``evaluate`` gives energy and forces of each
+    structure (stored DFT points, or a model). Returns ``fractions``, ``r_A``,
+    ``energy_eV`` (relative to the largest fraction, the uncompressed molecule),
+    ``energy_abs_eV``, ``force_eV_per_A`` (:func:`bond_force`) and
+    ``forces_eV_per_A``; a failed point is None in each.
+    """
+    fractions = list(fractions)
+    structures = [compress_bond(geometry, bond, f) for f in fractions]
+    results = evaluate(structures)
+    energies = [None if r is None else float(r[0]) for r in results]
+    forces = [None if r is None else np.asarray(r[1], dtype=float) for r in results]
+    e_ref = energies[int(np.argmax(fractions))]
+    return {
+        "fractions": fractions,
+        "r_A": [f * bond["r0_A"] for f in fractions],
+        "energy_eV": [None if e is None or e_ref is None else e - e_ref for e in energies],
+        "energy_abs_eV": energies,
+        "force_eV_per_A": [
+            None if f is None else bond_force(f, a, bond)
+            for f, a in zip(forces, structures, strict=True)
+        ],
+        "forces_eV_per_A": [None if f is None else f.tolist() for f in forces],
+    }
+
+
 # --------------------------------------------------------------------------- stages
 def load_reference(molecule: str, root: str | Path | None = None) -> dict[str, Any]:
     """Reference blocks found in ``data/<molecule>/reference``: ``vibrations``, ``repulsion``."""
