@@ -24,6 +24,7 @@ from typing import Any
 
 from ase import Atoms
 
+from pansim.data import molecule_reference as recipe  # bond_scan: the models' scan too
 from pansim.data.labelers import atoms_to_dict, molecule_job
 from pansim.data.manifest import write_json_atomic
 from pansim.data.molecule_reference import (
@@ -35,7 +36,6 @@ from pansim.data.molecule_reference import (
     Evaluate,
     PointStore,
     StoreCalculator,
-    bond_scan,
     pyscf_single_point,
     reference_dir,
     scan_bonds,
@@ -90,7 +90,7 @@ def reference_repulsion(
         return evaluate
 
     for bond in scan_bonds(geometry):
-        scans.append({**bond, **bond_scan(geometry, bond, stored(bond), FRACTIONS)})
+        scans.append({**bond, **recipe.bond_scan(geometry, bond, stored(bond), FRACTIONS)})
     data = {
         "molecule": molecule,
         **_dft_block(settings, [r for r in results if r.get("ok")]),

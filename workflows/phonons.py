@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from pansim.phonons import (  # noqa: F401 - re-exported (the one phonopy set-up)
+import pansim.phonons as pansim_phonons  # the one phonopy set-up, shared with the DFT side
+from pansim.phonons import (  # noqa: F401 - re-exported
     THZ_TO_CM1,
     harmonic_phonons,
     plain_label,
@@ -159,7 +160,7 @@ def phonons(
         timings=timings,
         warnings=warnings,
     )
-    harmonic = harmonic_phonons(
+    harmonic = pansim_phonons.harmonic_phonons(
         unit,
         lambda structures: evaluate_forces(structures, calc),
         supercell=supercell,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+import pansim.structures as pansim_structures  # the contact scan, shared with the DFT side
 from pansim.structures import contact_cell, contact_scan, nearest_neighbour  # noqa: F401 - re-exported
 from workflows._common import (
     WorkflowResult,
@@ -89,7 +90,7 @@ def _scan_contact(
     The DFT reference's contact scan (:mod:`pansim.data.reference`) is the same
     function on the stored DFT energies and forces.
     """
-    scan = contact_scan(
+    scan = pansim_structures.contact_scan(
         atoms, lambda cells: _energies_forces(cells, calc), index=index, fractions=fractions
     )
     return scan.energy_eV, scan.force_eV_per_A
