@@ -15,7 +15,9 @@ through the same round-robin driver as the datasets. After each finished job
 3. Also at V0: ``phonon`` jobs: phonopy finite displacements (0.01 A) on the 2x2x2
    supercell of the primitive cell plus the undisplaced supercell, whose residual
    forces are subtracted; frequencies at Gamma, X, L -> ``phonons.json`` (LiF: TO
-   modes only, no non-analytic correction: pansim models are short-ranged).
+   modes only, no non-analytic correction: pansim models are short-ranged). Set-up
+   and analysis are the models' (:func:`pansim.phonons.harmonic_phonons`, on the
+   stored forces).
 4. With them, for 2-atom primitive cells (Si, LiF), the ``frozen_phonon`` check of
    docs/spec.md §2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
    +-0.01 A along x against the other sublattice; the Gamma optical frequency
@@ -29,7 +31,8 @@ through the same round-robin driver as the datasets. After each finished job
    over 0.60-1.00 of the nearest-neighbour distance in 13 steps, no relaxation; the
    cubic family's rule mesh, symmetry off for every point alike -> ``contact.json``,
    and ``repulsion`` in ``properties.json`` (energy rise in eV per cell, zero at the
-   uncompressed point; force on the moved atom along the bond).
+   uncompressed point; force on the moved atom along the bond), analysed by the
+   models' :func:`pansim.structures.contact_scan` on the stored results.
 
 From whatever stages are complete, :func:`analyse` also writes
 ``properties.json``, the same results in the schema ``pansim validate`` reads
