@@ -57,19 +57,16 @@ def unit_cell():
 
 def phonon_structures(supercell: int, symmetry: bool) -> list:
     """phonopy's displaced supercells (0.01 A, +-) and the undisplaced one, as ase Atoms."""
-    from phonopy import Phonopy
+    from pansim.phonons import displaced, supercells
 
-    from workflows.phonons import to_ase_atoms, to_phonopy_atoms
-
-    phonon = Phonopy(
-        to_phonopy_atoms(unit_cell()),
-        supercell_matrix=np.eye(3, dtype=int) * supercell,
-        primitive_matrix="auto",
-        is_symmetry=symmetry,
+    phonon = displaced(
+        unit_cell(),
+        (supercell,) * 3,
+        0.01,
+        symmetry=symmetry,
+        plusminus=True if not symmetry else "auto",
     )
-    phonon.generate_displacements(distance=0.01, is_plusminus=True if not symmetry else "auto")
-    cells = [to_ase_atoms(c) for c in phonon.supercells_with_displacements]
-    return cells + [to_ase_atoms(phonon.supercell)]
+    return supercells(phonon)
 
 
 def elastic_structures() -> list:

@@ -24,8 +24,8 @@ from ase.io import read
 
 from pansim import PANCalculator
 from pansim.backbones import VARIANTS
-from pansim.data.reference import crystal_cell, primitive_at
-from pansim.data.settings import CRYSTALS
+from pansim.data.reference import primitive_at
+from pansim.data.systems import CRYSTALS, crystal_cell
 from pansim.files import write_text_atomic
 from pansim.modules.pan import PANPooling
 

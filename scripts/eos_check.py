@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def check(system: str, model: str) -> dict:
     """EOS result and checks of one model on ``system``'s primitive cell."""
     from pansim import PANCalculator
-    from pansim.data.settings import crystal_cell
+    from pansim.data.systems import get_system
     from workflows.bulk_modulus import bulk_modulus_checks
     from workflows.eos import equation_of_state
 
-    reference = json.loads((ROOT / "data" / system / "reference" / "properties.json").read_text())
-    res = equation_of_state(crystal_cell(system), PANCalculator(model=model, dtype="float64"))
+    spec = get_system(system)
+    reference = json.loads((spec.reference_dir(ROOT / "data") / "properties.json").read_text())
+    res = equation_of_state(spec.primitive(), PANCalculator(model=model, dtype="float64"))
     checks = bulk_modulus_checks(
         res.volumes, res.local_bulk_modulus, res.V0, res.B0_prime, reference["eos"]["B0"]
     )

@@ -10,8 +10,9 @@ of the numbers is intended, and say why in the commit.
 The structures are stored in the JSON as well (numbers, positions, cell,
 pbc), so the test needs neither the random generator nor the data files:
 
-* a crystal: its conventional cubic cell (``ase.build.bulk``, lattice constant
-  of ``pansim.data.settings``; the ``ag-emt`` demo uses 4.06 A), rattled by
+* a crystal: its conventional cubic cell (``System.conventional`` of
+  ``pansim.data.systems``, at its lattice constant; the ``ag-emt`` demo at
+  4.06 A, the value its golden numbers were made with), rattled by
   0.05 A with seed 1, so that forces are non-zero;
 * a molecule: the first frame of ``data/<system>/<system>.extxyz``.
 
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 from ase.io import read
 
 from pansim.data.labelers import atoms_to_dict  # the same JSON form as the labels
@@ -34,20 +34,17 @@ from pansim.data.labelers import atoms_to_dict  # the same JSON form as the labe
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "golden" / "shipped_models.json"
 
-#: system -> (formula, ase.build.bulk structure, lattice constant in A)
-CRYSTALS = {
-    "ag-emt": ("Ag", "fcc", 4.06),
-    "ag": ("Ag", "fcc", 4.16),
-    "si": ("Si", "diamond", 5.47),
-    "lif": ("LiF", "rocksalt", 4.07),
-}
+#: lattice constants (A) of the golden cells that differ from the system's own
+GOLDEN_A = {"ag-emt": 4.06}
 
 
 def structure(system: str) -> Atoms:
     """The fixed structure of ``system`` (see the module docstring)."""
-    if system in CRYSTALS:
-        formula, kind, a = CRYSTALS[system]
-        atoms = bulk(formula, kind, a=a, cubic=True)
+    from pansim.data.systems import SYSTEMS
+
+    spec = SYSTEMS.get(system)
+    if spec is not None and spec.kind == "crystal":
+        atoms = spec.conventional(GOLDEN_A.get(system))
         atoms.rattle(0.05, seed=1)
         return atoms
     return read(ROOT / "data" / system / f"{system}.extxyz", index=0)

@@ -1,14 +1,17 @@
-"""Stored DFT reference points analysed by the workflows' own fits, against the committed values.
+"""Stored DFT reference points analysed by the workflows' own code, against the committed values.
 
-No DFT is run: the energies and stresses are those stored in
+No DFT is run: the energies, stresses and forces are those stored in
 ``data/<system>/reference/jobs.json``. For each crystal whose stage is finished,
 the equation of state is fitted by :func:`workflows.eos.fit_birch_murnaghan`
-(GPa from ``ase.units``) and C11, C12, C44 by :func:`workflows.elastic.fit_columns`
-(through :func:`pansim.data.reference.cubic_constants`), and compared with the
-committed ``eos.json`` and ``elastic.json``. Since the builder uses these same fits
-(:mod:`pansim.fits`) the change column is zero, to the optimiser's last digits; the
-table of what moved when the builder switched to them is in
-``docs/dft_reference_analysis.md``. Usage (from the repository root)::
+(GPa from ``ase.units``), C11, C12, C44 by :func:`workflows.elastic.fit_columns`
+(through :func:`pansim.data.reference.cubic_constants`), and the phonons are
+computed by :func:`workflows.phonons.phonons` itself, with the stored DFT forces
+as its calculator; the results are compared with the committed ``eos.json``,
+``elastic.json`` and ``phonons.json``. Since the builder uses these same fits
+(:mod:`pansim.fits`) and phonon analysis (:mod:`pansim.phonons`) the change column
+is zero, to the optimiser's last digits; the tables of what moved when the builder
+switched to them are in ``docs/dft_reference_analysis.md``. Usage (from the
+repository root)::
 
     python scripts/reanalyse_dft_reference.py [--systems ag lif si]
 """
@@ -65,6 +68,52 @@ def elastic_rows(entries: dict, committed: dict) -> list[tuple[str, str, float, 
     return [(f"elastic {k[:3]}", "GPa", float(committed[k]), float(new[k])) for k in new]
 
 
+class StoredForces:
+    """The stored DFT forces of the phonon supercells as a calculator (``batch_evaluate``)."""
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, jobs: dict):
+        from pansim.data.reference import stored_forces
+
+        self.forces = stored_forces(jobs)
+
+    def batch_evaluate(self, structures: list) -> list[dict]:
+        """Forces (eV/A) of each supercell, from its finished job."""
+        return [{"forces": f} for f in self.forces(structures)]
+
+
+#: frequencies below this (THz) are the acoustic modes at Gamma: zero up to round-off
+ACOUSTIC_THZ = 1e-3
+
+
+def phonon_rows(entries: dict, committed: dict) -> list[tuple[str, str, float, float]]:
+    """``(quantity, unit, committed, workflow)`` of the frequencies at Gamma, X and L."""
+    from pansim.data.labelers import dict_to_atoms
+    from workflows.phonons import phonons
+
+    done = _stage(entries, "phonon")
+    jobs = {key: e for key, e in entries.items() if e in done}
+    if "phonon-residual" not in jobs:
+        return []
+    first = jobs["phonon-residual"]["provenance"]
+    res = phonons(
+        dict_to_atoms(first["unitcell"]),
+        StoredForces(jobs),
+        supercell=(2, 2, 2),
+        displacement=first["distance_A"],
+        relax_first=False,
+        relax_cell=False,
+    )
+    rows = []
+    for q, old in committed["frequencies_THz"].items():
+        new = res.high_symmetry_THz[q]
+        for k, (a, b) in enumerate(zip(old, new, strict=True)):
+            if abs(a) > ACOUSTIC_THZ:
+                rows.append((f"phonon {q} mode {k + 1}", "THz", float(a), float(b)))
+    return rows
+
+
 def system_rows(system: str) -> list[tuple[str, str, float, float]]:
     """All rows of ``system`` whose stage is finished and committed."""
     folder = ROOT / "data" / system / "reference"
@@ -72,7 +121,7 @@ def system_rows(system: str) -> list[tuple[str, str, float, float]]:
         return []
     entries = json.loads((folder / "jobs.json").read_text())["entries"]
     rows = []
-    for name, fn in (("eos", eos_rows), ("elastic", elastic_rows)):
+    for name, fn in (("eos", eos_rows), ("elastic", elastic_rows), ("phonons", phonon_rows)):
         if (folder / f"{name}.json").is_file():
             rows += fn(entries, json.loads((folder / f"{name}.json").read_text()))
     return rows

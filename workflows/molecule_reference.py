@@ -24,6 +24,7 @@ from typing import Any
 
 from ase import Atoms
 
+from pansim.data import molecule_reference as recipe  # bond_scan: the models' scan too
 from pansim.data.labelers import atoms_to_dict, molecule_job
 from pansim.data.manifest import write_json_atomic
 from pansim.data.molecule_reference import (
@@ -35,8 +36,6 @@ from pansim.data.molecule_reference import (
     Evaluate,
     PointStore,
     StoreCalculator,
-    bond_force,
-    compress_bond,
     pyscf_single_point,
     reference_dir,
     scan_bonds,
@@ -78,29 +77,20 @@ def reference_repulsion(
 ) -> dict[str, Any]:
     """Compressed-bond scans at the relaxed geometry -> ``out/repulsion.json``."""
     scans, results = [], []
+
+    def stored(bond: dict[str, Any]):
+        def evaluate(structures: list[Atoms]) -> list[tuple[float, Any] | None]:
+            out = []
+            for frac, atoms in zip(FRACTIONS, structures, strict=True):
+                r = store.result(atoms, f"repulsion {bond['name']} {frac:.2f}")
+                results.append(r)
+                out.append((r["energy"], r["forces"]) if r.get("ok") else None)
+            return out
+
+        return evaluate
+
     for bond in scan_bonds(geometry):
-        e, f, full = [], [], []
-        for frac in FRACTIONS:
-            atoms = compress_bond(geometry, bond, frac)
-            r = store.result(atoms, f"repulsion {bond['name']} {frac:.2f}")
-            results.append(r)
-            ok = bool(r.get("ok"))
-            e.append(float(r["energy"]) if ok else None)
-            f.append(bond_force(r["forces"], atoms, bond) if ok else None)
-            full.append(r["forces"] if ok else None)
-        e_ref = e[FRACTIONS.index(1.0)]
-        rel = [None if x is None or e_ref is None else x - e_ref for x in e]
-        scans.append(
-            {
-                **bond,
-                "fractions": list(FRACTIONS),
-                "r_A": [frac * bond["r0_A"] for frac in FRACTIONS],
-                "energy_eV": rel,
-                "energy_abs_eV": e,
-                "force_eV_per_A": f,
-                "forces_eV_per_A": full,
-            }
-        )
+        scans.append({**bond, **recipe.bond_scan(geometry, bond, stored(bond), FRACTIONS)})
     data = {
         "molecule": molecule,
         **_dft_block(settings, [r for r in results if r.get("ok")]),

@@ -1,9 +1,13 @@
 """Phonons by finite displacements with phonopy, in phonopy's own sequence.
 
+The set-up and the analysis are :func:`pansim.phonons.harmonic_phonons`, which the
+DFT reference builder (:mod:`pansim.data.reference`) runs on the stored DFT forces:
 ``Phonopy(unitcell, supercell_matrix)`` -> ``generate_displacements`` -> forces of
 the displaced supercells (one batched call when the calculator has
-``batch_evaluate``) -> ``produce_force_constants`` -> band structure along
-phonopy's seekpath path, mesh, total DOS, thermal properties.
+``batch_evaluate``) -> ``produce_force_constants`` (residual forces subtracted,
+force constants symmetrised) -> band structure along phonopy's seekpath path, mesh,
+total DOS, thermal properties. This workflow adds the relaxation, the calculator and
+the outputs.
 
 Python::
 
@@ -25,6 +29,15 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+import pansim.phonons as pansim_phonons  # the one phonopy set-up, shared with the DFT side
+from pansim.phonons import (  # noqa: F401 - re-exported
+    THZ_TO_CM1,
+    harmonic_phonons,
+    plain_label,
+    signed,
+    to_ase_atoms,
+    to_phonopy_atoms,
+)
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -36,17 +49,15 @@ from workflows._common import (
     provenance,
     read_structure,
     save_figure,
-    timed,
     write_outputs,
 )
-
-THZ_TO_CM1 = 33.35640951981521  # 1 THz in cm^-1 (1e12 / c[cm/s])
 
 PHONON_UNITS = {
     "gamma_frequencies_THz": "THz",
     "gamma_frequencies_cm1": "cm^-1",
     "high_symmetry_THz": "THz",
     "high_symmetry_cm1": "cm^-1",
+    "high_symmetry_q": "reduced coordinates of phonopy's primitive reciprocal cell",
     "band_distances": "1/A (phonopy, 2*pi not included)",
     "band_frequencies_THz": "THz",
     "dos_frequencies_THz": "THz",
@@ -65,6 +76,7 @@ class PhononResult(WorkflowResult):
     gamma_frequencies_cm1: list[float] = dataclasses.field(default_factory=list)
     high_symmetry_THz: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     high_symmetry_cm1: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    high_symmetry_q: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     imaginary_modes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     band_labels: list[str] = dataclasses.field(default_factory=list)
     band_distances: list[list[float]] = dataclasses.field(default_factory=list)
@@ -79,70 +91,6 @@ class PhononResult(WorkflowResult):
     relaxation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def to_phonopy_atoms(atoms: Atoms):
-    """An ASE ``Atoms`` as phonopy's ``PhonopyAtoms``."""
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    return PhonopyAtoms(
-        symbols=atoms.get_chemical_symbols(),
-        cell=atoms.cell.array,
-        scaled_positions=atoms.get_scaled_positions(),
-        masses=atoms.get_masses(),
-    )
-
-
-def to_ase_atoms(cell) -> Atoms:
-    """A phonopy ``PhonopyAtoms`` as periodic ASE ``Atoms``."""
-    return Atoms(
-        symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True
-    )
-
-
-def signed(freqs: np.ndarray) -> np.ndarray:
-    """Frequencies as phonopy reports them (imaginary ones negative), as a float array."""
-    return np.asarray(freqs, dtype=float)
-
-
-def plain_label(label: str) -> str:
-    r"""LaTeX label as plain text: ``$\Gamma$`` -> ``Gamma``, ``$\mathrm{X}$`` -> ``X``."""
-    text = str(label).replace("$", "").replace("\\mathrm{", "").replace("}", "")
-    return text.replace("\\Gamma", "Gamma").replace("{", "")
-
-
-def _high_symmetry(phonon, labels: list[str]) -> dict[str, list[float]]:
-    """Sorted frequencies (THz) at the ends of each band segment, keyed by label."""
-    band = phonon.band_structure
-    points: dict[str, list[float]] = {}
-    ends = []
-    for seg_q, seg_f in zip(band.qpoints, band.frequencies, strict=True):
-        ends += [(seg_q[0], seg_f[0]), (seg_q[-1], seg_f[-1])]
-    # labels follow segment ends; phonopy merges labels of connected segments
-    connections = list(getattr(band, "path_connections", [False] * len(band.qpoints)))
-    names = iter(labels)
-    for k, (_, f) in enumerate(ends):
-        segment, is_end = divmod(k, 2)
-        if not is_end and segment > 0 and connections[segment - 1]:
-            continue  # start of a connected segment: same point as the previous end
-        name = next(names, f"q{k}")
-        points.setdefault(name, np.sort(signed(f)).tolist())
-    return points
-
-
-def _imaginary(phonon, threshold: float) -> list[dict[str, Any]]:
-    """Modes below ``-threshold`` THz on the band path and the mesh."""
-    found = []
-    band = phonon.band_structure
-    for seg_q, seg_f in zip(band.qpoints, band.frequencies, strict=True):
-        for q, f in zip(seg_q, seg_f, strict=True):
-            for value in f[f < -threshold]:
-                found.append({"q": np.round(q, 4).tolist(), "frequency_THz": float(value)})
-    mesh = phonon.mesh
-    for q, f in zip(mesh.qpoints, mesh.frequencies, strict=True):
-        for value in f[f < -threshold]:
-            found.append({"q": np.round(q, 4).tolist(), "frequency_THz": float(value)})
-    return found
-
-
 def phonons(
     atoms: Atoms,
     calc: Any,
@@ -154,6 +102,7 @@ def phonons(
     fmax: float = 1e-4,
     max_steps: int = 500,
     subtract_residual_forces: bool = True,
+    symmetrize_force_constants: bool = True,
     mesh: tuple[int, int, int] = (12, 12, 12),
     band_points: int = 51,
     temperatures: tuple[float, float, float] = (0.0, 1000.0, 50.0),
@@ -177,6 +126,10 @@ def phonons(
     subtract_residual_forces : bool
         Subtract the forces of the undisplaced supercell from each displaced one
         (docs/spec.md §2.4).
+    symmetrize_force_constants : bool
+        Impose translational invariance (the acoustic sum rule) on the force
+        constants, as the DFT reference does; for exact forces it moves the
+        acoustic Gamma modes by about 1e-6 THz and the rest by round-off.
     mesh : tuple of int
         q mesh for DOS and thermal properties.
     temperatures : tuple of float
@@ -193,8 +146,6 @@ def phonons(
     PhononResult
         Frequencies in THz (and cm^-1 at Gamma), sorted; imaginary modes negative.
     """
-    from phonopy import Phonopy
-
     timings: dict[str, float] = {}
     warnings: list[str] = []
     if relax_cell is None:
@@ -209,26 +160,30 @@ def phonons(
         timings=timings,
         warnings=warnings,
     )
-    matrix = np.diag(supercell) if np.ndim(supercell) == 1 else np.asarray(supercell)
-    phonon = Phonopy(to_phonopy_atoms(unit), supercell_matrix=matrix, primitive_matrix="auto")
-    phonon.generate_displacements(distance=displacement)
-    with timed(timings, "forces"):
-        residual = set_forces(phonon, calc, subtract_residual_forces)
-    with timed(timings, "phonopy"):
-        phonon.produce_force_constants()
-        phonon.auto_band_structure(npoints=band_points, plot=False)
-        phonon.run_mesh(list(mesh), is_gamma_center=True)
-        phonon.run_total_dos()
-        phonon.run_thermal_properties(*temperatures, exclude_gamma_acoustic=True)
-    fields = _fields(phonon)
-    files = {} if outdir is None else write_phonopy_files(phonon, outdir)
-    fields["imaginary_modes"] = _imaginary(phonon, imaginary_threshold)
+    harmonic = pansim_phonons.harmonic_phonons(
+        unit,
+        lambda structures: evaluate_forces(structures, calc),
+        supercell=supercell,
+        displacement=displacement,
+        subtract_residual_forces=subtract_residual_forces,
+        symmetrize_force_constants=symmetrize_force_constants,
+        mesh=mesh,
+        band_points=band_points,
+        temperatures=temperatures,
+        imaginary_threshold=imaginary_threshold,
+        timings=timings,
+    )
+    fields, matrix = dict(harmonic.fields), harmonic.supercell_matrix
+    files = {} if outdir is None else write_phonopy_files(harmonic.phonon, outdir)
+    fields["imaginary_modes"] = harmonic.imaginary_modes
     if fields["imaginary_modes"]:
         n = len(fields["imaginary_modes"])
         warnings.append(f"{n} imaginary modes below -{imaginary_threshold} THz")
     inputs = dict(supercell=matrix, displacement=displacement, relax_first=relax_first, fmax=fmax)
     inputs.update(relax_cell=relax_cell, phonopy_files=files)
     inputs.update(subtract_residual_forces=subtract_residual_forces, mesh=mesh)
+    inputs.update(symmetrize_force_constants=symmetrize_force_constants)
+    residual = harmonic.residual_forces
     inputs.update(max_residual_force=float(np.abs(residual).max()), band_points=band_points)
     return PhononResult(
         units=dict(PHONON_UNITS),
@@ -236,7 +191,7 @@ def phonons(
         warnings=warnings,
         supercell_matrix=matrix.tolist(),
         displacement=displacement,
-        n_displacements=len(phonon.supercells_with_displacements),
+        n_displacements=harmonic.n_displacements,
         relaxation=relaxation,
         **fields,
     )
@@ -274,39 +229,16 @@ def set_forces(phonon, calc: Any, subtract_residual: bool) -> np.ndarray:
     """Evaluate displaced supercells (one batch, plus the perfect one); set ``phonon.forces``.
 
     Returns the residual forces of the undisplaced supercell ``[n_atoms, 3]`` (eV/A),
-    which are subtracted from every displaced one when ``subtract_residual``.
+    which are subtracted from every displaced one when ``subtract_residual``. Kept for
+    callers of the step-by-step sequence; :func:`phonons` goes through
+    :func:`pansim.phonons.harmonic_phonons`.
     """
-    displaced = [to_ase_atoms(c) for c in phonon.supercells_with_displacements]
-    forces = evaluate_forces(displaced + [to_ase_atoms(phonon.supercell)], calc)
+    from pansim.phonons import supercells
+
+    forces = evaluate_forces(supercells(phonon), calc)
     residual = forces[-1]
     phonon.forces = forces[:-1] - residual if subtract_residual else forces[:-1]
     return residual
-
-
-def _fields(phonon) -> dict[str, Any]:
-    """Result fields read from phonopy's band-structure, DOS and thermal-property objects."""
-    gamma = np.sort(signed(phonon.run_qpoints([[0.0, 0.0, 0.0]]).frequencies[0]))
-    band, dos, tp = phonon.band_structure, phonon.total_dos, phonon.thermal_properties
-    labels = [plain_label(x) for x in (band.labels or [])]
-    points = _high_symmetry(phonon, labels)
-    return {
-        "gamma_frequencies_THz": gamma.tolist(),
-        "gamma_frequencies_cm1": (gamma * THZ_TO_CM1).tolist(),
-        "high_symmetry_THz": points,
-        "high_symmetry_cm1": {k: (np.array(v) * THZ_TO_CM1).tolist() for k, v in points.items()},
-        "band_labels": labels,
-        "band_distances": [np.asarray(d).tolist() for d in band.distances],
-        "band_frequencies_THz": [np.asarray(f).tolist() for f in band.frequencies],
-        "band_connections": [bool(c) for c in getattr(band, "path_connections", [])],
-        "dos_frequencies_THz": np.asarray(dos.frequency_points).tolist(),
-        "dos": np.asarray(dos.dos).tolist(),
-        "thermal": {
-            "temperature_K": tp.temperatures.tolist(),
-            "free_energy_kJ_per_mol": tp.free_energy.tolist(),
-            "entropy_J_per_K_mol": tp.entropy.tolist(),
-            "heat_capacity_J_per_K_mol": tp.heat_capacity.tolist(),
-        },
-    }
 
 
 def _ticks(result: PhononResult) -> tuple[list[float], list[str]]:

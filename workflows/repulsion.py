@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from pansim.structures import contact_cell, nearest_neighbour  # re-exported
+import pansim.structures as pansim_structures  # the contact scan, shared with the DFT side
+from pansim.structures import contact_cell, contact_scan, nearest_neighbour  # noqa: F401 - re-exported
 from workflows._common import (
     WorkflowResult,
     add_common_arguments,
@@ -71,17 +72,28 @@ class RepulsionResult(WorkflowResult):
     r_shortest_A: float | None = None
 
 
-def _scan_contact(
-    atoms: Atoms, calc: Any, index: int, vec: np.ndarray, fractions: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Energies (eV) and bond forces (eV/A), atom ``index`` pushed along ``vec``."""
-    unit = vec / float(np.linalg.norm(vec))
+def _energies_forces(cells: list[Atoms], calc: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (eV) and forces (eV/A) of ``cells`` with ``calc``, one at a time."""
     energies, forces = [], []
-    for f in fractions:
-        work = with_calc(contact_cell(atoms, index, vec, f), calc)
+    for cell in cells:
+        work = with_calc(cell, calc)
         energies.append(work.get_potential_energy())
-        forces.append(float(-work.get_forces()[index] @ unit))
+        forces.append(work.get_forces())
     return np.array(energies), np.array(forces)
+
+
+def _scan_contact(
+    atoms: Atoms, calc: Any, index: int, fractions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energy rise (eV) and bond forces (eV/A): :func:`pansim.structures.contact_scan`.
+
+    The DFT reference's contact scan (:mod:`pansim.data.reference`) is the same
+    function on the stored DFT energies and forces.
+    """
+    scan = pansim_structures.contact_scan(
+        atoms, lambda cells: _energies_forces(cells, calc), index=index, fractions=fractions
+    )
+    return scan.energy_eV, scan.force_eV_per_A
 
 
 def dimer(symbols: list[str], r: float, box: float = 20.0) -> Atoms:
@@ -182,7 +194,7 @@ def repulsion_scan(
     r = fractions * d_nn
     with timed(timings, "scan"):
         if mode == "contact":
-            energies, forces = _scan_contact(atoms, calc, index, vec, fractions)
+            energies, forces = _scan_contact(atoms, calc, index, fractions)
         else:
             energies, forces = _scan_dimer(pair, calc, r)
     energies = energies - energies[-1]

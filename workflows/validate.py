@@ -56,12 +56,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
-from ase.build import bulk
 
 from pansim.cli_common import add_runtime_arguments, default_out, model_label, prepare_out
 from pansim.data.molecule_reference import MOLECULES
-from pansim.data.settings import CRYSTALS, STRUCTURES
+from pansim.data.systems import System, get_system, packaged_reference_dir, reference_files
 from workflows._common import atomic_write_text, load_calculator, to_jsonable, versions
 from workflows.reporting import (  # noqa: F401 - shared with validate_molecule, re-exported
     Skipped,
@@ -74,40 +72,10 @@ from workflows.reporting import (  # noqa: F401 - shared with validate_molecule,
     run_workflows,
 )
 
-
 # --------------------------------------------------------------------------- systems
-@dataclasses.dataclass(frozen=True)
-class System:
-    """A validation system: primitive and conventional cells at the spec lattice constant."""
-
-    name: str
-    symbol: str
-    structure: str
-    a: float
-    liquid_K: float | None = None
-
-    def primitive(self) -> Atoms:
-        """Primitive cell (A)."""
-        return bulk(self.symbol, self.structure, a=self.a)
-
-    def conventional(self) -> Atoms:
-        """Conventional cubic cell (A)."""
-        return bulk(self.symbol, self.structure, a=self.a, cubic=True)
-
-
-def _dft_system(name: str, liquid_K: float | None = None) -> System:
-    """A DFT-labelled crystal: structure, lattice constant of its settings (docs/spec.md §2.1)."""
-    return System(name, *STRUCTURES[name], CRYSTALS[name].lattice_constant, liquid_K)
-
-
-#: system name -> System (docs/spec.md §2.1 lattice constants)
-SYSTEMS: dict[str, System] = {
-    "si": _dft_system("si", liquid_K=2000.0),
-    "ag": _dft_system("ag", liquid_K=1600.0),
-    "lif": _dft_system("lif"),
-    # demonstration system: Ag with ASE's EMT as the reference (EMT lattice constant)
-    "ag-emt": System("ag-emt", "Ag", "fcc", 4.064, liquid_K=1600.0),
-}
+#: the crystals of ``pansim validate``: a view of :data:`pansim.data.systems.SYSTEMS` (cells
+#: at the docs/spec.md §2.1 lattice constants, ``liquid_K``; molecules: :data:`MOLECULES`)
+SYSTEMS: dict[str, System] = {n: get_system(n) for n in ("si", "ag", "lif", "ag-emt")}
 
 
 #: workflows of a molecule report (:data:`workflows.validate_molecule.MOLECULE_WORKFLOWS`)
@@ -116,9 +84,7 @@ MOLECULE_WORKFLOW_NAMES = ("vibrations", "repulsion", "md", "test_errors")
 
 def default_reference_dir() -> Path:
     """``pansim/data/reference/properties`` inside the installed package."""
-    import pansim
-
-    return Path(pansim.__file__).parent / "data" / "reference" / "properties"
+    return packaged_reference_dir()
 
 
 def reference_label(reference: dict[str, Any]) -> str:
@@ -160,10 +126,7 @@ def load_reference(system: str, path: str | Path | None = None) -> tuple[dict[st
     ``data/<system>/reference/properties.json``.
     """
     if path is None:
-        from pansim.data.datasets import data_dir
-
-        candidates = [default_reference_dir() / f"{system}.json"]
-        candidates.append(data_dir() / system / "reference" / "properties.json")
+        candidates = reference_files(system)  # System.reference_files, for any name
     else:
         base = Path(path)
         candidates = [base] if base.suffix == ".json" else _candidates(base, system)

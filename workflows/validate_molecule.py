@@ -150,9 +150,9 @@ def start_geometry(molecule: str, reference: dict[str, Any], start: Atoms | None
         from pansim.data.labelers import dict_to_atoms
 
         return dict_to_atoms(geometry)
-    from pansim.data.molecules import initial_geometry
+    from pansim.data.systems import get_system
 
-    return initial_geometry(molecule)
+    return get_system(molecule).initial_geometry()
 
 
 # --------------------------------------------------------------------------- workflows
@@ -189,27 +189,27 @@ REPULSION_UNITS = {
 
 
 def _bond_scan(geometry: Atoms, bond: dict[str, Any], calc: Any) -> dict[str, Any]:
-    """Model energies (relative to fraction 1) and bond forces along one DFT scan."""
-    from pansim.data.molecule_reference import bond_force, compress_bond
+    """Model energies (relative to fraction 1) and bond forces along one DFT scan.
+
+    :func:`pansim.data.molecule_reference.bond_scan`, the DFT reference's own scan.
+    """
+    from pansim.data.molecule_reference import bond_scan
     from workflows._common import evaluate_forces
 
-    fractions = list(bond["fractions"])
-    structures = [compress_bond(geometry, bond, f) for f in fractions]
-    batch = getattr(calc, "batch_evaluate", None)
-    if callable(batch):
-        out = batch(structures)
-        energies = np.array([r["energy"] for r in out])
-        forces = np.array([r["forces"] for r in out])
-    else:
+    def evaluate(structures: list[Atoms]) -> list[tuple[float, Any]]:
+        batch = getattr(calc, "batch_evaluate", None)
+        if callable(batch):
+            return [(r["energy"], r["forces"]) for r in batch(structures)]
         forces = evaluate_forces(structures, calc)
-        energies = np.array([_energy(a, calc) for a in structures])
-    energies = energies - energies[int(np.argmax(fractions))]
+        return [(_energy(a, calc), f) for a, f in zip(structures, forces, strict=True)]
+
+    scan = bond_scan(geometry, bond, evaluate, bond["fractions"])
     return {
         "name": bond["name"],
-        "fractions": fractions,
-        "r_A": list(bond.get("r_A") or [f * bond["r0_A"] for f in fractions]),
-        "energy_eV": energies.tolist(),
-        "force_eV_per_A": [bond_force(f, a, bond) for f, a in zip(forces, structures, strict=True)],
+        "fractions": scan["fractions"],
+        "r_A": list(bond.get("r_A") or scan["r_A"]),
+        "energy_eV": scan["energy_eV"],
+        "force_eV_per_A": scan["force_eV_per_A"],
     }
 
 

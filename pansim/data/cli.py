@@ -108,7 +108,7 @@ def _sample(args, build) -> int:
 
 
 def _reference(args, build) -> int:
-    from pansim.data.settings import CRYSTALS
+    from pansim.data.systems import CRYSTALS
 
     names = list(CRYSTALS) if args.system == "all" else [args.system.lower()]
     for name in names:

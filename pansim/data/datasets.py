@@ -1,4 +1,4 @@
-"""The registry of reference systems, and their datasets on disk.
+"""The reference systems' datasets on disk (the systems: :mod:`pansim.data.systems`).
 
 Layout of ``data/`` (``$PANSIM_DATA_DIR`` or ``--data-dir`` to move it)::
 
@@ -17,10 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,96 +25,25 @@ from ase import Atoms
 from ase.io import write
 
 import pansim
-from pansim.data.labelers import crystal_job, dict_to_atoms, job_hash, molecule_job
+from pansim.data.labelers import dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, ManifestError, file_lock, write_text_atomic
-from pansim.data.settings import CRYSTALS, MoleculeSettings
+from pansim.data.systems import SYSTEMS as ALL_SYSTEMS
+from pansim.data.systems import System, data_dir  # noqa: F401 - the one spec type, re-exported
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
-@dataclass(frozen=True)
-class System:
-    """One reference system: how to sample it and how to label it.
-
-    Attributes
-    ----------
-    sampler : callable
-        ``sampler(n, seed, start) -> list[Atoms]``, deterministic; ``info`` carries the provenance.
-    make_job : callable
-        ``make_job(atoms) -> dict``, the worker input with every setting.
-    split_unit : str
-        Provenance key whose value is the unit of splitting (a configuration, or
-        a trajectory block for MD-sampled molecules).
-    """
-
-    name: str
-    kind: str
-    elements: tuple[str, ...]
-    default_n: int
-    sampler: Callable[..., list[Atoms]]
-    make_job: Callable[[Atoms], dict]
-    split_unit: str = "config_id"
-
-
-def _crystal(name: str, n: int) -> System:
-    s = CRYSTALS[name]
-
-    def sampler(n, seed=0, start=0):
-        from pansim.data.sampling import sample_crystal
-
-        return sample_crystal(name, n, seed, start)
-
-    return System(
-        name,
-        "crystal",
-        s.elements,
-        n,
-        sampler,
-        lambda atoms: crystal_job(atoms, s, atoms.info["kpts"]),
-    )
-
-
-def _molecule(name: str, elements: tuple[str, ...], n: int) -> System:
-    def sampler(n, seed=0, start=0):
-        from pansim.data.molecules import sample_molecule
-
-        return sample_molecule(name, n, seed, start)
-
-    return System(
-        name,
-        "molecule",
-        elements,
-        n,
-        sampler,
-        lambda atoms: molecule_job(atoms, MoleculeSettings(), elements),
-        split_unit="block",
-    )
-
-
-#: name -> System; the CLI reads its choices from here
-SYSTEMS: dict[str, System] = {
-    "si": _crystal("si", 300),
-    "lif": _crystal("lif", 300),
-    "ag": _crystal("ag", 300),
-    "ethanol": _molecule("ethanol", ("C", "H", "O"), 700),
-    "malonaldehyde": _molecule("malonaldehyde", ("C", "H", "O"), 700),
-}
+#: name -> System of the systems with a dataset (a view of :data:`pansim.data.systems.SYSTEMS`);
+#: the CLI reads its choices from here
+SYSTEMS: dict[str, System] = {n: s for n, s in ALL_SYSTEMS.items() if s.has_dataset}
 
 
 def get_system(name: str) -> System:
-    """The registered system ``name`` (case-insensitive)."""
+    """The system ``name`` with a dataset (case-insensitive)."""
     try:
         return SYSTEMS[name.lower()]
     except KeyError:
         raise KeyError(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}") from None
-
-
-def data_dir(path: str | Path | None = None) -> Path:
-    """The datasets folder: ``path``, else ``$PANSIM_DATA_DIR``, else the repository's ``data/``."""
-    if path is not None:
-        return Path(path)
-    env = os.environ.get("PANSIM_DATA_DIR")
-    return Path(env) if env else Path(pansim.__file__).resolve().parent.parent / "data"
 
 
 def manifest_path(system: str, root: str | Path | None = None) -> Path:

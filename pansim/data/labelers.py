@@ -25,7 +25,7 @@ from ase import Atoms
 
 from pansim._lock import folder_lock
 from pansim.data.manifest import write_json_atomic
-from pansim.data.settings import CRYSTALS, CrystalSettings, MoleculeSettings
+from pansim.data.settings import CrystalSettings, MoleculeSettings
 from pansim.data.workers.worker_protocol import PARENT_ENV
 
 WORKER_DIR = Path(__file__).with_name("workers")
@@ -81,7 +81,11 @@ def crystal_job(
     atoms: Atoms, settings: CrystalSettings | str, kpts, task: str = "single", **calc_extra
 ) -> dict:
     """GPAW job with the settings of docs/spec.md §2.1 and the family's fixed mesh ``kpts``."""
-    s = CRYSTALS[settings] if isinstance(settings, str) else settings
+    if isinstance(settings, str):
+        from pansim.data.systems import CRYSTALS  # a DFT crystal's settings by name
+
+        settings = CRYSTALS[settings]
+    s = settings
     check_elements(atoms, s.elements, s.system)
     calc = {
         "xc": s.xc,

@@ -44,12 +44,12 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from pansim.data.datasets import data_dir
+from pansim.data import systems
 from pansim.data.labelers import LabelError, atoms_to_dict, dict_to_atoms, job_hash
 from pansim.data.manifest import write_json_atomic
 
-#: molecules with a reference recipe (the registered molecule datasets)
-MOLECULES = ("ethanol", "malonaldehyde")
+#: molecules with a reference recipe (the molecules of :data:`pansim.data.systems.SYSTEMS`)
+MOLECULES = tuple(n for n, s in systems.SYSTEMS.items() if s.kind == "molecule")
 DISPLACEMENT_A = 0.01
 RELAX_FMAX = 5e-4
 RELAX_STEPS = 100
@@ -61,8 +61,8 @@ Evaluate = Callable[[dict], dict]
 
 
 def reference_dir(molecule: str, root: str | Path | None = None) -> Path:
-    """``data/<molecule>/reference``."""
-    return data_dir(root) / molecule / "reference"
+    """``data/<molecule>/reference`` (:meth:`pansim.data.systems.System.reference_dir`)."""
+    return systems.reference_dir(molecule, root)
 
 
 def pyscf_single_point(job: dict) -> dict:
@@ -200,9 +200,7 @@ def xtb_start(molecule: str) -> Atoms:
     from ase.optimize import BFGS
     from tblite.ase import TBLite
 
-    from pansim.data.molecules import initial_geometry
-
-    atoms = initial_geometry(molecule)
+    atoms = systems.get_system(molecule).initial_geometry()
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     BFGS(atoms, logfile=None).run(fmax=XTB_FMAX, steps=500)
     return Atoms(atoms.numbers, atoms.positions.copy())
@@ -293,6 +291,41 @@ def bond_force(forces: np.ndarray, atoms: Atoms, bond: dict[str, Any]) -> float:
     """Total force on the moved fragment along the bond (eV/A, positive = repulsive)."""
     vec = atoms.positions[bond["j"]] - atoms.positions[bond["i"]]
     return float(np.asarray(forces)[bond["fragment"]].sum(axis=0) @ (vec / np.linalg.norm(vec)))
+
+
+#: ``evaluate(structures) -> [(energy eV, forces [n, 3] eV/A) or None (a failed point), ...]``
+BondEvaluate = Callable[[list[Atoms]], list[tuple[float, Any] | None]]
+
+
+def bond_scan(
+    geometry: Atoms, bond: dict[str, Any], evaluate: BondEvaluate, fractions=FRACTIONS
+) -> dict[str, Any]:
+    """One compressed-bond scan: the DFT reference's and the models' (one analysis).
+
+    ``bond``'s fragment is moved rigidly (:func:`compress_bond`) to each of
+    ``fractions`` of its length; ``evaluate`` gives energy and forces of each
+    structure (stored DFT points, or a model). Returns ``fractions``, ``r_A``,
+    ``energy_eV`` (relative to the largest fraction, the uncompressed molecule),
+    ``energy_abs_eV``, ``force_eV_per_A`` (:func:`bond_force`) and
+    ``forces_eV_per_A``; a failed point is None in each.
+    """
+    fractions = list(fractions)
+    structures = [compress_bond(geometry, bond, f) for f in fractions]
+    results = evaluate(structures)
+    energies = [None if r is None else float(r[0]) for r in results]
+    forces = [None if r is None else np.asarray(r[1], dtype=float) for r in results]
+    e_ref = energies[int(np.argmax(fractions))]
+    return {
+        "fractions": fractions,
+        "r_A": [f * bond["r0_A"] for f in fractions],
+        "energy_eV": [None if e is None or e_ref is None else e - e_ref for e in energies],
+        "energy_abs_eV": energies,
+        "force_eV_per_A": [
+            None if f is None else bond_force(f, a, bond)
+            for f, a in zip(forces, structures, strict=True)
+        ],
+        "forces_eV_per_A": [None if f is None else f.tolist() for f in forces],
+    }
 
 
 # --------------------------------------------------------------------------- stages

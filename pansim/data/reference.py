@@ -15,7 +15,9 @@ through the same round-robin driver as the datasets. After each finished job
 3. Also at V0: ``phonon`` jobs: phonopy finite displacements (0.01 A) on the 2x2x2
    supercell of the primitive cell plus the undisplaced supercell, whose residual
    forces are subtracted; frequencies at Gamma, X, L -> ``phonons.json`` (LiF: TO
-   modes only, no non-analytic correction: pansim models are short-ranged).
+   modes only, no non-analytic correction: pansim models are short-ranged). Set-up
+   and analysis are the models' (:func:`pansim.phonons.harmonic_phonons`, on the
+   stored forces).
 4. With them, for 2-atom primitive cells (Si, LiF), the ``frozen_phonon`` check of
    docs/spec.md §2.4: the primitive cell at V0 (its rule mesh) with atom 0 displaced by
    +-0.01 A along x against the other sublattice; the Gamma optical frequency
@@ -29,7 +31,8 @@ through the same round-robin driver as the datasets. After each finished job
    over 0.60-1.00 of the nearest-neighbour distance in 13 steps, no relaxation; the
    cubic family's rule mesh, symmetry off for every point alike -> ``contact.json``,
    and ``repulsion`` in ``properties.json`` (energy rise in eV per cell, zero at the
-   uncompressed point; force on the moved atom along the bond).
+   uncompressed point; force on the moved atom along the bond), analysed by the
+   models' :func:`pansim.structures.contact_scan` on the stored results.
 
 From whatever stages are complete, :func:`analyse` also writes
 ``properties.json``, the same results in the schema ``pansim validate`` reads
@@ -47,22 +50,23 @@ import numpy as np
 from ase import Atoms
 from ase import units as ase_units
 
-from pansim.data.datasets import data_dir
+from pansim import structures as _structures
 from pansim.data.labelers import atoms_to_dict, crystal_job, dict_to_atoms, job_hash
 from pansim.data.manifest import Manifest, write_json_atomic
-from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
+from pansim.data.settings import kmesh
+from pansim.data.systems import CRYSTALS, crystal_cell, get_system
 from pansim.fits import fit_birch_murnaghan, fit_columns
+from pansim.phonons import DISPLACEMENT_A, SUPERCELL  # the models' phonon set-up
 
 EV_A3_TO_GPA = 1.0 / ase_units.GPa  # eV/A^3 -> GPa
 EOS_SCALES = tuple(np.round(np.linspace(0.94, 1.06, 9), 4)) + (0.80, 0.85, 0.90)
 STRAIN = 0.005
-DISPLACEMENT_A = 0.01
 ELASTIC_KPTS = {"ag": (12, 12, 12)}
 COMPRESSED = (0.80, 0.85, 0.90)  # V/V0 of the validate schema's compressed points
 STAGES = ("eos", "elastic", "frozen_phonon", "phonon", "contact")
 #: distances of the contact scan, fractions of the nearest-neighbour distance
 #: (the defaults of :func:`workflows.repulsion.repulsion_scan`: 0.6 to 1, 13 points)
-CONTACT_FRACTIONS = tuple(float(f) for f in np.linspace(0.6, 1.0, 13))
+CONTACT_FRACTIONS = _structures.CONTACT_FRACTIONS
 CONTACT_INDEX = 0
 THZ_TO_CM1 = 33.35640951981521
 THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) -> THz
@@ -70,7 +74,7 @@ THZ_PER_SQRT_EV_A2_AMU = ase_units.s / (2 * np.pi * 1e12)  # sqrt(eV/A^2/amu) ->
 
 def jobs_path(system: str, root=None) -> Path:
     """``data/<system>/reference/jobs.json``: the manifest of the reference-property jobs."""
-    return data_dir(root) / system / "reference" / "jobs.json"
+    return get_system(system).reference_dir(root) / "jobs.json"
 
 
 def _add(m: Manifest, key: str, job: dict, prov: dict) -> int:
@@ -104,12 +108,9 @@ def contact_cells(system: str) -> tuple[dict, list[Atoms]]:
         One per fraction of :data:`CONTACT_FRACTIONS`, built exactly as
         :func:`workflows.repulsion.repulsion_scan` builds its ``contact`` points.
     """
-    from pansim.structures import contact_cell, nearest_neighbour
-
-    a = CRYSTALS[system].lattice_constant
-    conv = crystal_cell(system, a, cubic=True)
-    j, vec = nearest_neighbour(conv, CONTACT_INDEX)
-    cells = [contact_cell(conv, CONTACT_INDEX, vec, f) for f in CONTACT_FRACTIONS]
+    spec = get_system(system)
+    a, conv = spec.a, spec.conventional()
+    j, vec, cells = _structures.contact_cells(conv, CONTACT_INDEX, CONTACT_FRACTIONS)
     d_nn = float(np.linalg.norm(vec))
     info = {"neighbour": j, "r_nn_A": d_nn, "a_A": a, "fractions": list(CONTACT_FRACTIONS)}
     return info, cells
@@ -210,31 +211,56 @@ def _eos(system: str, m: Manifest, out: Path) -> dict | None:
     return res
 
 
+def stored_results(rows: list[dict]):
+    """``evaluate(cells) -> (energies, forces)`` of :func:`pansim.structures.contact_scan`.
+
+    From the finished jobs ``rows``, in the order of the cells; each cell must be the
+    structure its job computed (1e-8 A).
+    """
+
+    def evaluate(cells: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+        for e, atoms in zip(rows, cells, strict=True):
+            if not _same_structure(dict_to_atoms(e["job"]["atoms"]), atoms):
+                raise ValueError("a stored contact job is not the cell of this scan")
+        energies = np.array([e["result"]["energy"] for e in rows], dtype=float)
+        return energies, np.array([e["result"]["forces"] for e in rows], dtype=float)
+
+    return evaluate
+
+
 def _contact(system: str, m: Manifest, out: Path) -> dict | None:
-    """The finished contact scan -> ``contact.json`` (None until every point is done)."""
+    """The finished contact scan -> ``contact.json`` (None until every point is done).
+
+    Analysed by :func:`pansim.structures.contact_scan`, the function of the models'
+    scan (:func:`workflows.repulsion.repulsion_scan`), on the stored DFT results.
+    """
     jobs = _stage(m, "contact")
     if not jobs or any(e["status"] != "done" for e in jobs.values()):
         return None
-    rows = sorted(jobs.values(), key=lambda e: e["provenance"]["r_A"])
-    index, j = rows[0]["provenance"]["index"], rows[0]["provenance"]["neighbour"]
-    r = [e["provenance"]["r_A"] for e in rows]
-    energy = np.array([e["result"]["energy"] for e in rows])
-    force = []
-    for e in rows:
-        atoms = dict_to_atoms(e["job"]["atoms"])
-        bond = atoms.get_distance(index, j, mic=True, vector=True)  # moved atom -> neighbour
-        unit = bond / np.linalg.norm(bond)
-        f_moved = np.asarray(e["result"]["forces"])[index]
-        force.append(float(-f_moved @ unit))  # positive = pushes the atom back (repulsive)
+    rows = sorted(jobs.values(), key=lambda e: e["provenance"]["fraction"])
+    prov, index = rows[0]["provenance"], rows[0]["provenance"]["index"]
+    fractions = [e["provenance"]["fraction"] for e in rows]
+    uncompressed = dict_to_atoms(rows[-1]["job"]["atoms"])  # fraction 1: the perfect cell
+    # the jobs' own bond (of several equally near neighbours and images, the one they
+    # approached): the moved atom went (1 - f) of it at fraction f
+    moved = dict_to_atoms(rows[0]["job"]["atoms"]).positions[index]
+    bond = (moved - uncompressed.positions[index]) / (1.0 - fractions[0])
+    scan = _structures.contact_scan(
+        uncompressed,
+        stored_results(rows),
+        index=index,
+        fractions=fractions,
+        toward=(prov["neighbour"], bond),
+    )
     res = {
         "system": system,
         "mode": "contact",
-        "index": index,
-        "neighbour": j,
-        "a_A": rows[0]["provenance"]["a_A"],
-        "r_A": r,
-        "energy_eV": (energy - energy[-1]).tolist(),
-        "force_eV_per_A": force,
+        "index": scan.index,
+        "neighbour": scan.neighbour,
+        "a_A": prov["a_A"],
+        "r_A": scan.r_A.tolist(),
+        "energy_eV": scan.energy_eV.tolist(),
+        "force_eV_per_A": scan.force_eV_per_A.tolist(),
         "kpts": rows[0]["provenance"]["kpts"],
         "settings": rows[0]["job"]["calc"],
         "note": "conventional cell at the spec lattice constant, atom `index` moved toward "
@@ -284,22 +310,15 @@ RESIDUAL_KEY = "phonon-residual"
 
 
 def _phonon_supercells(system: str, v0: float):
-    """The primitive cell at ``v0`` and phonopy's undisplaced + displaced 2x2x2 supercells."""
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
+    """The primitive cell at ``v0`` and phonopy's undisplaced + displaced 2x2x2 supercells.
+
+    The set-up of the models' phonons (:func:`pansim.phonons.displaced`).
+    """
+    from pansim.phonons import displaced, supercells
 
     prim = primitive_at(system, v0)
-    unit = PhonopyAtoms(
-        symbols=prim.get_chemical_symbols(),
-        cell=prim.cell.array,
-        scaled_positions=prim.get_scaled_positions(),
-    )
-    ph = Phonopy(unit, supercell_matrix=2 * np.eye(3, dtype=int), primitive_matrix="P")
-    ph.generate_displacements(distance=DISPLACEMENT_A)
-    cells = [ph.supercell] + list(ph.supercells_with_displacements)
-    return prim, [
-        Atoms(c.symbols, cell=c.cell, scaled_positions=c.scaled_positions, pbc=True) for c in cells
-    ]
+    cells = supercells(displaced(prim, SUPERCELL, DISPLACEMENT_A))
+    return prim, cells[-1:] + cells[:-1]
 
 
 def _queue_phonons(system: str, m: Manifest, v0: float) -> None:
@@ -465,39 +484,63 @@ def _frozen_phonon(m: Manifest) -> dict | None:
     return res
 
 
+def _same_structure(a: Atoms, b: Atoms, tol: float = 1e-8) -> bool:
+    """Same atoms, cell and positions (A, to ``tol``)."""
+    return (
+        np.array_equal(a.numbers, b.numbers)
+        and np.allclose(a.cell.array, b.cell.array, rtol=0, atol=tol)
+        and np.allclose(a.positions, b.positions, rtol=0, atol=tol)
+    )
+
+
+def stored_forces(jobs: dict[str, dict]):
+    """``forces(structures)`` of :func:`pansim.phonons.harmonic_phonons` from finished phonon jobs.
+
+    The structures asked for are the displaced supercells (``phonon-01`` ...), then
+    the undisplaced one (:data:`RESIDUAL_KEY`); each must be the structure its job
+    computed (1e-8 A), so the stored forces belong to this set-up.
+    """
+
+    def forces(structures: list[Atoms]) -> np.ndarray:
+        keys = [f"phonon-{k:02d}" for k in range(1, len(structures))] + [RESIDUAL_KEY]
+        out = []
+        for key, atoms in zip(keys, structures, strict=True):
+            if key not in jobs:
+                raise ValueError(f"no stored phonon job {key} for this set-up")
+            if not _same_structure(dict_to_atoms(jobs[key]["job"]["atoms"]), atoms):
+                raise ValueError(f"stored phonon job {key} is not the supercell of this set-up")
+            out.append(np.asarray(jobs[key]["result"]["forces"], dtype=float))
+        return np.array(out)
+
+    return forces
+
+
 def _phonopy(m: Manifest) -> dict | None:
+    """The models' phonon analysis (:func:`pansim.phonons.harmonic_phonons`) on the DFT forces."""
     jobs = _stage(m, "phonon")
     if RESIDUAL_KEY not in jobs or any(e["status"] != "done" for e in jobs.values()):
         return None
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
+    from pansim.phonons import harmonic_phonons
 
     first = jobs[RESIDUAL_KEY]["provenance"]
-    prim = dict_to_atoms(first["unitcell"])
-    unit = PhonopyAtoms(
-        symbols=prim.get_chemical_symbols(),
-        cell=prim.cell.array,
-        scaled_positions=prim.get_scaled_positions(),
-        masses=prim.get_masses(),  # the frozen-phonon check uses the same masses
+    prim = dict_to_atoms(first["unitcell"])  # masses: the frozen-phonon check's
+    res = harmonic_phonons(
+        prim, stored_forces(jobs), supercell=SUPERCELL, displacement=first["distance_A"]
     )
-    ph = Phonopy(unit, supercell_matrix=2 * np.eye(3, dtype=int), primitive_matrix="P")
-    ph.generate_displacements(distance=DISPLACEMENT_A)
-    n = first["n_displacements"]
-    displaced = [np.array(jobs[f"phonon-{k:02d}"]["result"]["forces"]) for k in range(1, n + 1)]
-    f0 = np.array(jobs[RESIDUAL_KEY]["result"]["forces"])
-    ph.forces = np.array([f - f0 for f in displaced])
-    ph.produce_force_constants()
-    ph.symmetrize_force_constants()  # translational invariance (acoustic sum rule)
-    qpts = {"Gamma": [0, 0, 0], "X": [0.5, 0.0, 0.5], "L": [0.5, 0.5, 0.5]}
-    ph.run_qpoints(list(qpts.values()))
-    freqs = {q: sorted(f) for q, f in zip(qpts, ph.qpoints.frequencies.tolist(), strict=True)}
+    if res.n_displacements != first["n_displacements"]:
+        raise ValueError(f"{res.n_displacements} displacements, {first['n_displacements']} stored")
+    points, qpoints = res.fields["high_symmetry_THz"], res.fields["high_symmetry_q"]
     return {
-        "frequencies_THz": freqs,
-        "q_points_reduced": qpts,
-        "residual_force_max_eV_A": float(np.abs(f0).max()),
+        "frequencies_THz": {q: points[q] for q in ("Gamma", "X", "L")},
+        "q_points_reduced": {q: qpoints[q] for q in ("Gamma", "X", "L")},
+        "high_symmetry_THz": points,
+        "imaginary_modes": res.imaginary_modes,
+        "analysis": "pansim.phonons.harmonic_phonons, the models' phonon analysis: "
+        "frequencies at the labelled points of phonopy's band path",
+        "residual_force_max_eV_A": float(np.abs(res.residual_forces).max()),
         "residual_forces": "undisplaced supercell, GPAW symmetry off, subtracted",
         "force_constants": "symmetrised (phonopy symmetrize_force_constants)",
-        "distance_A": DISPLACEMENT_A,
+        "distance_A": first["distance_A"],
         "supercell": "2x2x2 primitive",
         "kpts": first["kpts"],
         "n_atoms_primitive": len(prim),

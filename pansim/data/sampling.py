@@ -41,7 +41,8 @@ import numpy as np
 from ase import Atoms
 from ase.build import make_supercell
 
-from pansim.data.settings import CRYSTALS, crystal_cell, kmesh
+from pansim.data.settings import kmesh
+from pansim.data.systems import CRYSTALS, crystal_cell
 
 #: version of the crystal sampler; recorded as ``sampler_version`` in the provenance
 SAMPLER_VERSION = 2

@@ -1,6 +1,9 @@
-"""Electronic-structure settings of docs/spec.md §2, and the k-mesh rule.
+"""Electronic-structure settings of docs/spec.md §2 (their types), and the k-mesh rule.
 
-Every number here is the project's reference setting; labels store a copy.
+The settings of each system are part of its spec, :class:`pansim.data.systems.System`
+(``dft``), and written there; labels store a copy. ``CRYSTALS``, ``STRUCTURES`` and
+``crystal_cell``, defined here before, are still importable from this module: they
+are views of :data:`pansim.data.systems.SYSTEMS`.
 """
 
 from __future__ import annotations
@@ -9,8 +12,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from ase import Atoms
-from ase.build import bulk
 
 
 @dataclass(frozen=True)
@@ -49,30 +50,6 @@ class CrystalSettings:
         return d
 
 
-CRYSTALS: dict[str, CrystalSettings] = {
-    "ag": CrystalSettings("ag", ("Ag",), 450.0, 0.35, 0.10, 4.16, 1235.0),
-    "si": CrystalSettings("si", ("Si",), 500.0, 0.30, 0.05, 5.47, 1687.0),
-    "lif": CrystalSettings("lif", ("Li", "F"), 700.0, 0.40, 0.01, 4.07, 1121.0),
-}
-
-
-#: system -> (``ase.build.bulk`` name, crystal structure)
-STRUCTURES: dict[str, tuple[str, str]] = {
-    "ag": ("Ag", "fcc"),
-    "si": ("Si", "diamond"),
-    "lif": ("LiF", "rocksalt"),
-}
-
-
-def crystal_cell(system: str, a: float | None = None, cubic: bool = False) -> Atoms:
-    """The perfect crystal of ``system``, primitive (or conventional) cell.
-
-    ``a`` is the lattice constant, by default the docs/spec.md §2.1 constant the datasets use.
-    """
-    name, structure = STRUCTURES[system]
-    return bulk(name, structure, CRYSTALS[system].lattice_constant if a is None else a, cubic=cubic)
-
-
 @dataclass(frozen=True)
 class MoleculeSettings:
     """PySCF settings of the rMD17-level molecule labels (docs/spec.md §2.2)."""
@@ -105,3 +82,16 @@ def kmesh(cell: np.ndarray, dk: float) -> tuple[int, int, int]:
         n = math.ceil(np.linalg.norm(b) / dk - 1e-9)
         counts.append(max(2, n + (n % 2)))
     return tuple(int(n) for n in counts)
+
+
+#: names that moved to :mod:`pansim.data.systems`, still importable from here
+_MOVED = ("CRYSTALS", "STRUCTURES", "crystal_cell")
+
+
+def __getattr__(name: str):
+    """``CRYSTALS``, ``STRUCTURES``, ``crystal_cell``: views of the system registry."""
+    if name in _MOVED:
+        from pansim.data import systems
+
+        return getattr(systems, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,7 +45,7 @@ def _structures(args: argparse.Namespace) -> list:
 
         return read_structures(args.structures)
     from pansim.data.sampling import sample_crystal
-    from pansim.data.settings import CRYSTALS
+    from pansim.data.systems import CRYSTALS
 
     if args.sample not in CRYSTALS:
         raise ValueError(f"unknown system {args.sample!r}; known: {sorted(CRYSTALS)}")

@@ -145,3 +145,29 @@ def test_rigid_body_forces_removed_internal_forces_kept():
     atoms.calc = EMT()
     exact = atoms.get_forces()  # no net force or torque: unchanged
     assert np.allclose(mr.remove_rigid_body_forces(exact, atoms.positions), exact, atol=1e-10)
+
+
+def test_dft_reference_and_molecule_report_share_the_bond_scan(tmp_path, monkeypatch):
+    """Both sides call ``bond_scan``; on the same forces (EMT) they give the same curves."""
+    from pansim.data.labelers import molecule_job
+    from pansim.data.settings import MoleculeSettings
+    from workflows.molecule_reference import reference_repulsion
+    from workflows.validate_molecule import _bond_scan
+
+    calls = []
+    original = mr.bond_scan
+
+    def spy(*args, **kwargs):
+        calls.append("bond_scan")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mr, "bond_scan", spy)
+    geometry = molecule("CH3OH")
+    store = mr.PointStore(tmp_path / "points", FakeDFT(), molecule_job)
+    dft = reference_repulsion("ethanol", geometry, store, MoleculeSettings(), tmp_path)
+    assert calls == ["bond_scan"] * 2  # the DFT side: one per bond
+    for bond in dft["bonds"]:
+        model = _bond_scan(geometry, bond, EMT())
+        assert model["energy_eV"] == bond["energy_eV"] and model["r_A"] == bond["r_A"]
+        assert model["force_eV_per_A"] == bond["force_eV_per_A"]
+    assert calls == ["bond_scan"] * 4  # the model side: one per bond

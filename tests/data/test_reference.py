@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from ase.calculators.calculator import Calculator, all_changes
 from ase.neighborlist import neighbor_list
 
 from pansim.data import reference
@@ -264,3 +265,106 @@ def test_contact_scan_is_the_validate_geometry_and_validate_reproduces_it(tmp_pa
     reference.analyse("si", tmp_path)
     m = Manifest.load(reference.jobs_path("si", tmp_path))
     assert sum(e["provenance"]["stage"] == "contact" for e in m.entries.values()) == 13
+
+
+class PairSprings(Calculator):
+    """:func:`_pair_energy_forces` as an ASE calculator: the stand-in for DFT and for a model."""
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, k, r0, cutoff):
+        super().__init__()
+        self.k, self.r0, self.cutoff = k, r0, cutoff
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        e, f = _pair_energy_forces(self.atoms, self.k, self.r0, self.cutoff)
+        self.results = {"energy": e, "forces": f}
+
+
+def _spy(module, name, calls):
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        calls.append(name)
+        return original(*args, **kwargs)
+
+    return spy
+
+
+def test_dft_side_and_model_side_run_one_analysis(tmp_path, monkeypatch):
+    """Labels from a calculator: ``analyse`` gives what the model workflows give on it.
+
+    The phonons (``pansim.phonons.harmonic_phonons``) and the contact scan
+    (``pansim.structures.contact_scan``) are called by both sides.
+    """
+    import pansim.phonons
+    import pansim.structures
+    from pansim.data.labelers import dict_to_atoms
+    from workflows.phonons import phonons
+    from workflows.repulsion import repulsion_scan
+    from workflows.validate import SYSTEMS
+
+    calls = []
+    for module, name in ((pansim.phonons, "harmonic_phonons"), (pansim.structures, "contact_scan")):
+        monkeypatch.setattr(module, name, _spy(module, name, calls))
+
+    reference.queue("si", tmp_path)
+    with Manifest.update(reference.jobs_path("si", tmp_path)) as m:
+        for e in m.entries.values():
+            if e["provenance"]["stage"] == "eos":
+                v = dict_to_atoms(e["job"]["atoms"]).get_volume()
+                e.update(status="done", result={"energy": birch_murnaghan(v), "forces": []})
+    reference.analyse("si", tmp_path)  # queues the phonon jobs at V0
+    m = Manifest.load(reference.jobs_path("si", tmp_path))
+    unit = dict_to_atoms(m.entries[reference.RESIDUAL_KEY]["provenance"]["unitcell"])
+    r0 = float(np.linalg.norm(unit.positions[1] - unit.positions[0]))
+    calc = PairSprings(k=2.0, r0=r0, cutoff=1.1 * r0)
+    with Manifest.update(reference.jobs_path("si", tmp_path)) as m:
+        for e in m.entries.values():
+            if e["status"] == "pending":
+                atoms = dict_to_atoms(e["job"]["atoms"])
+                atoms.calc = calc
+                result = {"energy": atoms.get_potential_energy()}
+                result.update(forces=atoms.get_forces().tolist(), stress=np.zeros((3, 3)).tolist())
+                e.update(status="done", result=result)
+    calls.clear()
+    reference.analyse("si", tmp_path)
+    assert calls == ["harmonic_phonons", "contact_scan"]  # the DFT side
+
+    out = reference.jobs_path("si", tmp_path).parent
+    dft = json.loads((out / "phonons.json").read_text())
+    model = phonons(unit, calc, supercell=(2, 2, 2), relax_first=False, relax_cell=False)
+    assert set(dft["high_symmetry_THz"]) == set(model.high_symmetry_THz) >= {"Gamma", "X", "L"}
+    for q, freqs in dft["high_symmetry_THz"].items():
+        np.testing.assert_allclose(freqs, model.high_symmetry_THz[q], rtol=0, atol=1e-12)
+    for q, freqs in dft["frequencies_THz"].items():
+        assert freqs == dft["high_symmetry_THz"][q]
+    assert dft["imaginary_modes"] == model.imaginary_modes == []
+
+    contact = json.loads((out / "contact.json").read_text())
+    scan = repulsion_scan(SYSTEMS["si"].conventional(), calc)
+    np.testing.assert_allclose(contact["r_A"], scan.r_A, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(contact["energy_eV"], scan.energy_eV, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(contact["force_eV_per_A"], scan.force_eV_per_A, rtol=0, atol=1e-12)
+    assert contact["energy_eV"][0] > 0.5 and contact["force_eV_per_A"][0] > 0  # a real curve
+    assert calls == ["harmonic_phonons", "contact_scan"] * 2  # the model side
+
+
+def test_stored_forces_must_belong_to_the_phonon_set_up(tmp_path):
+    from pansim.data.labelers import dict_to_atoms
+    from pansim.phonons import displaced, supercells
+
+    reference.queue("si", tmp_path)
+    _fake_done(tmp_path, "si", birch_murnaghan)
+    reference.analyse("si", tmp_path)
+    _fake_done(tmp_path, "si", lambda v: 0.0)
+    m = Manifest.load(reference.jobs_path("si", tmp_path))
+    jobs = {k: e for k, e in m.entries.items() if e["provenance"]["stage"] == "phonon"}
+    unit = dict_to_atoms(jobs[reference.RESIDUAL_KEY]["provenance"]["unitcell"])
+    cells = supercells(displaced(unit))
+    assert reference.stored_forces(jobs)(cells).shape == (len(cells), 16, 3)
+    moved = [c.copy() for c in cells]
+    moved[0].positions[3] += 0.01  # not the structure the job computed
+    with pytest.raises(ValueError, match="not the supercell"):
+        reference.stored_forces(jobs)(moved)

@@ -169,7 +169,7 @@ def _check_explore(cfg: dict[str, Any]) -> None:
     if ex["structure"] is not None:
         _need(Path(ex["structure"]).exists(), f"explore.structure {ex['structure']} does not exist")
     elif ex["bulk"] is None:
-        from pansim.data.settings import STRUCTURES
+        from pansim.data.systems import STRUCTURES
 
         _need(
             cfg["system"] in STRUCTURES,

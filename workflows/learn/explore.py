@@ -27,9 +27,9 @@ def base_cell(cfg: dict[str, Any]) -> Atoms:
 
         atoms = bulk(**ex["bulk"])
     else:
-        from pansim.data.settings import crystal_cell
+        from pansim.data.systems import get_system
 
-        atoms = crystal_cell(cfg["system"], cubic=True)
+        atoms = get_system(cfg["system"]).conventional()
     return atoms.repeat(tuple(int(n) for n in ex["supercell"]))
 
 

@@ -259,10 +259,11 @@ def make_job(cfg: dict[str, Any], atoms: Atoms) -> dict:
         from pansim.data.datasets import get_system
 
         return get_system(cfg["system"]).make_job(atoms)
-    from pansim.data.settings import CRYSTALS, kmesh
+    from pansim.data.settings import kmesh
+    from pansim.data.systems import get_system
     from workflows.learn.explore import base_cell
 
-    settings = CRYSTALS[cfg["system"]]
+    settings = get_system(cfg["system"]).dft
     kpts = kmesh(base_cell(cfg).cell.array, settings.dk)  # the unstrained family cell's mesh
     return labelers.crystal_job(atoms, settings, kpts, **cfg["labeller_options"])
 
