@@ -210,7 +210,10 @@ def committee_provenance(source: Any, default_dtype: str) -> dict[str, str]:
         name, files = source, committee_files(source)
     elif all(isinstance(m, (str, os.PathLike)) for m in source):
         files = [Path(model_file(m)) for m in source]
-        name = "committee(" + ", ".join(Path(m).stem for m in source) + ")"
+        stems = [Path(m).stem for m in source]
+        if len(set(stems)) < len(stems):  # e.g. run folders' best_model: add the folder
+            stems = [f"{Path(m).parent.name}/{Path(m).stem}" for m in source]
+        name = "committee(" + ", ".join(stems) + ")"
     else:
         out["model_name"] = f"<in-memory committee of {len(source)}>"
         return out

@@ -108,4 +108,6 @@ def test_calculator_takes_a_registered_committee_name_with_its_provenance():
     assert len(calc.parameters["model_sha256"].split(", ")) == len(files) == 3
     listed = PANCalculator(model=[str(f) for f in files])
     assert listed.parameters["model_sha256"] == calc.parameters["model_sha256"]
-    assert listed.parameters["model_name"].startswith("committee(")
+    assert listed.parameters["model_name"] == (
+        "committee(pan+pgs-seed0/best_model, pan+pgs-seed1/best_model, pan+pgs-seed2/best_model)"
+    )
