@@ -226,8 +226,10 @@ class PANCalculator(Calculator):
             grid = chunking.plan(self.atoms, self.model, self.max_atoms_per_chunk)
         if grid is not None:
             self.results = chunking.evaluate_chunked(
-                self.model, self.atoms, properties, grid, self.dtype, self.device
+                self.model, self.atoms, properties, grid, self.dtype, self.device, self.domain
             )
+            if self.domain is not None:
+                self._warn_domain(self.results["warnings"], stacklevel=4)
             return
         self.results = self._evaluate([self.atoms], properties)[0]
 
@@ -312,14 +314,18 @@ class PANCalculator(Calculator):
         if self.domain is None:
             return []
         lines = check_domain(graph, numbers, self.domain)
+        self._warn_domain(lines, stacklevel=5)
+        return lines
+
+    def _warn_domain(self, lines: list[str], stacklevel: int) -> None:
+        """Warn and log the first finding of each kind (``stacklevel`` from this method)."""
         for line in lines:
             kind = line.split(" ")[0]
             if kind not in self._warned:
                 self._warned.add(kind)
                 message = f"structure outside the model's training data: {line}"
-                warnings.warn(message, DomainWarning, stacklevel=4)
+                warnings.warn(message, DomainWarning, stacklevel=stacklevel)
                 logging.getLogger("pansim.domain").warning(message)
-        return lines
 
 
 def check_device(device: str | torch.device) -> torch.device:

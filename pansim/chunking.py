@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from pansim.domain import DomainTally
 from pansim.graph import (
     MIN_DISTANCE,
     InvalidStructureError,
@@ -274,6 +275,16 @@ def _check_overlap(positions: np.ndarray, edge_index: np.ndarray, index: np.ndar
         )
 
 
+def _tally_owned_edges(tally: DomainTally, chunk: Chunk, graph: dict[str, np.ndarray]) -> None:
+    """Add the edges into the chunk's owned atoms (all of theirs) to the domain tally."""
+    send, recv = graph["edge_index"]
+    into_owned = chunk.owned[recv]
+    send, recv = send[into_owned], recv[into_owned]
+    positions = graph["positions"]
+    lengths = np.linalg.norm(positions[recv] - positions[send], axis=1)
+    tally.add(chunk.index[send], chunk.index[recv], lengths)
+
+
 def evaluate_chunk(
     model: torch.nn.Module,
     graph: dict[str, np.ndarray],
@@ -327,6 +338,7 @@ def evaluate_chunked(
     grid: np.ndarray,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
+    domain: dict | None = None,
 ) -> dict[str, Any]:
     """ASE results of ``atoms`` (energy, free_energy, energies; forces, stress if asked).
 
@@ -340,6 +352,11 @@ def evaluate_chunked(
         What to compute: a ``forces`` or ``stress`` request runs the backward passes.
     grid : np.ndarray
         Regions per axis, from :func:`plan`.
+    domain : dict, optional
+        Training-domain statistics (:func:`pansim.domain.model_domain`): the results
+        then hold ``warnings``, the lines :func:`pansim.domain.check_domain` gives for
+        the whole structure (gathered from the edges into every chunk's owned atoms,
+        each edge of the structure once).
     """
     r_max = float(model.r_max)
     want_stress = "stress" in properties
@@ -350,8 +367,11 @@ def evaluate_chunked(
     energies = np.zeros(n)
     forces = np.zeros((n, 3))
     virial = np.zeros((3, 3))
+    tally = None if domain is None else DomainTally(numbers)
     for chunk in iter_chunks(atoms, grid, halo_depth(model), r_max):
         graph = chunk_graph(chunk, numbers, atomic_numbers, r_max)
+        if tally is not None:
+            _tally_owned_edges(tally, chunk, graph)
         site, grad = evaluate_chunk(
             model, graph, chunk.owned, dtype, torch.device(device), want_forces
         )
@@ -361,6 +381,8 @@ def evaluate_chunked(
             virial += graph["positions"].T @ grad
     energy = float(energies.sum())
     results: dict[str, Any] = {"energy": energy, "free_energy": energy, "energies": energies}
+    if tally is not None:
+        results["warnings"] = tally.findings(domain)
     if want_forces:
         results["forces"] = forces
     if want_stress:

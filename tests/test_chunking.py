@@ -162,3 +162,54 @@ def test_bad_structures_named(model):
     atoms.numbers[0] = 6
     with warnings.catch_warnings(), pytest.raises(InvalidStructureError, match="not supported"):
         calc.get_potential_energy(atoms)
+
+
+def _with_domain(model, stats):
+    import copy
+
+    model = copy.deepcopy(model)
+    model.pansim_metadata = {"domain": stats}
+    return model
+
+
+def test_domain_check_runs_on_the_chunked_path(model, whole):
+    """The chunked path reports the whole-cell path's out-of-domain lines and warns once."""
+    from pansim.domain import DomainWarning, domain_statistics
+    from pansim.graph import atoms_to_graph
+
+    atoms, max_atoms = STRUCTURES["triclinic"]  # Si and O
+    atoms = atoms.copy()
+    atoms.positions[7] = atoms.positions[3] + [0.0, 0.0, 1.3]  # a short pair: below training
+    train = _si((1, 1, 1))  # pure Si, bulk-like coordination only
+    stats = domain_statistics([atoms_to_graph(train, [14, 8, 1], R_MAX)], [train.numbers], R_MAX)
+    calc = PANCalculator(_with_domain(model, stats), max_atoms_per_chunk=max_atoms)
+    reference = PANCalculator(_with_domain(model, stats))
+    assert chunking.plan(atoms, calc.model, max_atoms).prod() > 1
+    with pytest.warns(DomainWarning) as chunked_warnings:
+        calc.calculate(atoms, ["energy", "forces"])
+    with pytest.warns(DomainWarning) as whole_warnings:
+        reference.calculate(atoms, ["energy", "forces"])
+    lines = reference.results["warnings"]
+    assert {line.split(" ")[0] for line in lines} == {"element", "distance", "coordination"}
+    assert calc.results["warnings"] == lines
+    assert [str(w.message) for w in chunked_warnings] == [str(w.message) for w in whole_warnings]
+    with warnings.catch_warnings():  # each kind is warned once per calculator, as whole-cell
+        warnings.simplefilter("error", DomainWarning)
+        calc.calculate(atoms, ["energy"])
+    assert calc.results["warnings"] == lines
+    inside = PANCalculator(_with_domain(model, stats), max_atoms_per_chunk=260)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainWarning)
+        inside.calculate(train.repeat((4, 3, 3)), ["energy"])  # the training cell, repeated
+    assert inside.results["warnings"] == []
+
+
+def test_check_domain_false_skips_it_on_the_chunked_path(model):
+    atoms, max_atoms = STRUCTURES["cubic"]
+    stats = {"r_max": R_MAX, "combinations": [["O"]], "min_distance": {}, "coordination": {}}
+    calc = PANCalculator(_with_domain(model, stats), max_atoms_per_chunk=max_atoms,
+                         check_domain=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calc.calculate(atoms, ["energy"])
+    assert "warnings" not in calc.results
