@@ -281,8 +281,8 @@ def summary(result: dict[str, Any], preset: str) -> list[dict[str, str]]:
     label = "" if preset == "full" else f" ({preset} preset)"
     load = result["machine"]["load_average_1_5_15"][2]
     what = (f"LAMMPS fix external (1 and 2 MPI ranks) / ASE loop, NVE {result['steps']} "
-            f"steps, {result['atoms']}-atom Si, {result['dtype']}{label}, 15-min load "
-            f"{load:g}")  # fmt: skip
+            f"steps, {result['atoms']}-atom Si, {result['dtype']}, 15-min load "
+            f"{load:g}{label}")  # fmt: skip
     ase = rows["ase"]
     parts = [f"ASE {ase['wall_us_per_atom_step']:.0f} us/atom-step "
              f"(CPU {ase['cpu_us_per_atom_step']:.0f})"]  # fmt: skip
