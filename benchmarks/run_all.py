@@ -19,11 +19,16 @@ process, ``OMP_NUM_THREADS`` = its torch threads) writing
     next size would not fit in memory;
   - ``batched-shipped-1thread``, ``batched-shipped-2threads``,
     ``batched-defaults-2threads``: batched against serial phonon displacements
-    (8-atom cell) and elastic strains.
+    (8-atom cell) and elastic strains;
+  - ``chunked-si``: chunked single points, 1,000 to 100,000 atoms;
+  - ``torchsim``: torch-sim batched NVT against the ASE loop;
+  - ``lammps``: NVE through LAMMPS ``fix external`` at 1 and 2 MPI ranks
+    against the ASE loop, 512-atom Si (about 10 minutes).
 
 - ``quick`` (minutes; numbers labelled ``quick``): ``overhead`` (64 / 512
   atoms, 3 rounds), ``calculator`` (float32, NVE 20 steps at 64 atoms),
-  ``scaling-shipped`` (up to 512 atoms), ``batched-shipped-1thread`` (3 rounds).
+  ``scaling-shipped`` (up to 512 atoms), ``batched-shipped-1thread`` (3 rounds),
+  ``lammps`` (64 atoms, 3 steps, 1 round).
 - ``smoke``: a tiny model, one tiny cell, one round (what the tests run).
 
 ``<out-dir>/README.md`` is rebuilt from the JSON files after every run (and
@@ -71,7 +76,7 @@ from benchmarks import _common as common  # noqa: E402
 from lab.splice import replace_between_markers  # noqa: E402
 
 ROOT = common.ROOT
-BENCHMARKS = ("overhead", "calculator", "scaling", "batched", "chunked", "torchsim")
+BENCHMARKS = ("overhead", "calculator", "scaling", "batched", "chunked", "torchsim", "lammps")
 
 #: hyperparameters of the smoke preset's model (the test suite's tiny model)
 TINY = {
@@ -121,6 +126,8 @@ PRESETS: dict[str, list[Step]] = {
         Step("chunked-si", "chunked", "--dtype float32 --max-atoms-per-chunk 5000",
              title="shipped si model, max_atoms_per_chunk"),
         Step("torchsim", "torchsim", "", title="torch-sim batch vs ASE loop, shipped si model"),
+        Step("lammps", "lammps", "",
+             title="LAMMPS fix external, 1 and 2 MPI ranks, vs ASE loop, shipped si model"),
     ],
     "quick": [
         Step("overhead", "overhead", "--quick", title="DEFAULTS backbone"),
@@ -130,6 +137,8 @@ PRESETS: dict[str, list[Step]] = {
              title="shipped backbone size"),
         Step("batched-shipped-1thread", "batched", "--quick --shipped", threads=1,
              title="shipped backbone size, 1 thread"),
+        Step("lammps", "lammps", "--quick",
+             title="LAMMPS fix external, 1 and 2 MPI ranks, vs ASE loop, shipped si model"),
     ],
     "smoke": [
         Step("overhead", "overhead", "--quick --sizes 8 --dtypes float64 --repeats 1"
@@ -417,8 +426,13 @@ def summary_torchsim(result: dict[str, Any], preset: str) -> list[dict[str, str]
     return importlib.import_module("benchmarks.torchsim").summary(result, preset)
 
 
+def summary_lammps(result: dict[str, Any], preset: str) -> list[dict[str, str]]:
+    return importlib.import_module("benchmarks.lammps").summary(result, preset)
+
+
 SUMMARIES["chunked"] = summary_chunked
 SUMMARIES["torchsim"] = summary_torchsim
+SUMMARIES["lammps"] = summary_lammps
 SUMMARY_COLUMNS = [("measurement", "measurement", ""), ("result", "result", ""),
                    ("target", "target", ""), ("met", "met?", "")]  # fmt: skip
 

@@ -113,6 +113,14 @@ class PANCalculator(Calculator):
         process keeps its peak memory. The ``pansim`` command line turns it on
         for its own process. See docs/memory.md for the measured cost of the
         default.
+    check_domain : bool
+        Report structures outside the model's training data (see below).
+    max_atoms_per_chunk : int, "auto" or None
+        Evaluate structures with more atoms chunk by chunk, each model call
+        holding at most this many atoms (owned + halo), with the whole-cell
+        results (:mod:`pansim.chunking`, docs/chunking.md). ``"auto"`` chooses
+        the size from the memory available and the model's measured memory per
+        atom (the whole cell where it fits); ``chunk_size`` holds the last one.
 
     Notes
     -----
@@ -158,7 +166,7 @@ class PANCalculator(Calculator):
         default_dtype: str = "float64",
         keep_memory: bool = False,
         check_domain: bool = True,
-        max_atoms_per_chunk: int | None = None,
+        max_atoms_per_chunk: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -190,6 +198,9 @@ class PANCalculator(Calculator):
         self._warned: set[str] = set()
 
         self.max_atoms_per_chunk = _chunk_size(max_atoms_per_chunk, self.model)
+        #: chunk size of the last call (``max_atoms_per_chunk``, or the one "auto" chose)
+        self.chunk_size = None if max_atoms_per_chunk == "auto" else self.max_atoms_per_chunk
+        self._memory_model = None  # "auto": bytes per atom and edge, measured at first use
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -225,14 +236,28 @@ class PANCalculator(Calculator):
                 f"stress needs a fully periodic cell; this structure has pbc={pbc}"
             )
         grid = None
-        if self.max_atoms_per_chunk is not None:
+        if self.max_atoms_per_chunk == "auto":
+            from pansim import chunking
+
+            if self._memory_model is None:
+                self._memory_model = chunking.calibrate(self.model, self.dtype, self.device)
+            self.chunk_size, grid = chunking.auto_plan(
+                self.atoms, self.model, self._memory_model, self.device
+            )
+            logging.getLogger("pansim.chunking").info(
+                "max_atoms_per_chunk='auto': %d atoms per chunk (%s)", self.chunk_size,
+                "whole cell" if grid is None else f"grid {grid.tolist()}",
+            )  # fmt: skip
+        elif self.max_atoms_per_chunk is not None:
             from pansim import chunking
 
             grid = chunking.plan(self.atoms, self.model, self.max_atoms_per_chunk)
         if grid is not None:
             self.results = chunking.evaluate_chunked(
-                self.model, self.atoms, properties, grid, self.dtype, self.device
+                self.model, self.atoms, properties, grid, self.dtype, self.device, self.domain
             )
+            if self.domain is not None:
+                self._warn_domain(self.results["warnings"], stacklevel=4)
             return
         self.results = self._evaluate([self.atoms], properties)[0]
 
@@ -317,14 +342,18 @@ class PANCalculator(Calculator):
         if self.domain is None:
             return []
         lines = check_domain(graph, numbers, self.domain)
+        self._warn_domain(lines, stacklevel=5)
+        return lines
+
+    def _warn_domain(self, lines: list[str], stacklevel: int) -> None:
+        """Warn and log the first finding of each kind (``stacklevel`` from this method)."""
         for line in lines:
             kind = line.split(" ")[0]
             if kind not in self._warned:
                 self._warned.add(kind)
                 message = f"structure outside the model's training data: {line}"
-                warnings.warn(message, DomainWarning, stacklevel=4)
+                warnings.warn(message, DomainWarning, stacklevel=stacklevel)
                 logging.getLogger("pansim.domain").warning(message)
-        return lines
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -349,16 +378,20 @@ def check_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _chunk_size(value: int | None, model: torch.nn.Module) -> int | None:
-    """``max_atoms_per_chunk`` checked: None, or a positive int for a model that allows it."""
+def _chunk_size(value: int | str | None, model: torch.nn.Module) -> int | str | None:
+    """``max_atoms_per_chunk`` checked: None, "auto" or a positive int (model allowing it)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"max_atoms_per_chunk must be a positive integer or None, not {value!r}")
+    if value != "auto" and (
+        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+    ):
+        raise ValueError(
+            f"max_atoms_per_chunk must be a positive integer, 'auto' or None, not {value!r}"
+        )
     from pansim.chunking import halo_depth
 
     halo_depth(model)  # a model without num_interactions: clear error now
-    return int(value)
+    return value if value == "auto" else int(value)
 
 
 def _split_results(

@@ -28,6 +28,19 @@ about 4.1 times the atoms and about 2.2 times the edge work of the whole cell.
 
 Every result matches the whole-cell evaluation to float round-off (energies,
 site energies, forces, stress).
+
+Automatic chunk size (``max_atoms_per_chunk="auto"``, :func:`auto_plan`)
+-----------------------------------------------------------------------
+``N = floor(AUTO_MEMORY_FRACTION * available / per_atom)`` atoms, where
+``available`` is the memory available now (``torch.cuda.mem_get_info`` on a CUDA
+device, else psutil or ``MemAvailable`` of /proc/meminfo) and ``per_atom`` the
+estimated peak memory of a model call per atom: :data:`AUTO_PEAK_FACTOR` times
+the bytes the autograd graph saves, measured once per model, dtype and device on
+a small probe cluster (:func:`calibrate`, per atom and per edge) and applied to
+the structure's mean number of neighbours within ``r_max``. A structure of at
+most ``N`` atoms is evaluated whole; a larger one in chunks of at most ``N``
+atoms, never fewer than the halo needs (where the memory allows less, the
+smallest workable chunk is used with a warning).
 """
 
 from __future__ import annotations
@@ -42,16 +55,24 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from pansim.domain import DomainTally
 from pansim.graph import (
     MIN_DISTANCE,
     InvalidStructureError,
     _padded_box,
+    check_cell_density,
     neighbor_list,
     validate_atoms,
 )
 
 #: the grid search tries at most this many regions along each direction
 MAX_DIVISIONS = 48
+#: auto chunk size: peak memory of a model call (energy + forces) over the bytes its
+#: autograd graph saves; measured 2.0-2.9 for the shipped models (Si, 64-1000 atoms,
+#: float32 and float64, whole process), so 3 covers the backward pass's transients
+AUTO_PEAK_FACTOR = 3.0
+#: auto chunk size: share of the memory available now that one chunk may use
+AUTO_MEMORY_FRACTION = 0.5
 
 
 class ChunkSizeError(ValueError):
@@ -235,6 +256,153 @@ def iter_chunks(atoms: Atoms, grid: np.ndarray, halo: float, r_max: float) -> It
             yield build_chunk(frame, positions, grid, cell, owner, halo, inner)
 
 
+# -- automatic chunk size -----------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class MemoryModel:
+    """Bytes the autograd graph of a model call saves, per atom and per edge (one model)."""
+
+    node_bytes: float
+    edge_bytes: float
+
+    def per_atom(self, edges_per_atom: float) -> float:
+        """Estimated peak bytes of a model call per atom (:data:`AUTO_PEAK_FACTOR` included)."""
+        return AUTO_PEAK_FACTOR * (self.node_bytes + self.edge_bytes * edges_per_atom)
+
+
+def calibrate(
+    model: torch.nn.Module, dtype: torch.dtype, device: torch.device | str
+) -> MemoryModel:
+    """:class:`MemoryModel` of ``model``: one energy + forces call on a probe cluster.
+
+    The probe is a 5 x 5 x 5 simple cubic cluster of spacing ``r_max / 2.5`` with the
+    model's elements in turn. Every tensor the autograd graph saves (parameters
+    excepted, shared storage counted once) is booked per edge when its first
+    dimension is the edge count, else per atom.
+    """
+    r_max = float(model.r_max)
+    atomic_numbers = [int(z) for z in model.atomic_numbers]
+    grid = np.stack(np.meshgrid(*[np.arange(5)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    numbers = np.resize(atomic_numbers, len(grid))
+    chunk = Chunk(
+        np.arange(len(grid)), grid * r_max / 2.5, np.ones(len(grid), bool), np.ones(len(grid), bool)
+    )
+    graph = chunk_graph(chunk, numbers, atomic_numbers, r_max)
+    n_nodes, n_edges = len(grid), graph["edge_index"].shape[1]
+    fixed = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    booked: dict[int, tuple[bool, int]] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer not in fixed and pointer not in booked:
+            on_edges = tensor.dim() > 0 and tensor.shape[0] == n_edges
+            booked[pointer] = (on_edges, storage.nbytes())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        evaluate_chunk(model, graph, chunk.owned, dtype, torch.device(device), True)
+    edge_bytes = sum(b for on_edges, b in booked.values() if on_edges)
+    node_bytes = sum(b for on_edges, b in booked.values() if not on_edges)
+    return MemoryModel(node_bytes / n_nodes, edge_bytes / max(n_edges, 1))
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes available now: free CUDA memory, else psutil or /proc/meminfo; None if unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        import psutil
+    except ImportError:
+        pass
+    else:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def edges_per_atom(atoms: Atoms, r_max: float) -> float:
+    """Mean number of neighbours within ``r_max`` (periodic images included)."""
+    import vesin
+
+    from pansim.graph import _search_box
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    positions = np.asarray(atoms.positions, dtype=np.float64)
+    box = _padded_box(np.asarray(atoms.cell, dtype=np.float64), pbc, positions, r_max)
+    search, _ = _search_box(box, pbc)
+    (i,) = vesin.NeighborList(cutoff=float(r_max), full_list=True).compute(
+        positions, search, pbc.tolist(), quantities="i"
+    )
+    return len(i) / len(atoms)
+
+
+def auto_chunk_size(atoms: Atoms, model: torch.nn.Module, memory: MemoryModel,
+                    device: torch.device | str = "cpu") -> int:  # fmt: skip
+    """The chunk size the memory allows: ``AUTO_MEMORY_FRACTION * available / per_atom``.
+
+    Raises
+    ------
+    RuntimeError
+        The available memory of ``device`` cannot be read.
+    """
+    available = available_memory(device)
+    if available is None:
+        raise RuntimeError(
+            f"max_atoms_per_chunk='auto' cannot read the memory available on {device}; "
+            "give max_atoms_per_chunk as a number"
+        )
+    per_atom = memory.per_atom(edges_per_atom(atoms, float(model.r_max)))
+    return max(int(AUTO_MEMORY_FRACTION * available // per_atom), 1)
+
+
+def auto_plan(atoms: Atoms, model: torch.nn.Module, memory: MemoryModel,
+              device: torch.device | str = "cpu") -> tuple[int, np.ndarray | None]:  # fmt: skip
+    """``(chunk size, grid)`` of ``max_atoms_per_chunk="auto"`` (grid None: whole cell).
+
+    The size is :func:`auto_chunk_size`, raised to the smallest chunk the halo
+    allows where the memory allows less (with a ``UserWarning`` saying so).
+    """
+    validate_atoms(atoms, [int(z) for z in model.atomic_numbers])
+    check_cell_density(atoms, float(model.r_max))
+    size = auto_chunk_size(atoms, model, memory, device)
+    if len(atoms) <= size:
+        return size, None
+    allowed = size
+    while True:  # plan() warns where the cell is too small for the halo (whole cell)
+        try:
+            grid = plan(atoms, model, size)
+        except ChunkSizeError:
+            size = max(size + 1, int(size * 1.25), _smallest_chunk(atoms, model))
+            continue
+        break
+    if grid is not None and size > allowed:
+        warnings.warn(
+            f"max_atoms_per_chunk='auto': the memory available allows chunks of {allowed} "
+            f"atoms, but the halo of n_interactions * r_max = {halo_depth(model):g} A needs at "
+            f"least {size} for this structure; using {size} (the call may run out of memory)",
+            stacklevel=3,
+        )
+    return size, grid
+
+
+def _smallest_chunk(atoms: Atoms, model: torch.nn.Module) -> int:
+    """Exact size of the largest chunk of the finest grid (estimate of the least that works)."""
+    halo = halo_depth(model)
+    frame = make_frame(atoms, float(model.r_max))
+    grids = _candidate_grids(frame, halo)
+    finest = grids[int(np.argmin(_coverage(frame, grids, halo)))]
+    return int(counts(frame, finest, halo).max())
+
+
 # -- evaluating ---------------------------------------------------------------------------
 def chunk_graph(
     chunk: Chunk, numbers: np.ndarray, atomic_numbers: Sequence[int], r_max: float
@@ -274,6 +442,16 @@ def _check_overlap(positions: np.ndarray, edge_index: np.ndarray, index: np.ndar
         )
 
 
+def _tally_owned_edges(tally: DomainTally, chunk: Chunk, graph: dict[str, np.ndarray]) -> None:
+    """Add the edges into the chunk's owned atoms (all of theirs) to the domain tally."""
+    send, recv = graph["edge_index"]
+    into_owned = chunk.owned[recv]
+    send, recv = send[into_owned], recv[into_owned]
+    positions = graph["positions"]
+    lengths = np.linalg.norm(positions[recv] - positions[send], axis=1)
+    tally.add(chunk.index[send], chunk.index[recv], lengths)
+
+
 def evaluate_chunk(
     model: torch.nn.Module,
     graph: dict[str, np.ndarray],
@@ -308,6 +486,7 @@ def plan(atoms: Atoms, model: torch.nn.Module, max_atoms: int) -> np.ndarray | N
     if len(atoms) <= max_atoms:
         return None
     validate_atoms(atoms, [int(z) for z in model.atomic_numbers])
+    check_cell_density(atoms, float(model.r_max))
     halo = halo_depth(model)
     grid = choose_grid(make_frame(atoms, float(model.r_max)), len(atoms), max_atoms, halo)
     if grid is None:
@@ -327,6 +506,7 @@ def evaluate_chunked(
     grid: np.ndarray,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
+    domain: dict | None = None,
 ) -> dict[str, Any]:
     """ASE results of ``atoms`` (energy, free_energy, energies; forces, stress if asked).
 
@@ -340,6 +520,11 @@ def evaluate_chunked(
         What to compute: a ``forces`` or ``stress`` request runs the backward passes.
     grid : np.ndarray
         Regions per axis, from :func:`plan`.
+    domain : dict, optional
+        Training-domain statistics (:func:`pansim.domain.model_domain`): the results
+        then hold ``warnings``, the lines :func:`pansim.domain.check_domain` gives for
+        the whole structure (gathered from the edges into every chunk's owned atoms,
+        each edge of the structure once).
     """
     r_max = float(model.r_max)
     want_stress = "stress" in properties
@@ -350,8 +535,11 @@ def evaluate_chunked(
     energies = np.zeros(n)
     forces = np.zeros((n, 3))
     virial = np.zeros((3, 3))
+    tally = None if domain is None else DomainTally(numbers)
     for chunk in iter_chunks(atoms, grid, halo_depth(model), r_max):
         graph = chunk_graph(chunk, numbers, atomic_numbers, r_max)
+        if tally is not None:
+            _tally_owned_edges(tally, chunk, graph)
         site, grad = evaluate_chunk(
             model, graph, chunk.owned, dtype, torch.device(device), want_forces
         )
@@ -361,6 +549,8 @@ def evaluate_chunked(
             virial += graph["positions"].T @ grad
     energy = float(energies.sum())
     results: dict[str, Any] = {"energy": energy, "free_energy": energy, "energies": energies}
+    if tally is not None:
+        results["warnings"] = tally.findings(domain)
     if want_forces:
         results["forces"] = forces
     if want_stress:

@@ -119,6 +119,46 @@ def check_domain(graph: dict[str, np.ndarray], numbers: Sequence[int], stats: di
     ``graph`` must be built with the cutoff of ``stats`` (the model's ``r_max``).
     """
     z = np.asarray(numbers, dtype=int)
+    send, recv, lengths = _edges(graph)
+    minima = _pair_minima(z, send, recv, lengths)
+    return domain_findings(z, minima, np.bincount(recv, minlength=len(z)), stats)
+
+
+class DomainTally:
+    """What :func:`check_domain` needs, gathered piece by piece (chunked evaluation).
+
+    Every edge of the structure must be added exactly once (an edge belongs to the
+    piece that owns its receiving atom); ``numbers`` are the whole structure's.
+    :meth:`findings` then gives the lines :func:`check_domain` gives for the whole
+    structure's graph.
+    """
+
+    def __init__(self, numbers: Sequence[int]) -> None:
+        self.numbers = np.asarray(numbers, dtype=int)
+        self.minima: dict[str, float] = {}
+        self.counts = np.zeros(len(self.numbers), dtype=np.int64)
+
+    def add(self, send: np.ndarray, recv: np.ndarray, lengths: np.ndarray) -> None:
+        """Edges ``send -> recv`` (indices of the whole structure) and their lengths (A)."""
+        for key, d in _pair_minima(self.numbers, send, recv, lengths).items():
+            self.minima[key] = min(self.minima.get(key, np.inf), d)
+        np.add.at(self.counts, recv, 1)
+
+    def findings(self, stats: dict) -> list[str]:
+        """The out-of-domain lines of everything added (see :func:`check_domain`)."""
+        return domain_findings(self.numbers, self.minima, self.counts, stats)
+
+
+def domain_findings(
+    numbers: Sequence[int], minima: dict[str, float], counts: np.ndarray, stats: dict
+) -> list[str]:
+    """Out-of-domain lines from a structure's summary.
+
+    ``numbers``: atomic number of every atom; ``minima``: shortest distance per sorted
+    element pair (``"Si-O"``); ``counts``: neighbours of every atom within the cutoff
+    of ``stats``.
+    """
+    z = np.asarray(numbers, dtype=int)
     found = []
     combo = sorted({_symbol(x) for x in z})
     if combo not in [sorted(c) for c in stats.get("combinations", [])]:
@@ -126,14 +166,12 @@ def check_domain(graph: dict[str, np.ndarray], numbers: Sequence[int], stats: di
         found.append(
             f"element combination {'-'.join(combo)} never seen in training (seen: {known})"
         )
-    send, recv, lengths = _edges(graph)
     dmin = stats.get("min_distance", {})
-    for key, d in sorted(_pair_minima(z, send, recv, lengths).items()):
+    for key, d in sorted(minima.items()):
         limit = dmin.get(key, dmin.get("*"))
         if limit is not None and d < limit:
             found.append(f"distance {key} {d:.3f} A below the shortest in training ({limit:.3f} A)")
     coord = stats.get("coordination", {})
-    counts = np.bincount(recv, minlength=len(z))
     for x in np.unique(z):
         span = coord.get(_symbol(x))
         if span is None:

@@ -103,6 +103,30 @@ def test_torchsim_benchmark_runs(benchmarks, tmp_path):
     assert run_all.SUMMARIES["torchsim"](result, "quick")[0]["result"].endswith("x CPU)")
 
 
+def test_lammps_benchmark_runs(benchmarks, tmp_path):
+    """The --quick preset, smaller still: 1 step, the ASE loop and LAMMPS on 2 MPI ranks."""
+    from pansim.lammps_external import LammpsSetupError, load_lammps
+
+    try:
+        load_lammps()
+    except LammpsSetupError as err:
+        pytest.skip(str(err))
+    from benchmarks import lammps, run_all
+
+    argv = ["--quick", "--steps", "1", "--runs", "ase", "lammps-np2", "--r-max", "2.6",
+            "--out-dir", str(tmp_path), "--hyperparameters", json.dumps(run_all.TINY)]  # fmt: skip
+    result = lammps.main(argv)
+    ase, np2 = result["rows"]
+    assert (ase["run"], np2["run"], np2["ranks"]) == ("ase", "lammps-np2", 2)
+    assert result["atoms"] == 64 and result["preset"] == "quick"
+    assert ase["evaluated_ratio"] == 1 and np2["evaluated_ratio"] > 1  # each rank: + ghosts
+    assert np2["wall_us_per_atom_step"] > 0 and np2["cpu_vs_ase"] > 0
+    assert abs(np2["energy_per_atom"] - ase["energy_per_atom"]) < 1e-4  # same trajectory
+    (row,) = run_all.SUMMARIES["lammps"](result, "quick")
+    assert "lammps-np2" in row["result"] and row["measurement"].endswith("(quick preset)")
+    assert (tmp_path / "lammps.md").read_text().startswith("# lammps (quick preset)")
+
+
 def _chunked(result):
     (row,) = result["rows"]  # 512 atoms in chunks of at most 300 (owned + halo)
     assert row["atoms"] == 512 and row["chunks"] > 1 and row["largest_chunk"] <= 300

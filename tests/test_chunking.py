@@ -162,3 +162,144 @@ def test_bad_structures_named(model):
     atoms.numbers[0] = 6
     with warnings.catch_warnings(), pytest.raises(InvalidStructureError, match="not supported"):
         calc.get_potential_energy(atoms)
+    atoms = STRUCTURES["cubic"][0].copy()
+    atoms.positions[4, 1] = np.nan
+    with pytest.raises(InvalidStructureError, match=r"NaN or inf in positions of atom\(s\) \[4\]"):
+        calc.get_potential_energy(atoms)
+
+
+def _with_domain(model, stats):
+    import copy
+
+    model = copy.deepcopy(model)
+    model.pansim_metadata = {"domain": stats}
+    return model
+
+
+def test_domain_check_runs_on_the_chunked_path(model, whole):
+    """The chunked path reports the whole-cell path's out-of-domain lines and warns once."""
+    from pansim.domain import DomainWarning, domain_statistics
+    from pansim.graph import atoms_to_graph
+
+    atoms, max_atoms = STRUCTURES["triclinic"]  # Si and O
+    atoms = atoms.copy()
+    atoms.positions[7] = atoms.positions[3] + [0.0, 0.0, 1.3]  # a short pair: below training
+    train = _si((1, 1, 1))  # pure Si, bulk-like coordination only
+    stats = domain_statistics([atoms_to_graph(train, [14, 8, 1], R_MAX)], [train.numbers], R_MAX)
+    calc = PANCalculator(_with_domain(model, stats), max_atoms_per_chunk=max_atoms)
+    reference = PANCalculator(_with_domain(model, stats))
+    assert chunking.plan(atoms, calc.model, max_atoms).prod() > 1
+    with pytest.warns(DomainWarning) as chunked_warnings:
+        calc.calculate(atoms, ["energy", "forces"])
+    with pytest.warns(DomainWarning) as whole_warnings:
+        reference.calculate(atoms, ["energy", "forces"])
+    lines = reference.results["warnings"]
+    assert {line.split(" ")[0] for line in lines} == {"element", "distance", "coordination"}
+    assert calc.results["warnings"] == lines
+    assert [str(w.message) for w in chunked_warnings] == [str(w.message) for w in whole_warnings]
+    with warnings.catch_warnings():  # each kind is warned once per calculator, as whole-cell
+        warnings.simplefilter("error", DomainWarning)
+        calc.calculate(atoms, ["energy"])
+    assert calc.results["warnings"] == lines
+    inside = PANCalculator(_with_domain(model, stats), max_atoms_per_chunk=260)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainWarning)
+        inside.calculate(train.repeat((4, 3, 3)), ["energy"])  # the training cell, repeated
+    assert inside.results["warnings"] == []
+
+
+def test_check_domain_false_skips_it_on_the_chunked_path(model):
+    atoms, max_atoms = STRUCTURES["cubic"]
+    stats = {"r_max": R_MAX, "combinations": [["O"]], "min_distance": {}, "coordination": {}}
+    calc = PANCalculator(_with_domain(model, stats), max_atoms_per_chunk=max_atoms,
+                         check_domain=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calc.calculate(atoms, ["energy"])
+    assert "warnings" not in calc.results
+
+
+# -- max_atoms_per_chunk="auto" -------------------------------------------------------------
+def _auto(model, monkeypatch, available):
+    """An "auto" calculator that sees ``available`` bytes; the bytes per atom it will use."""
+    monkeypatch.setattr(chunking, "available_memory", lambda device="cpu": available)
+    return PANCalculator(model, max_atoms_per_chunk="auto")
+
+
+def _per_atom(calc, atoms):
+    memory = chunking.calibrate(calc.model, calc.dtype, calc.device)
+    return memory.per_atom(chunking.edges_per_atom(atoms, R_MAX))
+
+
+def test_auto_chunk_size_follows_the_available_memory(model, whole, monkeypatch):
+    atoms, _ = STRUCTURES["cubic"]  # 288 atoms
+    calc = _auto(model, monkeypatch, 0)
+    per_atom = _per_atom(calc, atoms)
+    assert 10e3 < per_atom < 1e6  # bytes: the tiny model's graph, times the peak factor
+    available = 2 * 200 * per_atom / chunking.AUTO_MEMORY_FRACTION  # room for ~400 atoms
+    monkeypatch.setattr(chunking, "available_memory", lambda device="cpu": available)
+    properties = ["energy", "energies", "forces", "stress"]
+    calc.calculate(atoms, properties)
+    expected = int(chunking.AUTO_MEMORY_FRACTION * available // per_atom)
+    assert abs(calc.chunk_size - expected) <= 1  # float round-off of the division
+    assert calc.chunk_size > len(atoms)  # fits: the whole cell, one model call
+    whole.calculate(atoms, properties)
+    _compare(calc.results, whole.results, properties)
+    available = 260 * per_atom / chunking.AUTO_MEMORY_FRACTION  # room for 260 atoms: chunks
+    monkeypatch.setattr(chunking, "available_memory", lambda device="cpu": available)
+    calc.calculate(atoms.copy(), properties)
+    assert abs(calc.chunk_size - 260) <= 1
+    grid = chunking.plan(atoms, calc.model, calc.chunk_size)
+    assert grid.prod() > 1
+    frame = chunking.make_frame(atoms, R_MAX)
+    assert chunking.counts(frame, grid, chunking.halo_depth(model)).max() <= calc.chunk_size
+    _compare(calc.results, whole.results, properties)
+
+
+def test_auto_never_chooses_a_chunk_smaller_than_the_halo_needs(model, whole, monkeypatch):
+    atoms = _si((3, 3, 3))  # 216 atoms
+    per_atom = _per_atom(PANCalculator(model), atoms)
+    calc = _auto(model, monkeypatch, 40 * per_atom / chunking.AUTO_MEMORY_FRACTION)
+    with pytest.raises(chunking.ChunkSizeError):  # what 40 atoms per chunk would do
+        chunking.plan(atoms, calc.model, 40)
+    with pytest.warns(UserWarning, match=r"the memory available allows chunks of (39|40) atoms.*"
+                      r"halo of n_interactions \* r_max = 5.2 A needs at least"):  # fmt: skip
+        calc.calculate(atoms, ["energy", "forces"])
+    assert 40 < calc.chunk_size < len(atoms)
+    assert chunking.plan(atoms, calc.model, calc.chunk_size).prod() > 1
+    whole.calculate(atoms, ["energy", "forces"])
+    _compare(calc.results, whole.results, ["energy", "forces"])
+
+
+def test_auto_on_a_cell_too_small_for_the_halo_falls_back_and_says_so(model, monkeypatch):
+    cell = _si((1, 1, 2), cubic=False)  # 4 atoms in a cell thinner than the halo
+    calc = _auto(model, monkeypatch, 1)  # room for one atom
+    with pytest.warns(UserWarning, match="cell too small for chunking"):
+        calc.calculate(cell, ["energy", "forces"])
+    reference = PANCalculator(model)
+    reference.calculate(cell, ["energy", "forces"])
+    _compare(calc.results, reference.results, ["energy", "forces"])
+
+
+def test_auto_needs_to_know_the_memory(model, monkeypatch):
+    calc = _auto(model, monkeypatch, None)
+    with pytest.raises(RuntimeError, match="cannot read the memory available.*as a number"):
+        calc.get_potential_energy(_si((2, 2, 2)))
+
+
+def test_available_memory_reads_meminfo_without_psutil(monkeypatch):
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_psutil(name, *args, **kwargs):
+        if name == "psutil":
+            raise ImportError("No module named 'psutil'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_psutil)
+    monkeypatch.delitem(sys.modules, "psutil", raising=False)
+    available = chunking.available_memory("cpu")
+    assert available is None or available > 1 << 20
+    assert chunking.available_memory("meta") is None
