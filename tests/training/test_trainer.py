@@ -230,3 +230,8 @@ def test_module_lr_scale_puts_added_modules_in_their_own_group(make_config):
         make_config(max_epochs=1, test_file=None, variant="pan+pgs", out_dir=config.out_dir + "b")
     )
     assert len(plain.optimizer.param_groups) == 1
+    # ... in the state dict order (that of older checkpoints), not the module tree's
+    from pansim.backbones import state_dict_parameters
+
+    in_file_order = [id(p) for _, p in state_dict_parameters(plain.model)]
+    assert [id(p) for p in plain.optimizer.param_groups[0]["params"]] == in_file_order
