@@ -67,8 +67,10 @@ seed, so every variant built with the same seed has identical backbone weights
 and, since every extra module starts as an identity, identical energies and
 forces at initialisation (docs/spec.md §1.3 invariant 3).
 
-mace-torch versions: 0.3.14 to 0.3.16 (the radial embedding returns
-``(features, cutoff)`` and interactions take ``cutoff`` since 0.3.14).
+mace-torch versions: 0.3.14 to 0.3.16, each tested (golden values of every
+shipped model and ``tests/backbones``). 0.3.13 and older lack what this adapter
+uses: ``use_reduced_cg``, and the ``cutoff`` that the radial embedding hands to
+the interactions.
 
 TorchScript: ``torch.jit.script(model)`` works for every variant; e3nn's
 trace-mode submodules are traced on the way by :meth:`PANMACE.__prepare_scriptable__`
