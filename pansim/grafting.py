@@ -234,8 +234,10 @@ def _correlations(model: torch.nn.Module) -> int | list[int]:
 
 
 def _radial_mlp(model: torch.nn.Module) -> list[int]:
-    from mace.tools.scripts_utils import extract_radial_MLP
-
+    try:
+        from mace.tools.scripts_utils import extract_radial_MLP
+    except ImportError:  # mace-torch 0.3.14 reads the e3nn MLP's widths the same way
+        return [int(x) for x in model.interactions[0].conv_tp_weights.hs[1:-1]]
     return [int(x) for x in extract_radial_MLP(model)]
 
 
