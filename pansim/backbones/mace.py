@@ -20,7 +20,10 @@ backbone-agnostic module of :mod:`pansim.modules` on its output:
   ``[n_nodes, channels, (lmax + 1)^2]`` output) of the block's message by
   ``s_i``, and gives the block the ``cutoff`` mace's radial embedding gave (None).
   Every interaction has its own :class:`~pansim.modules.pan.PANPooling` (own
-  species weights ``w(Z)`` and MLP);
+  species weights ``w(Z)`` and MLP). PAN acts on the block's output, i.e. after
+  the block's ``linear`` (which mixes the l = 0 channels among themselves), as
+  every trained pansim model did; scaling before ``linear`` (a pre-hook on it)
+  would be another function and change every shipped model;
 - ``readouts[i]`` -> :class:`ReadoutAdapter` (``.block`` is mace's readout):
   the PGS readout expansion adds its site energy, computed from the scalar (0e)
   block of the node features that readout sees, before mace's scale/shift (a
@@ -43,6 +46,10 @@ What stays pansim's own, and why (the smallest overrides):
   by zero. Energies, site energies and forces are mace's.
 - TorchScript does not compile ``super()``; mace's forward is reached through
   ``_mace_forward``, the same function under a name of its own (:func:`_renamed`).
+- The LAMMPS ML-IAP export (:func:`pansim.export.ghost_site_energies`) runs mace's
+  blocks and these adapters in a loop of its own: in LAMMPS mode mace's forward
+  gives the later interactions the species of the local atoms only, and PAN's
+  coordination needs those of ghost neighbours (:meth:`InteractionAdapter.scale`).
 - State dict names. The adapters nest mace's blocks one level deeper
   (``interactions.0.block.linear``) and the PAN/PGS modules inside them. The
   state dict keeps the names of mace and of the model files written before
