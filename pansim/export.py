@@ -137,11 +137,15 @@ def ghost_site_energies(
 ) -> torch.Tensor:
     """Site energies of the local atoms of a LAMMPS domain (local atoms first, then ghosts).
 
-    The same computation as ``PANMACE._energies`` on mace's ML-IAP graph: every
-    edge ends on a local atom; after the first interaction node features exist
-    for local atoms only and mace's blocks fill the ghost rows before each
+    mace's blocks of ``model`` (through pansim's adapters, :mod:`pansim.backbones.mace`)
+    on mace's ML-IAP graph, as mace's forward runs them with ``lammps_mliap=True``:
+    every edge ends on a local atom; after the first interaction node features
+    exist for local atoms only and mace's blocks fill the ghost rows before each
     later interaction with ``lammps_class.forward_exchange`` (gradients go back
-    with ``reverse_exchange``), so ghosts need only reach one cutoff.
+    with ``reverse_exchange``), so ghosts need only reach one cutoff. mace's
+    forward hands the later interactions the species of local atoms only, while
+    PAN's coordination needs those of ghost neighbours too: hence this loop, which
+    applies PAN with the species of every atom.
 
     Parameters
     ----------
@@ -163,6 +167,8 @@ def ghost_site_energies(
     Tensor
         [n_local] site energies, eV.
     """
+    from pansim.backbones.mace import InteractionAdapter
+
     n_real = int(natoms[0])
     local_attrs = node_attrs[:n_real]
     heads = torch.zeros(n_real, dtype=torch.int64, device=node_attrs.device)
@@ -172,46 +178,29 @@ def ghost_site_energies(
     edge_attrs = model.spherical_harmonics(vectors)
     edge_feats, cutoff = model.radial_embedding(
         lengths, node_attrs, edge_index, model.atomic_numbers
-    )
-    envelope = model.radial_embedding.cutoff_fn(lengths)
-    edge_feats = model.edge_mixer(edge_feats, lengths, envelope)
+    )  # PGS edge mixer included; with PAN, cutoff is the envelope
     node_feats = model.node_embedding(node_attrs)
     features = []
-    for i, (interaction, product, pan) in enumerate(
-        zip(model.interactions, model.products, model.pan_layers, strict=True)
+    for i, (interaction, product) in enumerate(
+        zip(model.interactions, model.products, strict=True)
     ):
-        message, sc = interaction(
+        pan = isinstance(interaction, InteractionAdapter)
+        block = interaction.block if pan else interaction
+        message, sc = block(
             node_attrs=node_attrs if i == 0 else local_attrs, node_feats=node_feats,
-            edge_attrs=edge_attrs, edge_feats=edge_feats, edge_index=edge_index, cutoff=cutoff,
-            lammps_class=lammps_class, lammps_natoms=natoms, first_layer=(i == 0),
+            edge_attrs=edge_attrs, edge_feats=edge_feats, edge_index=edge_index,
+            cutoff=None if pan else cutoff, lammps_class=lammps_class, lammps_natoms=natoms,
+            first_layer=(i == 0),
         )  # fmt: skip
-        message = _local_pan(pan, message, envelope, node_attrs, edge_index)
+        if pan:
+            message = interaction.scale(message, cutoff, node_attrs, edge_index)
         node_feats = product(node_feats=message, sc=sc, node_attrs=local_attrs)
         features.append(node_feats)
     site = [
-        expansion(readout(f, heads)[local, heads], f)
-        for readout, expansion, f in zip(
-            model.readouts, model.readout_expansions, features, strict=True
-        )
+        readout(f, heads)[local, heads]  # PGS readout expansion included
+        for readout, f in zip(model.readouts, features, strict=True)
     ]
     return node_e0 + model.scale_shift(torch.stack(site).sum(dim=0), heads)
-
-
-def _local_pan(
-    pan: torch.nn.Module,
-    message: torch.Tensor,
-    envelope: torch.Tensor,
-    node_attrs: torch.Tensor,
-    edge_index: torch.Tensor,
-) -> torch.Tensor:
-    """A PAN layer (or its identity stand-in) on a message of the local atoms only.
-
-    PAN's coordination needs the species of ghost senders, so the message is
-    padded with zero ghost rows, scaled, and cut back.
-    """
-    n_real = message.shape[0]
-    pad = message.new_zeros((node_attrs.shape[0] - n_real,) + tuple(message.shape[1:]))
-    return pan(torch.cat([message, pad]), envelope, node_attrs, edge_index)[:n_real]
 
 
 class PANEdgeForces(torch.nn.Module):

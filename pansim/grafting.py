@@ -234,8 +234,10 @@ def _correlations(model: torch.nn.Module) -> int | list[int]:
 
 
 def _radial_mlp(model: torch.nn.Module) -> list[int]:
-    from mace.tools.scripts_utils import extract_radial_MLP
-
+    try:
+        from mace.tools.scripts_utils import extract_radial_MLP
+    except ImportError:  # mace-torch 0.3.14 reads the e3nn MLP's widths the same way
+        return [int(x) for x in model.interactions[0].conv_tp_weights.hs[1:-1]]
     return [int(x) for x in extract_radial_MLP(model)]
 
 
@@ -354,9 +356,19 @@ def _build(config: dict[str, Any], dtype: torch.dtype) -> torch.nn.Module:
 
 
 def _check_same_structure(source: torch.nn.Module, target: torch.nn.Module) -> None:
-    """Every submodule and attribute of the mace source exists, of the same class, in target."""
+    """Every submodule and attribute of the mace source exists, of the same class, in target.
+
+    pansim's adapters nest mace's blocks one level deeper; target's modules are
+    compared under their state dict names (mace's), the adapters themselves skipped.
+    """
+    from pansim.backbones.mace import ADAPTERS
+
     theirs = {name: type(m).__name__ for name, m in source.named_modules()}
-    ours = {name: type(m).__name__ for name, m in target.named_modules()}
+    ours = {
+        target.state_dict_name(name): type(m).__name__
+        for name, m in target.named_modules()
+        if not isinstance(m, ADAPTERS)
+    }
     ours[""] = type(source).__name__  # the root: PANMACE stands in for (ScaleShift)MACE
     missing = sorted(n for n in theirs if n not in ours)
     if missing:

@@ -256,22 +256,25 @@ def load_model(
     return model.to(device=device, dtype=target).eval()
 
 
-def _added_later(model: torch.nn.Module, key: str) -> bool:
+def _added_later(owners: dict[str, tuple[torch.nn.Module, str]], key: str) -> bool:
     """Whether ``key`` is a buffer that files written before it existed lack.
 
     Such buffers (a module's ``ADDED_BUFFERS``, e.g. the PGS calibration buffers)
     keep the freshly built model's value, which is what those files computed with.
+    ``owners``: :func:`pansim.backbones.state_dict_owners` of the model.
     """
-    owner, _, name = key.rpartition(".")
-    return name in getattr(model.get_submodule(owner), "ADDED_BUFFERS", ())
+    owner, name = owners.get(key, (None, ""))
+    return name in getattr(owner, "ADDED_BUFFERS", ())
 
 
 def _load_weights(path, model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    state = model.state_dict()
+    from pansim.backbones import state_dict_owners
+
+    state, owners = model.state_dict(), state_dict_owners(model)
     missing = sorted(
         k
         for k in set(state) - set(tensors)
-        if not DERIVED_BUFFERS.search(k) and not _added_later(model, k)
+        if not DERIVED_BUFFERS.search(k) and not _added_later(owners, k)
     )
     unexpected = sorted(set(tensors) - set(state))
     if missing or unexpected:

@@ -161,10 +161,15 @@ def perturb_parameters(
 
     Zero-initialised last layers (PAN, PGS) start as exact identities; perturbing
     them makes the invariance and derivative checks exercise the modules.
+    Parameters are taken by their state dict names, in state dict order
+    (:func:`pansim.backbones.state_dict_parameters`), so the same seed moves
+    the same weights whatever the module tree.
     """
+    from pansim.backbones import state_dict_parameters
+
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in state_dict_parameters(model):
             if include in name:
                 noise = torch.randn(p.shape, generator=generator, dtype=torch.float64)
                 p.add_(scale * noise.to(p.dtype))

@@ -44,15 +44,20 @@ def probe(system: str, frames: int = 24) -> list[str]:
     batch = collate([atoms_to_graph(a, z, float(model.r_max)) for a in atoms], dtype=torch.float64)
     seen: dict[str, tuple] = {}
     hooks = []
-    for i, expansion in enumerate(model.readout_expansions):
-        hooks.append(expansion.register_forward_hook(
-            lambda m, inp, out, i=i: seen.__setitem__(f"readout {i}", (inp[0], inp[1], out))
+    sites: dict[int, torch.Tensor] = {}  # mace's site energies of each readout
+    for i, readout in enumerate(model.readouts):  # pansim.backbones.mace.ReadoutAdapter
+        hooks.append(readout.block.register_forward_hook(
+            lambda m, inp, out, i=i: sites.__setitem__(i, out[:, 0])
         ))  # fmt: skip
-    for i, layer in enumerate(model.pan_layers):
+        hooks.append(readout.expansion.register_forward_hook(
+            lambda m, inp, out, i=i: seen.__setitem__(f"readout {i}", (inp[0], out))
+        ))  # fmt: skip
+    for i, layer in enumerate(model.interactions):  # InteractionAdapter
         hooks.append(layer.pan.register_forward_hook(
             lambda m, inp, out, i=i: seen.__setitem__(f"PAN {i}", (m.coordination(*inp), out))
         ))  # fmt: skip
-    hooks.append(model.edge_mixer.register_forward_hook(
+    mixer = model.radial_embedding.edge_mixer  # RadialAdapter
+    hooks.append(mixer.register_forward_hook(
         lambda m, inp, out: seen.__setitem__("edge mixer", (inp[0], m.basis(inp[1], inp[2])))
     ))  # fmt: skip
     with torch.no_grad():
@@ -64,9 +69,9 @@ def probe(system: str, frames: int = 24) -> list[str]:
     rows = []
     for name, values in seen.items():
         if name.startswith("readout"):
-            site, feats, out = values
+            feats, corr = values
+            site = sites[int(name[-1])]
             t = torch.tanh(feats[:, :n_ch] / float(config["pgs_tau"]))
-            corr = out - site
             rows.append(
                 f"| {system} | {name} | spread of t per channel {t.std(0).median():.3f} "
                 f"(ES centre spacing {spacing:.3f}); correction {corr.mean():+.3f} ± "
@@ -74,7 +79,7 @@ def probe(system: str, frames: int = 24) -> list[str]:
             )
         elif name.startswith("PAN"):
             c, s = values
-            w = model.pan_layers[int(name[-1])].pan.species_weights.detach().numpy()
+            w = model.interactions[int(name[-1])].pan.species_weights.detach().numpy()
             rows.append(
                 f"| {system} | {name} | c {c.min():.2f}-{c.max():.2f} against c_max "
                 f"{config['c_max']:.2f}; s {s.min():.3f}-{s.max():.3f}; w(Z) "
@@ -82,7 +87,7 @@ def probe(system: str, frames: int = 24) -> list[str]:
             )
         else:
             radial, fb = values
-            weight = model.edge_mixer.weight.detach()
+            weight = mixer.weight.detach()
             n = radial.shape[1]
             drift = (weight[:n] - torch.eye(n, dtype=weight.dtype)).abs().max()
             rows.append(

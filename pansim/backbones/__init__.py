@@ -31,6 +31,16 @@ head            [n_graphs]              zeros (int64), MACE's head index
 returning a dict with ``energy`` [n_graphs] (eV), ``node_energy`` [n_atoms] (eV),
 ``forces`` [n_atoms, 3] (eV/A, or None if not asked) and ``stress``
 [n_graphs, 3, 3] (eV/A^3, ASE sign convention, or None if not asked).
+
+State dict names
+----------------
+``model.state_dict()`` holds the names a model file stores (:mod:`pansim.model_io`).
+An adapter may nest its modules under other paths than those names (the MACE
+adapter keeps mace's names and the model files' names while its PAN / PGS
+adapters nest mace's blocks, see :mod:`pansim.backbones.mace`). Code that names
+or orders parameters for anything that outlives the process (optimizer and EMA
+state in checkpoints, frozen parameters, calibration reports) goes by the state
+dict: :func:`state_dict_parameters`, :func:`state_dict_owners`.
 """
 
 from __future__ import annotations
@@ -71,3 +81,38 @@ def build_model(
     module_name, func_name = BACKBONES[backbone].split(":")
     builder = getattr(importlib.import_module(module_name), func_name)
     return builder(variant=variant, elements=elements, r_max=r_max, seed=seed, **hyperparameters)
+
+
+def state_dict_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """(name, parameter) of ``model`` under the names and in the order of its state dict.
+
+    Optimizer and EMA state index parameters by position, so training builds
+    them from this list: a module tree that nests modules differently (while
+    the state dict keeps its names and order) resumes old checkpoints unchanged.
+    A parameter that appears under several names is listed once, under the first.
+    """
+    seen: set[int] = set()
+    pairs = []
+    for name, value in model.state_dict(keep_vars=True).items():
+        if isinstance(value, torch.nn.Parameter) and id(value) not in seen:
+            seen.add(id(value))
+            pairs.append((name, value))
+    return pairs
+
+
+def state_dict_owners(model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, str]]:
+    """The module that holds each state dict entry of ``model``, and its name there.
+
+    Returns
+    -------
+    dict
+        ``{state dict name: (module, local name)}``, e.g. ``{"edge_mixer.fb_scale":
+        (the mixer, "fb_scale")}`` whatever the mixer's module path.
+    """
+    owners = {}
+    for module in model.modules():
+        for local, tensor in [*module._parameters.items(), *module._buffers.items()]:
+            if tensor is not None:
+                owners.setdefault(id(tensor), (module, local))
+    state = model.state_dict(keep_vars=True)
+    return {name: owners[id(value)] for name, value in state.items() if id(value) in owners}

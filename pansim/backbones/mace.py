@@ -1,21 +1,66 @@
-"""MACE backbone adapter: ScaleShiftMACE (mace-torch) with PAN and PGS plugged in.
+"""MACE backbone adapter: mace-torch's own ScaleShiftMACE with PAN and PGS plugged in.
 
-The model is mace's own :class:`~mace.modules.models.ScaleShiftMACE`, built with
-mace's blocks (``RealAgnosticResidualInteractionBlock``, symmetric-contraction
-products, linear / non-linear readouts). Its ``forward`` reuses every mace
-submodule and the helpers of ``mace.modules.utils`` and only tells the
-backbone-agnostic modules of :mod:`pansim.modules` where to act:
+The model is mace's :class:`~mace.modules.models.ScaleShiftMACE`, built by mace's
+constructor (mace's blocks: ``RealAgnosticResidualInteractionBlock``,
+symmetric-contraction products, linear / non-linear readouts), and it runs mace's
+own ``ScaleShiftMACE.forward``: graph set-up (``prepare_graph``), spherical
+harmonics, radial embedding, interactions, products, readouts, scale/shift and the
+autograd forces. pansim adds no copy of that code; it swaps three of mace's
+submodules for small adapters that call the mace block and then the
+backbone-agnostic module of :mod:`pansim.modules` on its output:
 
-- PGS edge mixer: right after ``radial_embedding``; the mixed features feed the
-  radial MLPs of every interaction where the plain features did;
-- PAN: multiplies the l = 0 entries (index 0 of the last axis of mace's
-  ``[n_nodes, channels, (lmax + 1)^2]`` message) of every interaction's
-  aggregated message by ``s_i``; every interaction block has its own
-  :class:`~pansim.modules.pan.PANPooling` (own species weights ``w(Z)`` and MLP),
-  all fed by the backbone's polynomial envelope ``u(r)``;
-- PGS readout expansion: adds its site energy to every readout, computed from
-  the scalar (0e) block of the node features that readout sees, before mace's
-  scale/shift (so it is a correction in the same units as the readout).
+- ``radial_embedding`` -> :class:`RadialAdapter` (``.block`` is mace's
+  ``RadialEmbeddingBlock``): the PGS edge mixer acts right after it, so the mixed
+  features feed the radial MLP of every interaction where the plain ones did.
+  For PAN it hands the polynomial envelope ``u(r)`` to the interactions in
+  mace's ``cutoff`` argument (mace passes that value from the radial embedding to
+  every interaction; built with ``apply_cutoff=True``, mace's own value is None);
+- ``interactions[i]`` -> :class:`InteractionAdapter` (``.block`` is mace's interaction
+  block): PAN multiplies the l = 0 entries (index 0 of the last axis of mace's
+  ``[n_nodes, channels, (lmax + 1)^2]`` output) of the block's message by
+  ``s_i``, and gives the block the ``cutoff`` mace's radial embedding gave (None).
+  Every interaction has its own :class:`~pansim.modules.pan.PANPooling` (own
+  species weights ``w(Z)`` and MLP). PAN acts on the block's output, i.e. after
+  the block's ``linear`` (which mixes the l = 0 channels among themselves), as
+  every trained pansim model did; scaling before ``linear`` (a pre-hook on it)
+  would be another function and change every shipped model;
+- ``readouts[i]`` -> :class:`ReadoutAdapter` (``.block`` is mace's readout):
+  the PGS readout expansion adds its site energy, computed from the scalar (0e)
+  block of the node features that readout sees, before mace's scale/shift (a
+  correction in the same units as the readout).
+
+A variant without a module keeps mace's block in place (``baseline`` is a plain
+ScaleShiftMACE tree). The adapters wrap only the outputs of mace's blocks, so a
+new mace release that changes the blocks' insides needs nothing here.
+
+What stays pansim's own, and why (the smallest overrides):
+
+- :meth:`PANMACE.forward` is a thin front to ``ScaleShiftMACE.forward`` that keeps
+  pansim's model contract (:mod:`pansim.backbones`): it copies the input dict
+  (mace's ``prepare_graph`` writes strained positions and shifts into it and
+  switches on ``requires_grad`` of the caller's positions), switches autograd on
+  under ``torch.no_grad()``, asks mace for virials and turns them into the stress
+  itself: mace divides the virial by the cell volume and zeroes the non-finite
+  result, which for a graph without a 3D cell (volume 0) gives NaN gradients in
+  double backward (force/stress training); pansim's :func:`_stress` never divides
+  by zero. Energies, site energies and forces are mace's.
+- TorchScript does not compile ``super()``; mace's forward is reached through
+  ``_mace_forward``, the same function under a name of its own (:func:`_renamed`).
+- The LAMMPS ML-IAP export (:func:`pansim.export.ghost_site_energies`) runs mace's
+  blocks and these adapters in a loop of its own: in LAMMPS mode mace's forward
+  gives the later interactions the species of the local atoms only, and PAN's
+  coordination needs those of ghost neighbours (:meth:`InteractionAdapter.scale`).
+- State dict names. The adapters nest mace's blocks one level deeper
+  (``interactions.0.block.linear``) and the PAN/PGS modules inside them. The
+  state dict keeps the names of mace and of the model files written before
+  (``interactions.0.linear``, ``pan_layers.0.pan``, ``edge_mixer``,
+  ``readout_expansions.0.expansion``), in their order (mace's tensors, then
+  edge mixer, PAN, readout expansions): :meth:`PANMACE.state_dict` renames and
+  :meth:`PANMACE._load_from_state_dict` maps back, by the explicit table of
+  :meth:`PANMACE.state_dict_renames`. Shipped model files, checkpoints and
+  mace-torch weights (``pansim.graft``) load unchanged, and optimizer / EMA state
+  (indexed by parameter position) follows the state dict order
+  (:func:`pansim.backbones.state_dict_parameters`).
 
 Design choices within docs/spec.md §1.2 (defaults in :data:`DEFAULTS`): ``n_fb = 8`` j1
 functions normalised to a maximum of about 1; ES expansion with K = 8 centres,
@@ -23,12 +68,16 @@ functions normalised to a maximum of about 1; ES expansion with K = 8 centres,
 (``pgs_taper_power = 3`` gives a C^2 basis). ``pgs_edge`` / ``pgs_readout``
 switch the two PGS parts independently.
 
-The four variants come from this one class; ``baseline`` carries identity
-stand-ins, so its weights are exactly those of a plain ScaleShiftMACE.
-Backbone weights are drawn first under ``torch.manual_seed(seed)`` and the extra
-modules afterwards under a derived seed, so every variant built with the same
-seed has identical backbone weights and, since every extra module starts as an
-identity, identical energies and forces at initialisation (docs/spec.md §1.3 invariant 3).
+The four variants come from this one class. Backbone weights are drawn first
+under ``torch.manual_seed(seed)`` and the extra modules afterwards under a derived
+seed, so every variant built with the same seed has identical backbone weights
+and, since every extra module starts as an identity, identical energies and
+forces at initialisation (docs/spec.md §1.3 invariant 3).
+
+mace-torch versions: 0.3.14 to 0.3.16, each tested (golden values of every
+shipped model and ``tests/backbones``). 0.3.13 and older lack what this adapter
+uses: ``use_reduced_cg``, and the ``cutoff`` that the radial embedding hands to
+the interactions.
 
 TorchScript: ``torch.jit.script(model)`` works for every variant; e3nn's
 trace-mode submodules are traced on the way by :meth:`PANMACE.__prepare_scriptable__`
@@ -39,7 +88,8 @@ need grad mode on.
 
 import copy
 import math
-from typing import Any
+import types
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -59,11 +109,6 @@ import_mace()
 from e3nn import o3  # noqa: E402
 from e3nn.util import jit as e3nn_jit  # noqa: E402
 from mace.modules.models import ScaleShiftMACE  # noqa: E402
-from mace.modules.utils import (  # noqa: E402
-    get_edge_vectors_and_lengths,
-    get_symmetric_displacement,
-)
-from mace.tools.scatter import scatter_sum  # noqa: E402
 
 #: default hyperparameters of :func:`build_mace` (all overridable)
 DEFAULTS: dict[str, Any] = {
@@ -93,9 +138,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-# -- adapter glue: where the modules act ------------------------------------------
+# -- adapters: a mace block, then the pansim module on its output -------------------
 class _KeepEdges(torch.nn.Module):
-    """Stand-in for the PGS edge mixer: returns the radial features unchanged."""
+    """Stand-in for the PGS edge mixer (variant pan): returns the radial features unchanged."""
 
     def forward(
         self, radial: torch.Tensor, lengths: torch.Tensor, envelope: torch.Tensor
@@ -103,92 +148,245 @@ class _KeepEdges(torch.nn.Module):
         return radial
 
 
-class _NoScaling(torch.nn.Module):
-    """Stand-in for PAN: returns the message unchanged."""
+class RadialAdapter(torch.nn.Module):
+    """mace's radial embedding, then the PGS edge mixer; the envelope goes to PAN.
+
+    Parameters
+    ----------
+    block : torch.nn.Module
+        mace's ``RadialEmbeddingBlock`` (built with ``apply_cutoff=True``).
+    edge_mixer : torch.nn.Module
+        A :class:`~pansim.modules.pgs.FourierBesselEdgeMixer`, or :class:`_KeepEdges`.
+    envelope_to_interactions : bool
+        Return the envelope ``u(r)`` [n_edges, 1] in place of mace's ``cutoff``
+        (None), for the :class:`InteractionAdapter` blocks that read it.
+    """
+
+    def __init__(
+        self, block: torch.nn.Module, edge_mixer: torch.nn.Module, envelope_to_interactions: bool
+    ) -> None:
+        super().__init__()
+        self.block = block
+        self.edge_mixer = edge_mixer
+        self.envelope_to_interactions = envelope_to_interactions
 
     def forward(
         self,
-        message: torch.Tensor,
-        envelope: torch.Tensor,
+        edge_lengths: torch.Tensor,
         node_attrs: torch.Tensor,
         edge_index: torch.Tensor,
-    ) -> torch.Tensor:
-        return message
+        atomic_numbers: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Radial features [n_edges, num_bessel] and mace's ``cutoff`` (or the envelope)."""
+        radial, cutoff = self.block(edge_lengths, node_attrs, edge_index, atomic_numbers)
+        envelope = self.block.cutoff_fn(edge_lengths)  # [n_edges, 1]
+        radial = self.edge_mixer(radial, edge_lengths, envelope)
+        if self.envelope_to_interactions:
+            return radial, envelope
+        return radial, cutoff
 
 
-class _ScalarMessageScaling(torch.nn.Module):
-    """PAN on mace's message layout ``[n_nodes, channels, (lmax + 1)^2]`` (l = 0 at index 0)."""
+class InteractionAdapter(torch.nn.Module):
+    """A mace interaction block, then PAN on the l = 0 channels of its message.
 
-    def __init__(self, pan: PANPooling) -> None:
+    mace's message layout is ``[n_nodes, channels, (lmax + 1)^2]`` with l = 0 at
+    index 0 of the last axis. The envelope arrives as ``cutoff`` (from
+    :class:`RadialAdapter`); the block gets None, as from mace's radial embedding.
+
+    Parameters
+    ----------
+    block : torch.nn.Module
+        A ``mace.modules.blocks`` interaction block.
+    pan : PANPooling
+        The PAN module of this interaction (``pan.num_channels`` l = 0 channels).
+    """
+
+    def __init__(self, block: torch.nn.Module, pan: PANPooling) -> None:
         super().__init__()
+        self.block = block
         self.pan = pan
 
     def forward(
         self,
+        node_attrs: torch.Tensor,
+        node_feats: torch.Tensor,
+        edge_attrs: torch.Tensor,
+        edge_feats: torch.Tensor,
+        edge_index: torch.Tensor,
+        cutoff: torch.Tensor | None = None,
+        lammps_class: Optional[Any] = None,  # noqa: UP045 (TorchScript: Optional[Any])
+        lammps_natoms: tuple[int, int] = (0, 0),
+        first_layer: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The block's ``(message, sc)`` with the message's l = 0 channels scaled by PAN."""
+        message, sc = self.block(
+            node_attrs=node_attrs, node_feats=node_feats, edge_attrs=edge_attrs,
+            edge_feats=edge_feats, edge_index=edge_index, cutoff=None,
+            lammps_class=lammps_class, lammps_natoms=lammps_natoms, first_layer=first_layer,
+        )  # fmt: skip
+        assert cutoff is not None, "PAN needs the envelope from RadialAdapter"
+        return self.scale(message, cutoff, node_attrs, edge_index), sc
+
+    def scale(
+        self,
         message: torch.Tensor,
         envelope: torch.Tensor,
         node_attrs: torch.Tensor,
         edge_index: torch.Tensor,
     ) -> torch.Tensor:
-        s = self.pan(envelope, node_attrs, edge_index[0], edge_index[1])  # [n_nodes, channels]
+        """``message`` [n, channels, (lmax + 1)^2] with its l = 0 entries times ``s_i``.
+
+        ``node_attrs`` [n_nodes, n_elements] may have more rows than ``message``
+        (a LAMMPS domain: local atoms first, then ghosts whose species PAN reads).
+        """
+        s = self.pan(envelope, node_attrs, edge_index[0], edge_index[1])[: message.shape[0]]
         return torch.cat([message[:, :, :1] * s.unsqueeze(-1), message[:, :, 1:]], dim=-1)
 
 
-class _NoExpansion(torch.nn.Module):
-    """Stand-in for the PGS readout expansion: site energies unchanged."""
+class ReadoutAdapter(torch.nn.Module):
+    """A mace readout, plus the PGS readout expansion of the leading (0e) node features.
 
-    def forward(self, node_energy: torch.Tensor, node_feats: torch.Tensor) -> torch.Tensor:
-        return node_energy
+    Parameters
+    ----------
+    block : torch.nn.Module
+        A mace linear or non-linear readout block.
+    expansion : ESReadoutExpansion
+        On the first ``expansion.num_channels`` entries of the node features.
+    """
 
-
-class _ReadoutExpansion(torch.nn.Module):
-    """PGS readout expansion on the leading ``num_scalars`` (0e) entries of mace node features."""
-
-    def __init__(self, expansion: ESReadoutExpansion) -> None:
+    def __init__(self, block: torch.nn.Module, expansion: ESReadoutExpansion) -> None:
         super().__init__()
+        self.block = block
         self.expansion = expansion
         self.num_scalars = expansion.num_channels
 
-    def forward(self, node_energy: torch.Tensor, node_feats: torch.Tensor) -> torch.Tensor:
-        return node_energy + self.expansion(node_feats[:, : self.num_scalars])
+    def forward(self, x: torch.Tensor, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """Site energies [n_nodes, n_heads] (eV): the readout's plus the expansion's."""
+        return self.block(x, heads) + self.expansion(x[:, : self.num_scalars]).unsqueeze(-1)
+
+
+#: the adapter classes (pansim's, not mace's, modules of a PANMACE tree)
+ADAPTERS = (RadialAdapter, InteractionAdapter, ReadoutAdapter)
+
+#: the model-file order of the state dict: mace's tensors, then these modules' tensors
+_ADDED_ORDER = ("edge_mixer.", "pan_layers.", "readout_expansions.")
+
+
+def _renamed(function: types.FunctionType, name: str) -> types.FunctionType:
+    """``function`` under another name (TorchScript compiles a method by its ``__name__``)."""
+    copied = types.FunctionType(
+        function.__code__, function.__globals__, name, function.__defaults__, function.__closure__
+    )
+    copied.__kwdefaults__ = function.__kwdefaults__
+    copied.__qualname__ = f"{function.__qualname__.rpartition('.')[0]}.{name}"
+    return copied
+
+
+def _renamed_key(key: str, renames: list[tuple[str, str]]) -> str:
+    """``key`` with the first matching module path of ``renames`` (old, new) replaced."""
+    for old, new in renames:
+        if key == old or key.startswith(old + "."):
+            return new + key[len(old) :]
+    return key
+
+
+def _file_rank(key: str) -> int:
+    """Position of a model-file key's group in the state dict (0: mace's tensors)."""
+    return next((i for i, start in enumerate(_ADDED_ORDER, 1) if key.startswith(start)), 0)
 
 
 # -- the model ---------------------------------------------------------------------
 class PANMACE(ScaleShiftMACE):
-    """ScaleShiftMACE with PAN / PGS hooks, following the pansim model contract.
+    """mace's ScaleShiftMACE with PAN / PGS adapters, following the pansim model contract.
 
     Build it with :func:`build_mace` (or :func:`pansim.build_model`); the
-    constructor takes ScaleShiftMACE's keyword arguments and installs identity
-    stand-ins, which :meth:`attach_modules` replaces by the variant's modules.
+    constructor takes ScaleShiftMACE's keyword arguments and builds a plain
+    ScaleShiftMACE, into which :meth:`attach_modules` puts the variant's modules.
     """
+
+    #: ``ScaleShiftMACE.forward`` itself, reachable from TorchScript (no ``super()`` there)
+    _mace_forward = _renamed(ScaleShiftMACE.forward, "_mace_forward")
 
     def __init__(self, **mace_kwargs: Any) -> None:
         super().__init__(**mace_kwargs)
-        n_layers = len(self.interactions)
-        self.edge_mixer = _KeepEdges()
-        self.pan_layers = torch.nn.ModuleList([_NoScaling() for _ in range(n_layers)])
-        self.readout_expansions = torch.nn.ModuleList([_NoExpansion() for _ in self.readouts])
         self.pansim_config = {}
         #: whether a module reads the cutoff envelope (PAN, PGS edge mixer); else not computed
         self.uses_envelope = False
 
     def attach_modules(self, config: dict[str, Any], use_pan: bool, use_pgs: bool) -> None:
-        """Install the PAN / PGS modules of a variant (sizes from ``config``)."""
+        """Put the PAN / PGS modules of a variant (sizes from ``config``) into the model.
+
+        Built in a fixed order (PAN, edge mixer, readout expansions): the same seed
+        gives the same module weights.
+        """
         channels = int(config["num_channels"])
+        edge = use_pgs and bool(config["pgs_edge"])
+        if (use_pan or edge) and not bool(getattr(self, "apply_cutoff", True)):
+            raise ValueError("PAN and the PGS edge mixer need mace's apply_cutoff=True")
+        pans = [build_pan(config, len(self.atomic_numbers), channels) for _ in self.interactions]
         if use_pan:
-            self.pan_layers = torch.nn.ModuleList(
-                [
-                    _ScalarMessageScaling(build_pan(config, len(self.atomic_numbers), channels))
-                    for _ in self.interactions
-                ]
-            )
-        self.uses_envelope = use_pan or bool(use_pgs and config["pgs_edge"])
-        if use_pgs and config["pgs_edge"]:
-            self.edge_mixer = build_edge_mixer(config, int(config["num_bessel"]), float(self.r_max))
+            blocks = zip(self.interactions, pans, strict=True)
+            self.interactions = torch.nn.ModuleList(InteractionAdapter(b, p) for b, p in blocks)
+        self.uses_envelope = use_pan or edge
+        if self.uses_envelope:
+            mixer = _KeepEdges()
+            if edge:
+                mixer = build_edge_mixer(config, int(config["num_bessel"]), float(self.r_max))
+            self.radial_embedding = RadialAdapter(self.radial_embedding, mixer, use_pan)
         if use_pgs and config["pgs_readout"]:
-            self.readout_expansions = torch.nn.ModuleList(
-                [_ReadoutExpansion(build_es_readout(config, channels)) for _ in self.readouts]
+            self.readouts = torch.nn.ModuleList(
+                ReadoutAdapter(block, build_es_readout(config, channels)) for block in self.readouts
             )
+
+    # -- state dict: the names of mace and of the model files ----------------------
+    def state_dict_renames(self) -> list[tuple[str, str]]:
+        """(module path, state dict name) of every module that an adapter moved.
+
+        E.g. ``("interactions.0.block", "interactions.0")`` (mace's name) and
+        ``("interactions.0.pan", "pan_layers.0.pan")`` (the model-file name).
+        """
+        renames = []
+        if isinstance(self.radial_embedding, RadialAdapter):
+            renames += [
+                ("radial_embedding.block", "radial_embedding"),
+                ("radial_embedding.edge_mixer", "edge_mixer"),
+            ]
+        for i, block in enumerate(self.interactions):
+            if isinstance(block, InteractionAdapter):
+                renames += [(f"interactions.{i}.block", f"interactions.{i}")]
+                renames += [(f"interactions.{i}.pan", f"pan_layers.{i}.pan")]
+        for i, block in enumerate(self.readouts):
+            if isinstance(block, ReadoutAdapter):
+                renames += [(f"readouts.{i}.block", f"readouts.{i}")]
+                renames += [(f"readouts.{i}.expansion", f"readout_expansions.{i}.expansion")]
+        return renames
+
+    def state_dict_name(self, path: str) -> str:
+        """The state dict name of a module path or tensor name.
+
+        E.g. ``interactions.0.block.linear`` -> ``interactions.0.linear``.
+        """
+        return _renamed_key(path, self.state_dict_renames())
+
+    def state_dict(self, *args: Any, destination=None, prefix: str = "", keep_vars: bool = False):
+        """The state dict under mace's and the model files' names, in the model-file order."""
+        state = super().state_dict(
+            *args, destination=destination, prefix=prefix, keep_vars=keep_vars
+        )
+        renames = [(prefix + old, prefix + new) for old, new in self.state_dict_renames()]
+        mine = [key for key in state if key.startswith(prefix)]
+        moved = [(_renamed_key(key, renames), state.pop(key)) for key in mine]
+        state.update(sorted(moved, key=lambda item: _file_rank(item[0][len(prefix) :])))
+        return state
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: D105
+        renames = self.state_dict_renames()
+        back = [(prefix + new, prefix + old) for old, new in renames]
+        moved_already = tuple(prefix + old + "." for old, _ in renames)
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if not key.startswith(moved_already):
+                state_dict[_renamed_key(key, back)] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def __prepare_scriptable__(self) -> torch.nn.Module:
         """A copy whose e3nn trace-mode submodules are traced (called by ``torch.jit.script``)."""
@@ -197,6 +395,7 @@ class PANMACE(ScaleShiftMACE):
             setattr(clone, name, e3nn_jit.compile(child))
         return clone
 
+    # -- forward: mace's, behind pansim's model contract -----------------------------
     def forward(  # type: ignore[override]
         self,
         data: dict[str, torch.Tensor],
@@ -236,107 +435,38 @@ class PANMACE(ScaleShiftMACE):
         compute_force: bool,
         compute_stress: bool,
     ) -> dict[str, torch.Tensor | None]:
-        positions = data["positions"]
-        if not positions.requires_grad:
-            positions = positions.detach().clone().requires_grad_(True)
-        num_graphs = data["ptr"].numel() - 1
-        shifts = data["shifts"]
-        strained = positions
-        displacement: torch.Tensor | None = None
+        graph = data.copy()  # mace writes the strained positions and shifts into its input
+        if not data["positions"].requires_grad:  # mace would switch it on in the caller's tensor
+            graph["positions"] = data["positions"].detach().clone().requires_grad_(True)
+        out = self._mace_forward(
+            graph, training=training, compute_force=compute_force, compute_virials=compute_stress
+        )
+        energy, node_energy = out["energy"], out["node_energy"]
+        assert energy is not None
+        assert node_energy is not None
+        stress: torch.Tensor | None = None
         if compute_stress:
-            displacement = torch.zeros(
-                (num_graphs, 3, 3), dtype=positions.dtype, device=positions.device
-            ).requires_grad_(True)
-            strained, shifts, _ = get_symmetric_displacement(
-                positions, data["unit_shifts"], data["cell"], data["edge_index"],
-                num_graphs, data["batch"], displacement,
-            )  # fmt: skip
-        vectors, lengths = get_edge_vectors_and_lengths(strained, data["edge_index"], shifts)
-        energy, node_energy = self._energies(data, vectors, lengths, num_graphs)
-        forces, stress = _derivatives(
-            energy, positions, displacement, data["cell"], training, compute_force
-        )
-        return {"energy": energy, "node_energy": node_energy, "forces": forces, "stress": stress}
-
-    def _energies(
-        self,
-        data: dict[str, torch.Tensor],
-        vectors: torch.Tensor,
-        lengths: torch.Tensor,
-        num_graphs: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Total energies [n_graphs] and site energies [n_atoms] (eV)."""
-        node_attrs, batch, edge_index = data["node_attrs"], data["batch"], data["edge_index"]
-        heads = torch.zeros_like(batch)
-        atoms = torch.arange(node_attrs.shape[0], device=node_attrs.device)
-        node_e0 = self.atomic_energies_fn(node_attrs)[atoms, heads]
-        edge_attrs = self.spherical_harmonics(vectors)
-        edge_feats, cutoff = self.radial_embedding(
-            lengths, node_attrs, edge_index, self.atomic_numbers
-        )
-        envelope = lengths  # unused by the stand-ins (baseline): not computed
-        if self.uses_envelope:
-            envelope = self.radial_embedding.cutoff_fn(lengths)  # [n_edges, 1]
-        edge_feats = self.edge_mixer(edge_feats, lengths, envelope)
-        node_feats = self.node_embedding(node_attrs)
-        features: list[torch.Tensor] = []
-        for i, (interaction, product, pan) in enumerate(
-            zip(self.interactions, self.products, self.pan_layers)  # noqa: B905 (TorchScript)
-        ):
-            message, sc = interaction(
-                node_attrs=node_attrs, node_feats=node_feats, edge_attrs=edge_attrs,
-                edge_feats=edge_feats, edge_index=edge_index, cutoff=cutoff, first_layer=(i == 0),
-            )  # fmt: skip
-            message = pan(message, envelope, node_attrs, edge_index)
-            node_feats = product(node_feats=message, sc=sc, node_attrs=node_attrs)
-            features.append(node_feats)
-        site: list[torch.Tensor] = []
-        for i, (readout, expansion) in enumerate(zip(self.readouts, self.readout_expansions)):  # noqa: B905
-            node_es = readout(features[i], heads)[atoms, heads]
-            site.append(expansion(node_es, features[i]))
-        node_inter = self.scale_shift(torch.sum(torch.stack(site, dim=0), dim=0), heads)
-        node_energy = node_e0 + node_inter
-        energy = scatter_sum(node_energy, batch, dim=0, dim_size=num_graphs)
-        return energy, node_energy
+            stress = _stress(out["virials"], data["cell"], data["ptr"].numel() - 1)
+        return {
+            "energy": energy,
+            "node_energy": node_energy.to(energy.dtype),  # mace sums it in float64
+            "forces": out["forces"] if compute_force else None,
+            "stress": stress,
+        }
 
 
-def _derivatives(
-    energy: torch.Tensor,
-    positions: torch.Tensor,
-    displacement: torch.Tensor | None,
-    cell: torch.Tensor,
-    training: bool,
-    compute_force: bool,
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Forces ``-dE/dr`` [n_atoms, 3] and stress ``(1/V) dE/d(strain)`` [n_graphs, 3, 3].
+def _stress(virials: torch.Tensor | None, cell: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """Stress ``(1/V) dE/d(strain)`` [n_graphs, 3, 3] from mace's virials ``-dE/d(strain)``.
 
-    One autograd call for both. Graphs without a 3D cell (volume 0) get zero
-    stress, computed without any division by zero (safe for double backward).
+    Graphs without a 3D cell (volume 0) get zero stress, computed without any
+    division by zero (safe for double backward).
     """
-    inputs: list[torch.Tensor] = [positions]
-    if displacement is not None:
-        inputs.append(displacement)
-    elif not compute_force:
-        return None, None
-    grad_outputs: list[torch.Tensor | None] = [torch.ones_like(energy)]
-    grads = torch.autograd.grad(
-        [energy], inputs, grad_outputs=grad_outputs,
-        retain_graph=training, create_graph=training, allow_unused=True,
-    )  # fmt: skip
-    forces: torch.Tensor | None = None
-    if compute_force:
-        g = grads[0]
-        forces = -g if g is not None else torch.zeros_like(positions)
-    stress: torch.Tensor | None = None
-    if displacement is not None:
-        virial = grads[1]
-        if virial is None:
-            virial = torch.zeros_like(displacement)
-        volume = torch.linalg.det(cell.view(-1, 3, 3)).abs().view(-1, 1, 1)
-        has_cell = volume > 0
-        safe = torch.where(has_cell, volume, torch.ones_like(volume))
-        stress = torch.where(has_cell, virial / safe, torch.zeros_like(virial))
-    return forces, stress
+    volume = torch.linalg.det(cell.view(-1, 3, 3)).abs().view(-1, 1, 1)
+    if virials is None or virials.shape[0] != num_graphs:  # energy independent of the strain
+        virials = torch.zeros((num_graphs, 3, 3), dtype=cell.dtype, device=cell.device)
+    has_cell = volume > 0
+    safe = torch.where(has_cell, volume, torch.ones_like(volume))
+    return torch.where(has_cell, -virials / safe, torch.zeros_like(virials))
 
 
 # -- construction ------------------------------------------------------------------

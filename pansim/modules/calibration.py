@@ -52,14 +52,15 @@ def calibrate_scalar_pathway(
     Returns
     -------
     dict
-        Per module name: ``fb_scale`` (edge mixer) or the mean ``shift`` and mean
-        squash width ``tau * scale`` over channels (readout expansion).
+        Per module, under its state dict name (the model file's, e.g. ``edge_mixer``):
+        ``fb_scale`` (edge mixer) or the mean ``shift`` and mean squash width
+        ``tau * scale`` over channels (readout expansion).
     """
     if not spread > 0:
         raise ValueError(f"spread must be > 0, got {spread}")
     targets = {
-        name: module
-        for name, module in model.named_modules()
+        _state_dict_name(model, module): module
+        for module in model.modules()
         if isinstance(module, ESReadoutExpansion | FourierBesselEdgeMixer)
     }
     if not targets:
@@ -95,6 +96,17 @@ def calibrate_scalar_pathway(
                 "width": float((module.tau * module.scale).mean()),
             }
     return report
+
+
+def _state_dict_name(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    """The prefix of ``module``'s tensors in ``model.state_dict()``.
+
+    An adapter may keep state dict names other than its module paths (the MACE
+    adapter keeps the model files' names, ``pansim.backbones.mace``).
+    """
+    local, tensor = next(iter(module.state_dict(keep_vars=True).items()))
+    key = next(k for k, t in model.state_dict(keep_vars=True).items() if t is tensor)
+    return key.removesuffix("." + local)
 
 
 __all__ = ["calibrate_scalar_pathway"]

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 
+from pansim.backbones import state_dict_parameters
 from pansim.training.config import ConfigError, TrainConfig
 
 _INTERACTIONS = re.compile(r"^interactions:(\d+)$")
@@ -79,7 +80,7 @@ def apply_freeze(model: torch.nn.Module, spec: str) -> list[str]:
     check_freeze(spec)
     n_layers = len(getattr(model, "interactions", ()))
     names = []
-    for name, param in model.named_parameters():
+    for name, param in state_dict_parameters(model):  # the model file's names
         if frozen(name, spec, n_layers):
             param.requires_grad_(False)
             names.append(name)

@@ -38,6 +38,7 @@ import yaml
 from ase.data import chemical_symbols
 
 from pansim._io import atomic_path, write_text_atomic
+from pansim.backbones import state_dict_parameters
 from pansim.model_io import default_dtype
 from pansim.precision import DTYPES  # noqa: F401 - one definition, re-exported
 from pansim.training import checkpoint as ckpt
@@ -158,8 +159,11 @@ def model_kwargs(config: TrainConfig, data: Datasets) -> dict[str, Any]:
     }
 
 
-#: parameter-name prefixes of the modules a variant adds to the backbone (PAN, PGS)
-ADDED_PREFIXES = ("pan_layers.", "edge_mixer.", "readout_expansions.")
+#: the modules a variant adds to the backbone (PAN, PGS), as one part of a parameter's name:
+#: state dict names (``pan_layers.0.pan.*``, ``edge_mixer.*``,
+#: ``readout_expansions.0.expansion.*``) and module paths (``interactions.0.pan.*``,
+#: ``radial_embedding.edge_mixer.*``, ``readouts.0.expansion.*``) alike
+ADDED_MODULES = frozenset({"pan", "edge_mixer", "expansion"})
 
 
 def pan_curvature(model: torch.nn.Module) -> torch.Tensor:
@@ -174,8 +178,7 @@ def pan_curvature(model: torch.nn.Module) -> torch.Tensor:
 
 def is_added_parameter(name: str) -> bool:
     """Whether a parameter belongs to a PAN / PGS module rather than the backbone."""
-    name = name.removeprefix("module.")  # DDP wrapper
-    return name.startswith(ADDED_PREFIXES)
+    return not ADDED_MODULES.isdisjoint(name.split(".")[:-1])
 
 
 def epoch_order(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
@@ -279,9 +282,11 @@ class Trainer:
             )
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
+        # parameters in state dict order (also for the EMA and clipping): checkpoints index
+        # optimizer and EMA state by position, and that order is the model file's
         cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[self.config.optimizer]
         c = self.config
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        named = [(n, p) for n, p in state_dict_parameters(self.model) if p.requires_grad]
         if c.module_lr_scale == 1.0:
             return cls([p for _, p in named], lr=c.lr, weight_decay=c.weight_decay)
         added = [p for n, p in named if is_added_parameter(n)]
@@ -310,7 +315,7 @@ class Trainer:
             return None
         from torch_ema import ExponentialMovingAverage
 
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for _, p in state_dict_parameters(self.model) if p.requires_grad]
         return ExponentialMovingAverage(params, decay=self.config.ema_decay)
 
     def _batches(self, epoch: int) -> list[list[int]]:
@@ -358,7 +363,7 @@ class Trainer:
         return weighted_loss(squared_errors(pred, batch), counts, self.weights)
 
     def _clip(self, indices: list[int]) -> None:
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        params = [p for _, p in state_dict_parameters(self.model) if p.grad is not None]
         max_norm = self.config.clip_grad_norm
         if max_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm)

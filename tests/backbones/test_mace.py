@@ -76,9 +76,10 @@ def test_smooth_across_cutoff(trained_models, variant, name):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_twice_differentiable(trained_models, variant):
+    from pansim.training.trainer import is_added_parameter
+
     model = trained_models[variant]
-    extra = [n for n, _ in model.named_parameters() if "pan" in n or "edge_mixer" in n]
-    extra += [n for n, _ in model.named_parameters() if "readout_expansions" in n]
+    extra = [n for n, _ in model.named_parameters() if is_added_parameter(n)]
     params = extra[:3] if extra else None
     assert_twice_differentiable(model, STRUCTURES["bulk"](), parameters=params)
 
@@ -229,30 +230,36 @@ def test_jit_matches_on_a_batch(trained_models):
 
 
 def test_pan_scales_only_the_scalar_channels(trained_models):
-    from pansim.backbones.mace import _ScalarMessageScaling
+    from pansim.backbones.mace import InteractionAdapter
 
-    layer = trained_models["pan"].pan_layers[0]
-    assert isinstance(layer, _ScalarMessageScaling)
+    layer = trained_models["pan"].interactions[0]
+    assert isinstance(layer, InteractionAdapter)
     g = torch.Generator().manual_seed(0)
     message = torch.randn(4, 8, 9, generator=g, dtype=torch.float64)
     species = torch.eye(2, dtype=torch.float64)[torch.tensor([0, 1, 1, 0])]
     edge_index = torch.tensor([[0, 1, 2, 3, 0], [1, 0, 3, 2, 2]])
     envelope = torch.rand(5, 1, generator=g, dtype=torch.float64)
-    out = layer(message, envelope, species, edge_index)
+    out = layer.scale(message, envelope, species, edge_index)
     s = layer.pan(envelope, species, edge_index[0], edge_index[1])
     assert torch.equal(out[..., 1:], message[..., 1:])
     torch.testing.assert_close(out[..., 0], message[..., 0] * s, rtol=0, atol=0)
     assert not torch.allclose(s, torch.ones_like(s))
+    # a LAMMPS domain: messages of the first (local) atoms, species of every atom
+    local = layer.scale(message[:3], envelope, species, edge_index)
+    assert torch.equal(local, out[:3])
 
 
 def test_readout_expansion_sees_only_scalars(trained_models):
-    expansion = trained_models["pgs"].readout_expansions[0]
+    readout = trained_models["pgs"].readouts[0]
     feats = torch.randn(3, 8 * 4, dtype=torch.float64)  # 8x0e + 8x1o
     other = feats.clone()
     other[:, 8:] = torch.randn(3, 8 * 3, dtype=torch.float64)
-    base = torch.zeros(3, dtype=torch.float64)
-    torch.testing.assert_close(expansion(base, feats), expansion(base, other), rtol=0, atol=0)
-    assert expansion(base, feats).abs().max() > 0
+
+    def correction(x):
+        return readout(x) - readout.block(x)
+
+    torch.testing.assert_close(correction(feats), correction(other), rtol=0, atol=0)
+    assert correction(feats).abs().max() > 0
 
 
 def test_cutoff_envelope_is_computed_only_for_modules_that_read_it():
@@ -318,3 +325,99 @@ def test_calibrated_model_file_round_trip(calibrated_models, tmp_path):
     atoms = STRUCTURES["bulk"]()
     want, got = model_evaluator(trained)(atoms), model_evaluator(loaded)(atoms)
     assert got["energy"] == pytest.approx(want["energy"], rel=1e-12, abs=1e-12)
+
+
+# -- mace's own forward and blocks; the state dict keeps mace's and the files' names -----
+def test_the_model_runs_mace_forward_and_blocks(init_models):
+    """No copy of mace's forward: PAN / PGS sit in adapters around mace's own blocks."""
+    from mace.modules import blocks
+    from mace.modules.models import ScaleShiftMACE
+
+    from pansim.backbones.mace import (
+        ADAPTERS,
+        PANMACE,
+        InteractionAdapter,
+        RadialAdapter,
+        ReadoutAdapter,
+    )
+
+    assert PANMACE._mace_forward.__code__ is ScaleShiftMACE.forward.__code__
+    model = init_models["pan+pgs"]
+    assert isinstance(model.radial_embedding, RadialAdapter)
+    assert isinstance(model.radial_embedding.block, blocks.RadialEmbeddingBlock)
+    for layer in model.interactions:
+        assert isinstance(layer, InteractionAdapter)
+        assert isinstance(layer.block, blocks.RealAgnosticResidualInteractionBlock)
+    assert all(isinstance(readout, ReadoutAdapter) for readout in model.readouts)
+    assert not any(isinstance(m, ADAPTERS) for m in init_models["baseline"].modules())
+    assert not isinstance(init_models["pgs"].interactions[0], ADAPTERS)  # no PAN, no adapter
+
+
+def test_state_dict_keeps_the_model_file_names_and_order(init_models):
+    model, base = init_models["pan+pgs"], init_models["baseline"]
+    assert model.state_dict_renames() == [
+        ("radial_embedding.block", "radial_embedding"),
+        ("radial_embedding.edge_mixer", "edge_mixer"),
+        ("interactions.0.block", "interactions.0"),
+        ("interactions.0.pan", "pan_layers.0.pan"),
+        ("interactions.1.block", "interactions.1"),
+        ("interactions.1.pan", "pan_layers.1.pan"),
+        ("readouts.0.block", "readouts.0"),
+        ("readouts.0.expansion", "readout_expansions.0.expansion"),
+        ("readouts.1.block", "readouts.1"),
+        ("readouts.1.expansion", "readout_expansions.1.expansion"),
+    ]
+    assert "interactions.0.block.linear.weight" in dict(model.named_parameters())
+    keys, mace_keys = list(model.state_dict()), list(base.state_dict())
+    assert keys[: len(mace_keys)] == mace_keys  # mace's names, in mace's order
+    groups = [k.split(".")[0] for k in keys[len(mace_keys) :]]
+    assert groups == sorted(groups, key=["edge_mixer", "pan_layers", "readout_expansions"].index)
+    assert keys[len(mace_keys)] == "edge_mixer.weight"
+    assert model.state_dict_name("interactions.1.pan.linear_1") == "pan_layers.1.pan.linear_1"
+
+
+def test_state_dict_loads_nested_and_from_module_paths(trained_models):
+    model = trained_models["pan+pgs"]
+    want = model.state_dict()
+    fresh = tiny_model("pan+pgs", seed=3)
+    fresh.load_state_dict(want, strict=True)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in want.items())
+    outer = torch.nn.ModuleDict({"module": tiny_model("pan+pgs", seed=4)})  # e.g. DDP's prefix
+    state = torch.nn.ModuleDict({"module": model}).state_dict()
+    assert "module.pan_layers.0.pan.species_weights" in state
+    outer.load_state_dict(state, strict=True)
+    assert all(torch.equal(outer["module"].state_dict()[k], v) for k, v in want.items())
+    by_path = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    again = tiny_model("pan+pgs", seed=5)
+    again.load_state_dict(by_path, strict=True)
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in want.items())
+
+
+def test_state_dict_parameters_follow_the_file_order(init_models):
+    from pansim.backbones import state_dict_parameters
+    from pansim.training.trainer import is_added_parameter
+
+    model = init_models["pan+pgs"]
+    named = state_dict_parameters(model)
+    assert [id(p) for _, p in named] != [id(p) for p in model.parameters()]  # tree order differs
+    assert {id(p) for _, p in named} == {id(p) for p in model.parameters()}
+    names = [n for n, _ in named]
+    first_added = next(i for i, n in enumerate(names) if is_added_parameter(n))
+    assert all(is_added_parameter(n) for n in names[first_added:])
+    assert names[first_added:][:2] == ["edge_mixer.weight", "pan_layers.0.pan.species_weights"]
+
+
+def test_stress_training_with_a_molecule_in_the_batch_has_finite_gradients(trained_models):
+    """A graph without a cell: zero stress and finite gradients (mace's own division would NaN)."""
+    from pansim.graph import atoms_to_graph, collate
+
+    model = trained_models["pan+pgs"]
+    z = model.atomic_numbers.tolist()
+    batch = collate([atoms_to_graph(STRUCTURES[k](), z, R_MAX) for k in ("bulk", "cluster")])
+    out = model(batch, training=True, compute_stress=True)
+    assert torch.all(out["stress"][1] == 0)
+    model.zero_grad()
+    (out["stress"].square().sum() + out["forces"].square().sum()).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    model.zero_grad()

@@ -215,7 +215,8 @@ def test_file_from_a_newer_mace_with_an_unknown_class(tmp_path, monkeypatch):
 def test_unknown_fields_and_unsupported_options_are_named(tmp_path):
     source = load_mace_file(MACE_RUN_TRAIN_FILE, trust_pickle=True)
     source.future_option = True  # what a newer mace-torch might add
-    with pytest.raises(GraftError, match=r"does not know: \['future_option'\]"):
+    # (under a mace-torch older than the file's 0.3.16, that version's new fields are named too)
+    with pytest.raises(GraftError, match=r"does not know: \[[^]]*'future_option'"):
         graft(source, "pan")
     repulsive = mace_model("ScaleShiftMACE", num_interactions=1, max_L=0, pair_repulsion=True)
     with pytest.raises(GraftError, match=r"pair_repulsion \(ZBL\)"):

@@ -189,9 +189,9 @@ def test_pgs_calibration_sets_buffers_keeps_baseline_and_ships_them(make_config,
     plain = Trainer(make_config(variant="baseline", hyperparameters=hyper))
     trainer = Trainer(config)
     model = trainer.model
-    es = model.readout_expansions[0].expansion
+    es = model.readouts[0].expansion
     assert not torch.equal(es.shift, torch.zeros_like(es.shift))
-    assert float(model.edge_mixer.fb_scale) != 1.0
+    assert float(model.radial_embedding.edge_mixer.fb_scale) != 1.0
     assert set(trainer.calibration) == {
         "edge_mixer", "readout_expansions.0.expansion", "readout_expansions.1.expansion"
     }  # fmt: skip
@@ -208,7 +208,7 @@ def test_pgs_calibration_sets_buffers_keeps_baseline_and_ships_them(make_config,
     assert float(t.std(0).median()) > 0.5  # ES centre spacing 0.29
     trainer.fit()
     saved = load_model(Path(config.out_dir) / "best_model.safetensors")
-    saved_es = saved.readout_expansions[0].expansion
+    saved_es = saved.readouts[0].expansion
     assert torch.equal(saved_es.scale, es.scale) and torch.equal(saved_es.shift, es.shift)
     assert "pgs_calibration" in saved.pansim_metadata["provenance"]
 
@@ -255,3 +255,8 @@ def test_module_lr_scale_puts_added_modules_in_their_own_group(make_config):
         make_config(max_epochs=1, test_file=None, variant="pan+pgs", out_dir=config.out_dir + "b")
     )
     assert len(plain.optimizer.param_groups) == 1
+    # ... in the state dict order (that of older checkpoints), not the module tree's
+    from pansim.backbones import state_dict_parameters
+
+    in_file_order = [id(p) for _, p in state_dict_parameters(plain.model)]
+    assert [id(p) for p in plain.optimizer.param_groups[0]["params"]] == in_file_order
