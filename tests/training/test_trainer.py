@@ -214,6 +214,7 @@ def test_pgs_calibration_sets_buffers_keeps_baseline_and_ships_them(make_config,
 
 
 def test_pan_curvature_penalty_flattens_the_amplitude(make_config):
+    from pansim.modules.pan import PANPooling
     from pansim.training.trainer import pan_curvature
 
     def curvature_after(weight, out):
@@ -223,8 +224,9 @@ def test_pan_curvature_penalty_flattens_the_amplitude(make_config):
         trainer = Trainer(config)
         with torch.no_grad():  # start from a bent amplitude, the same for both runs
             torch.manual_seed(1)
-            for layer in trainer.model.pan_layers:
-                layer.pan.linear_2.weight.normal_(0.0, 2.0)
+            for layer in trainer.model.modules():
+                if isinstance(layer, PANPooling):
+                    layer.linear_2.weight.normal_(0.0, 2.0)
         before = float(pan_curvature(trainer.model))
         trainer.fit()
         return before, float(pan_curvature(trainer.model))
