@@ -109,6 +109,11 @@ def test_rerun_of_a_job_stops_an_orphan_worker_instead_of_starting_a_second(tmp_
     inp.write_text("{}")
     orphan = subprocess.Popen(args)  # as if its labeller had died without taking it along
     (tmp_path / lab.WORKER_RECORD).write_text(json.dumps({"pid": orphan.pid, "args": args}))
+    cmdline = Path(f"/proc/{orphan.pid}/cmdline")
+    for _ in range(200):  # on a loaded machine the child may not have exec'd python yet
+        if cmdline.exists() and str(sleeper).encode() in cmdline.read_bytes():
+            break
+        time.sleep(0.05)
     try:
         assert lab.stop_orphan_worker(tmp_path) == orphan.pid
         assert orphan.wait(timeout=10) == -9
