@@ -158,15 +158,11 @@ def memory_mb() -> dict[str, float]:
 
 
 def available_mb() -> float | None:
-    """MemAvailable of /proc/meminfo (MiB), None where there is no /proc."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    """Memory available now (MiB; psutil or MemAvailable of /proc/meminfo), None if unknown."""
+    from pansim.chunking import available_memory
+
+    available = available_memory("cpu")
+    return None if available is None else available / 2**20
 
 
 def predicted_peak_mb(previous: dict[str, Any], n_atoms: int) -> float:

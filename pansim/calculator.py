@@ -23,10 +23,16 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from pansim._memory import keep_freed_memory
-from pansim.committee import add_committee_results, is_committee, resolve_committee
+from pansim.committee import (
+    add_committee_results,
+    committee_provenance,
+    is_committee,
+    resolve_committee,
+)
 from pansim.domain import DomainWarning, check_domain, model_domain
 from pansim.graph import InvalidStructureError, atoms_to_graph, collate
 from pansim.precision import DTYPES
+from pansim.provenance import model_provenance
 
 _DTYPES = DTYPES
 
@@ -179,21 +185,16 @@ class PANCalculator(Calculator):
             )
         self.dtype = _DTYPES[default_dtype]
         self.device = check_device(device)
+        # provenance in calc.parameters / calc.todict() (and so in ASE trajectories)
         if is_committee(model):  # several models: mean + spread (pansim.committee)
             self.model = resolve_committee(model, self.device, self.dtype)
+            provenance = committee_provenance(model, default_dtype)
         else:
             self.model = resolve_model(model, self.device, self.dtype)
+            provenance = model_provenance(model, self.model, default_dtype)
+        self.parameters.update(provenance)
         self.atomic_numbers = [int(z) for z in self.model.atomic_numbers]
         self.r_max = float(self.model.r_max)
-        # provenance in calc.parameters / calc.todict() (and so in ASE trajectories)
-        from pansim.provenance import model_provenance
-
-        if is_committee(model):
-            from pansim.committee import committee_provenance
-
-            self.parameters.update(committee_provenance(model, default_dtype))
-        else:
-            self.parameters.update(model_provenance(model, self.model, default_dtype))
         self.domain = model_domain(self.model) if check_domain else None
         self._warned: set[str] = set()
 

@@ -10,9 +10,13 @@ Validation and test splits are the system's own, unchanged; each run evaluates t
 split once, at its end, on its best-validation weights.
 
     python scripts/datasize.py write --systems si ethanol --sizes 60 120      # subsets + configs
-    python scripts/datasize.py list                                           # status + commands
-    python scripts/datasize.py run --systems si --jobs 2 --threads 1          # train (resumes)
+    python scripts/train_pretrained.py list --configs configs/datasize        # status + commands
+    python scripts/train_pretrained.py run --configs configs/datasize --systems si \
+        --jobs 2 --threads 1                                                  # train (resumes)
     python scripts/datasize.py report                                          # table + plot
+
+Training goes through the plan runner of ``scripts/train_pretrained.py`` (the configs are
+named ``<variant>-n<N>-seed<k>.yaml`` and carry ``variant`` and ``seed``, as it expects).
 
 Outputs: ``data/<system>/subsets/train-n<N>.extxyz`` (with the indices they hold in
 ``subsets.json``), ``configs/datasize/<system>/<variant>-n<N>-seed<k>.yaml``,
@@ -24,9 +28,9 @@ mean and min-max over seeds).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -99,46 +103,15 @@ def write_configs(system: str, sizes: list[int], root: Path = ROOT) -> list[Path
     return paths
 
 
-def jobs(systems: list[str] | None, root: Path = ROOT) -> list[Path]:
-    """The data-size configs present, optionally for some systems only."""
-    found = sorted((root / "configs" / "datasize").glob("*/*.yaml"))
-    return [p for p in found if not systems or p.parent.name in systems]
-
-
 def status(config: Path, root: Path = ROOT) -> str:
-    """``done``, ``partial`` or ``todo`` (as scripts/train_pretrained.py)."""
-    out = root / yaml.safe_load(config.read_text())["out_dir"]
-    if (out / "summary.json").exists():
-        return "done"
-    return "partial" if (out / "checkpoint.pt").exists() else "todo"
+    """``done``, ``partial`` or ``todo`` of one config (``lab.plan.status``)."""
+    sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
+    from lab import plan
 
-
-def command(config: Path, root: Path = ROOT) -> list[str]:
-    """``pansim train CONFIG`` (``--resume`` when a checkpoint exists)."""
-    resume = ["--resume"] if status(config, root) == "partial" else []
-    return ["pansim", "train", str(config.relative_to(root)), *resume]
-
-
-def run_all(configs: list[Path], jobs_side_by_side: int, threads: int | None) -> int:
-    """Train every unfinished config, ``jobs_side_by_side`` at a time."""
-    import os
-
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    todo = [c for c in configs if status(c) != "done"]
-    running: list[subprocess.Popen] = []
-    failed = 0
-    for config in todo:
-        while len(running) >= jobs_side_by_side:
-            running[0].wait()
-            failed += running.pop(0).returncode != 0
-        cmd = [sys.executable, "-m", "pansim", *command(config)[1:]]
-        print("+", " ".join(command(config)), flush=True)
-        running.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
-    for proc in running:
-        failed += proc.wait() != 0
-    return 1 if failed else 0
+    data = yaml.safe_load(config.read_text())
+    job = plan.Job(config.parent.name, data["variant"], int(data["seed"]), config,
+                   root / data["out_dir"])  # fmt: skip
+    return plan.status(job)
 
 
 def collect(root: Path = ROOT) -> list[dict]:
@@ -161,10 +134,15 @@ def collect(root: Path = ROOT) -> list[dict]:
 
 def _n_train(summary: Path, root: Path) -> int:
     """Structures in the training file of a finished run."""
-    from ase.io import read
+    return _count_structures(root / json.loads(summary.read_text())["config"]["train_file"])
 
-    cfg = json.loads(summary.read_text())["config"]
-    return len(read(root / cfg["train_file"], ":"))
+
+@functools.cache
+def _count_structures(path: Path) -> int:
+    """Structures in an extended XYZ file (read once per file: seeds share their data)."""
+    from ase.io import iread
+
+    return sum(1 for _ in iread(path, index=":"))
 
 
 def _row(summary: Path, system: str, variant: str, n: int, seed: int) -> dict:
@@ -274,14 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("write")
     w.add_argument("--systems", nargs="+", default=["si", "ethanol"])
     w.add_argument("--sizes", nargs="+", type=int, default=[60, 120])
-    for name in ("list", "run"):
-        s = sub.add_parser(name)
-        s.add_argument("--systems", nargs="*")
-        s.add_argument("--variants", nargs="*")
-        s.add_argument("--seeds", nargs="*", type=int)
-        if name == "run":
-            s.add_argument("--jobs", type=int, default=1)
-            s.add_argument("--threads", type=int, default=None)
     r = sub.add_parser("report")
     r.add_argument("--out-dir", type=Path, default=ROOT / "results" / "datasize")
     args = p.parse_args(argv)
@@ -290,19 +260,6 @@ def main(argv: list[str] | None = None) -> int:
             write_subsets(system, args.sizes)
             print(f"{system}: {len(write_configs(system, args.sizes))} configs")
         return 0
-    if args.cmd in ("list", "run"):
-        selected = []
-        for c in jobs(args.systems):
-            m = RUN.match(c.stem)
-            if (not args.variants or m["variant"] in args.variants) and (
-                not args.seeds or int(m["seed"]) in args.seeds
-            ):
-                selected.append(c)
-        if args.cmd == "list":
-            for c in selected:
-                print(f"{status(c):8s} {' '.join(command(c))}")
-            return 0
-        return run_all(selected, args.jobs, args.threads)
     from pansim.files import write_json_atomic, write_text_atomic
 
     rows = collect()

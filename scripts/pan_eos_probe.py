@@ -63,7 +63,7 @@ class _Recorder:
         return out
 
 
-def _scan(atoms, calc, v0_cell):
+def _scan(atoms, calc, rec, v0_cell):
     """Volumes (A^3/atom), energies (eV/atom), pressures (eV/A^3) and PAN records per ratio."""
     vols, energies, pressures, recs = [], [], [], []
     for r in RATIOS:
@@ -74,14 +74,8 @@ def _scan(atoms, calc, v0_cell):
         energies.append(a.get_potential_energy() / n)
         pressures.append(-np.trace(a.get_stress(voigt=False)) / 3)
         vols.append(a.get_volume() / n)
-        recs.append(calc_records(calc))
+        recs.append(rec.take())
     return np.array(vols), np.array(energies), np.array(pressures), recs
-
-
-def calc_records(calc):
-    """The PAN records of the calculator's last evaluation (empty without a recorder)."""
-    rec = getattr(calc, "_pan_recorder", None)
-    return rec.take() if rec is not None else []
 
 
 def _v0_cell(atoms, calc):
@@ -99,7 +93,7 @@ def _v0_cell(atoms, calc):
     return atoms.cell.array * (v0 / atoms.get_volume()) ** (1 / 3)
 
 
-def training_coordinations(calc, system: str) -> list[np.ndarray]:
+def training_coordinations(calc, rec, system: str) -> list[np.ndarray]:
     """Per PAN layer: c of every atom of the training split."""
     from ase.io import read
 
@@ -109,7 +103,7 @@ def training_coordinations(calc, system: str) -> list[np.ndarray]:
         f = f.copy()
         f.calc = calc
         f.get_potential_energy()
-        for k, (c, _) in enumerate(calc_records(calc)):
+        for k, (c, _) in enumerate(rec.take()):
             if len(per_layer) <= k:
                 per_layer.append([])
             per_layer[k].append(c)
@@ -124,15 +118,14 @@ def probe(system: str, model: str) -> dict:
 
     calc = PANCalculator(model=model, dtype="float64")
     rec = _Recorder(calc.model)
-    calc._pan_recorder = rec
     if not rec.layers:
         raise SystemExit(f"{model}: no PAN layer")
     atoms = crystal_cell(system)
     cell0 = _v0_cell(atoms, calc)
-    calc_records(calc)
+    rec.take()
     rows = {}
     # as trained
-    vols, e, p, recs = _scan(atoms, calc, cell0)
+    vols, e, p, recs = _scan(atoms, calc, rec, cell0)
     i0 = int(np.argmin(np.abs(RATIOS - 1.0)))
     v0_records = recs[i0]
     b = local_bulk_modulus(vols, pressures=p)
@@ -157,7 +150,7 @@ def probe(system: str, model: str) -> dict:
         )
     # frozen
     rec.frozen = [torch.from_numpy(r[1]) for r in v0_records]
-    vols_f, e_f, p_f, _ = _scan(atoms, calc, cell0)
+    vols_f, e_f, p_f, _ = _scan(atoms, calc, rec, cell0)
     b_f = local_bulk_modulus(vols_f, pressures=p_f)
     rows["s frozen at V0"] = {
         "B": b_f.tolist(),
@@ -165,7 +158,7 @@ def probe(system: str, model: str) -> dict:
         "B_V0": float(b_f[i0]),
     }
     rec.frozen = None
-    train_c = training_coordinations(calc, system)
+    train_c = training_coordinations(calc, rec, system)
     for k, c in enumerate(train_c):
         layers[k]["train_c_percentiles_1_50_99"] = [float(x) for x in np.percentile(c, [1, 50, 99])]
     return {"model": model, "ratios": RATIOS.tolist(), "rows": rows, "layers": layers}

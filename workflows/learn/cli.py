@@ -48,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         if args.merge:
-            cmd = f"pansim learn {args.config} --merge" + (" --allow-pending" * args.allow_pending)
-            record = merge(cfg, args.into, args.allow_pending, command=cmd + (
-                f" --into {args.into}" if args.into else ""))  # fmt: skip
+            cmd = ["pansim", "learn", args.config, "--merge"]
+            cmd += ["--into", args.into] if args.into else []
+            cmd += ["--allow-pending"] if args.allow_pending else []
+            record = merge(cfg, args.into, args.allow_pending, command=" ".join(cmd))
             for split, c in record["counts"].items():
                 print(f"{split:12s} {c['original']:5d} original + {c['added']:4d} labels")
             return 0

@@ -376,7 +376,8 @@ def export_labels(cfg: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _read(path: str | Path | None) -> list[Atoms]:
+def read_frames(path: str | Path | None) -> list[Atoms]:
+    """The structures of an extended XYZ file; none for a missing or empty file."""
     if not path or not Path(path).exists() or Path(path).stat().st_size == 0:
         return []
     return read(str(path), ":")
@@ -399,8 +400,8 @@ def stage_retrain(
         return
     out = round_dir(cfg, state["round"])
     labels = Path(cfg["labels_dir"])
-    train_frames = _read(rt["train_file"]) + _read(labels / "train.extxyz")
-    valid_frames = _read(cfg["validation_file"]) + _read(labels / "val.extxyz")
+    train_frames = read_frames(rt["train_file"]) + read_frames(labels / "train.extxyz")
+    valid_frames = read_frames(cfg["validation_file"]) + read_frames(labels / "val.extxyz")
     if not train_frames:
         rec["retrain"] = "skipped: no training labels"
         return

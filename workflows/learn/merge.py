@@ -20,31 +20,19 @@ them), unless asked to go ahead.
 from __future__ import annotations
 
 import collections
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ase import Atoms
-from ase.io import read
-
 from pansim.files import atomic_path, write_json_atomic, write_text_atomic
+from pansim.provenance import file_sha256
+from workflows.learn.loop import export_labels, labels_manifest, read_frames
 
 SPLITS = ("train", "val", "test")
 
 
 class MergeError(ValueError):
     """The labels cannot be merged yet (the message says why)."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _frames(path: Path) -> list[Atoms]:
-    if not path.exists() or path.stat().st_size == 0:
-        return []
-    return read(str(path), ":")
 
 
 def sources(cfg: dict[str, Any]) -> dict[str, Path]:
@@ -64,7 +52,6 @@ def merge(
     """Write the merged data set; returns its manifest (see the module docstring)."""
     from pansim.data.datasets import _extxyz_text
     from pansim.data.manifest import Manifest
-    from workflows.learn.loop import export_labels, labels_manifest
 
     manifest = labels_manifest(cfg)
     if not manifest.exists():
@@ -83,18 +70,18 @@ def merge(
         if not src[split].exists():
             raise MergeError(f"the {split} split {src[split]} does not exist")
     labels = Path(cfg["labels_dir"])
-    new = {split: _frames(labels / f"{split}.extxyz") for split in SPLITS}
+    new = {split: read_frames(labels / f"{split}.extxyz") for split in SPLITS}
     out = Path(dest) if dest is not None else src["val"].parent / "grown"
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = {}
     for split in ("train", "val"):
-        old = _frames(src[split])
+        old = read_frames(src[split])
         write_text_atomic(out / f"{split}.extxyz", _extxyz_text(old + new[split]))
         counts[split] = {"original": len(old), "added": len(new[split])}
     if src["test"].exists():
         with atomic_path(out / "test.extxyz") as tmp:
             shutil.copyfile(src["test"], tmp)
-        counts["test"] = {"original": len(_frames(src["test"])), "added": 0}
+        counts["test"] = {"original": len(read_frames(src["test"])), "added": 0}
     write_text_atomic(out / "test_active.extxyz", _extxyz_text(new["test"]))
     counts["test_active"] = {"original": 0, "added": len(new["test"])}
     routes = {
@@ -106,11 +93,11 @@ def merge(
         "system": cfg["system"],
         "sources": {
             **{
-                f"original_{k}": {"path": str(p), "sha256": _sha256(p)}
+                f"original_{k}": {"path": str(p), "sha256": file_sha256(p)}
                 for k, p in src.items()
                 if p.exists()
             },  # fmt: skip
-            "labels": {"path": str(manifest), "sha256": _sha256(manifest)},
+            "labels": {"path": str(manifest), "sha256": file_sha256(manifest)},
         },
         "counts": counts,
         "added_by_route": routes,
