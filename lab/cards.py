@@ -2,7 +2,8 @@
 
 A card is written as JSON (for the registry) and Markdown (for people) next to
 the model; :func:`ship` copies the shipped models (seed 0 of ``pan+pgs`` under
-the system name, of ``baseline`` as ``<system>-baseline``) with their cards.
+the system name, of ``baseline`` as ``<system>-baseline``) with their cards;
+:func:`ship_decided` ships what a shipping decision (:mod:`lab.ship`) chose instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.plan import Job, relative_path, status
+from lab.ship import TABLE_HEAD, ShipRuleError, variant_rows
 from pansim.files import write_text_atomic
 from pansim.training.trainer import BEST_MODEL
 
@@ -125,6 +127,20 @@ def to_markdown(data: dict[str, Any]) -> str:
         if value.get("mae") is not None:
             lines.append(f"| {key} ({unit}) | {value['mae']:.3f} | {value['rmse']:.3f} |")
     lines += ["", f"Reproduce: `{data['reproduce']}`", ""]
+    if data.get("selection"):
+        sel = data["selection"]
+        lines += [
+            "## Why this model serves this name",
+            "",
+            f"Shipping rule of issue 23 (`lab/ship.py`), decided by `{sel['command']}` "
+            f"on the runs of `{sel['runs_dir']}`, seeds {sel['seeds']}: {sel['reason']}.",
+            "",
+            *TABLE_HEAD,
+            *sel["rows"],
+            "",
+            "E in meV/atom, F in meV/A, S in GPa (MAE); chosen on the validation split only.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -167,9 +183,85 @@ def registry_entry(job: Job) -> dict[str, Any]:
     return entry
 
 
-def merge_registry(path: Path, entries: dict[str, dict[str, Any]]) -> Path:
-    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept)."""
+def merge_registry(
+    path: Path,
+    entries: dict[str, dict[str, Any]],
+    drop: dict[str, tuple[str, ...]] | None = None,
+) -> Path:
+    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept).
+
+    ``drop`` names keys to remove from an entry before merging (e.g. a ``baseline`` the
+    new entry does not have).
+    """
     registry = json.loads(path.read_text()) if path.exists() else {}
     for name, entry in entries.items():
-        registry[name] = {**registry.get(name, {}), **entry}
+        old = {
+            k: v for k, v in registry.get(name, {}).items() if k not in (drop or {}).get(name, ())
+        }
+        registry[name] = {**old, **entry}
     return write_text_atomic(path, json.dumps(registry, indent=1, sort_keys=True) + "\n")
+
+
+def ship_decided(decision: dict[str, Any], jobs: list[Job], dest: str | Path) -> list[Path]:
+    """Ship one system as ``decision`` (:func:`lab.ship.choose`) says, with cards.
+
+    - ``<system>-baseline``: seed 0 of the baseline;
+    - ``<system>-<variant>``: seed 0 of every other finished variant (explicit names);
+    - ``<system>``: the served variant's file (an entry of the registry, no copy),
+      with a card that gives the rule, the table and the reason.
+
+    A stale ``<system>.safetensors`` (from a time the plain name had its own file) is
+    removed so that no file is left that no entry names.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    system, served = decision["system"], decision["served"]
+    by_variant = {
+        j.variant: j for j in jobs if j.system == system and j.seed == 0 and status(j) == "done"
+    }
+    if served not in by_variant or "baseline" not in by_variant:
+        raise ShipRuleError(
+            f"{system}: seed 0 of {served!r} and of the baseline must be finished to ship"
+        )
+    written: list[Path] = []
+    entries: dict[str, dict[str, Any]] = {}
+    files: dict[str, str] = {}
+    for variant, job in sorted(by_variant.items()):
+        name = f"{system}-{variant}"
+        data = {**card(job), "name": name, "reproduce": f"pansim eval {name} "}
+        data["reproduce"] += data["data"]["test_file"]
+        written += _write_shipped(job, name, data, dest)
+        files[variant] = f"{name}.safetensors"
+        entries[name] = {"file": files[variant], "card": f"{name}.md", "system": system}
+        entries[name]["variant"] = variant
+        if variant != "baseline":
+            entries[name]["baseline"] = f"{system}-baseline"
+    job = by_variant[served]
+    data = {**card(job), "name": system, "selection": _selection(decision)}
+    data["reproduce"] = f"pansim eval {system} {data['data']['test_file']}"
+    for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", to_markdown(data))):
+        written.append(write_text_atomic(dest / f"{system}{suffix}", text))
+    entries[system] = {"file": files[served], "card": f"{system}.md", "system": system}
+    entries[system]["variant"] = served
+    if served != "baseline":
+        entries[system]["baseline"] = f"{system}-baseline"
+    stale = dest / f"{system}.safetensors"
+    if stale.exists():
+        stale.unlink()
+    written.append(merge_registry(dest / "registry.json", entries, drop={system: ("baseline",)}))
+    return written
+
+
+def _write_shipped(job: Job, name: str, data: dict[str, Any], dest: Path) -> list[Path]:
+    """Copy a run's best model as ``name`` and write its card beside it."""
+    target = dest / f"{name}.safetensors"
+    shutil.copyfile(job.out_dir / BEST_MODEL, target)
+    js = write_text_atomic(dest / f"{name}.json", json.dumps(data, indent=1))
+    md = write_text_atomic(dest / f"{name}.md", to_markdown(data))
+    return [target, js, md]
+
+
+def _selection(decision: dict[str, Any]) -> dict[str, Any]:
+    """The part of a decision a card shows: rule, seeds, reason, one row per variant."""
+    keys = ("command", "runs_dir", "seeds", "reason", "served")
+    return {**{k: decision.get(k) for k in keys}, "rows": variant_rows(decision)}

@@ -22,75 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_NAME = re.compile(r"^(?P<variant>.+)-seed(?P<seed>\d+)$")
-VARIANT_ORDER = ("baseline", "pan", "pgs", "pan+pgs")
-#: validation columns reported (metrics.json keys) and their units
-COLUMNS = {
-    "valid_energy_mae": "meV/atom",
-    "valid_forces_mae": "meV/A",
-    "valid_stress_mae": "GPa",
-}
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 
-
-def read_run(path: Path) -> dict | None:
-    """One run folder as a dict, or None when it has no epoch yet."""
-    match = RUN_NAME.match(path.name)
-    metrics = path / "metrics.json"
-    if match is None or not metrics.exists():
-        return None
-    history = json.loads(metrics.read_text())
-    if not history:
-        return None
-    summary_path = path / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    best = min(history, key=lambda row: row["valid_loss"])
-    run = {
-        "system": path.parent.name,
-        "variant": match["variant"],
-        "seed": int(match["seed"]),
-        "path": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
-        "status": "finished" if summary else "running",
-        "epochs": len(history),
-        "best_epoch": best["epoch"],
-        "best_valid_loss": best["valid_loss"],
-        "best_valid": {key: best.get(key) for key in COLUMNS},
-        "final_lr": history[-1]["lr"],
-        "late_change": late_change(history),
-        "stop_reason": summary.get("stop_reason") if summary else None,
-        "test": summary.get("test") if summary else None,
-        "history": history,
-    }
-    return run
-
-
-def late_change(history: list[dict], window: int = 20) -> float | None:
-    """Relative change of the best validation loss: last ``window`` epochs vs the ones before.
-
-    -0.10 means the last window still lowered the best validation loss by 10 %: the run
-    had not converged. None for runs shorter than two windows.
-    """
-    if len(history) < 2 * window:
-        return None
-    before = min(row["valid_loss"] for row in history[-2 * window : -window])
-    last = min(row["valid_loss"] for row in history[-window:])
-    return (last - before) / before
-
-
-def collect(runs_dir: Path) -> dict[str, list[dict]]:
-    """Runs by system (variant order, then seed)."""
-    systems: dict[str, list[dict]] = {}
-    for path in sorted(runs_dir.glob("*/*-seed*")):
-        run = read_run(path)
-        if run is not None:
-            systems.setdefault(run["system"], []).append(run)
-    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
-    for runs in systems.values():
-        runs.sort(key=lambda r: (rank.get(r["variant"], 9), r["variant"], r["seed"]))
-    return systems
+from lab.runs import VARIANT_ORDER, collect  # noqa: E402
 
 
 def plot(system: str, runs: list[dict], path: Path) -> Path:

@@ -14,6 +14,8 @@ Usage (from the repository root)::
     python scripts/train_pretrained.py run --jobs 2 --threads 1  # two 1-thread jobs side by side
     python scripts/train_pretrained.py cards                  # model cards of finished runs
     python scripts/train_pretrained.py ship --dest DIR        # shipped models + cards to DIR
+    python scripts/train_pretrained.py ship --configs configs/converged --dest pansim/pretrained \
+        --decision results/converged/ship_si.json            # what the shipping rule chose
     python scripts/train_pretrained.py demo --out runs/demo    # synthetic EMT data, end to end
 
 Every job is exactly ``pansim train <config>`` (``--resume`` when a checkpoint
@@ -148,13 +150,25 @@ def write_cards(args) -> int:
 
 
 def ship(args) -> int:
-    """Copy the shipped models (seed 0 of pan+pgs and baseline) and their cards."""
+    """Copy the shipped models and their cards.
+
+    Without ``--decision``: seed 0 of pan+pgs (the system name) and of the baseline.
+    With ``--decision RUNS/ship_<system>.json`` (``scripts/ship_decision.py``): what the
+    shipping rule chose, plus every finished variant under ``<system>-<variant>``.
+    """
+    import json
+
     from lab import cards
 
     if args.dest is None:
         print("ship: --dest DIR is required", file=sys.stderr)
         return 2
-    for path in cards.ship(_selected(args), args.dest):
+    if args.decision is not None:
+        decision = json.loads(args.decision.read_text())
+        written = cards.ship_decided(decision, _selected(args), args.dest)
+    else:
+        written = cards.ship(_selected(args), args.dest)
+    for path in written:
         print("wrote", path)
     return 0
 
@@ -218,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--base", type=Path, default=CONFIGS / "base")
         p.add_argument("--runs", default="results/training")
         p.add_argument("--dest", type=Path, help="ship: destination folder")
+        p.add_argument(
+            "--decision", type=Path,
+            help="ship: a shipping decision (scripts/ship_decision.py) to follow",
+        )  # fmt: skip
     p = sub.add_parser("demo")
     p.set_defaults(func=demo)
     p.add_argument("--out", default="runs/demo")

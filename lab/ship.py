@@ -1,0 +1,198 @@
+"""The shipping rule of issue 23: which trained variant a system's plain name serves.
+
+For one system, given its runs under one recipe (:func:`lab.runs.collect`) and, for a
+crystal, the E(V) check of each run's best model (``scripts/eos_check.py``):
+
+1. Only seeds finished by *every* variant present count, so each variant is judged on
+   the same seeds; a variant is summarised by its mean best validation loss over them
+   (the trainer's selection metric: energy, force and stress terms with the recipe's
+   weights) and its mean validation / test MAEs.
+2. A PAN/PGS variant is eligible when every one of its counted runs passes the E(V)
+   check (crystals: B(V) monotone over +-6 % around V0 and B(V0) within 10 % of the
+   DFT B0; molecules have no such check).
+3. The plain name serves the eligible variant with the lowest mean validation loss if
+   that loss is at most the baseline's; otherwise it serves the baseline architecture.
+
+The test split is not used to choose: :func:`choose` reports the served variant's test
+errors against the baseline's next to the choice, so a variant that wins on validation
+but loses on test is visible, not hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from statistics import mean
+from typing import Any
+
+#: (report key, run field, metrics key) of the mean errors a decision lists
+VALID_KEYS = ("valid_energy_mae", "valid_forces_mae", "valid_stress_mae")
+TEST_KEYS = ("energy_per_atom", "forces", "stress")
+
+
+class ShipRuleError(ValueError):
+    """Runs that cannot be decided on (no finished baseline, no common seed)."""
+
+
+def common_seeds(runs: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Seeds finished by every variant that has a finished run."""
+    done: dict[str, set[int]] = {}
+    for run in runs:
+        if run["status"] == "finished":
+            done.setdefault(run["variant"], set()).add(run["seed"])
+    if not done:
+        return []
+    return sorted(set.intersection(*done.values()))
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return mean(values) if values else None
+
+
+def summarise(
+    runs: Sequence[Mapping[str, Any]],
+    seeds: Sequence[int],
+    eos: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    """Per variant: mean validation loss / MAEs / test MAEs over ``seeds``, E(V) verdict."""
+    table: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run["status"] != "finished" or run["seed"] not in seeds:
+            continue
+        row = table.setdefault(run["variant"], {"runs": []})
+        row["runs"].append(run)
+    for variant, row in table.items():
+        counted = row.pop("runs")
+        row["seeds"] = sorted(r["seed"] for r in counted)
+        row["paths"] = [r["path"] for r in counted]
+        row["valid_loss"] = mean(r["best_valid_loss"] for r in counted)
+        row["valid_loss_spread"] = max(r["best_valid_loss"] for r in counted) - min(
+            r["best_valid_loss"] for r in counted
+        )
+        for key in VALID_KEYS:
+            row[key] = _mean_or_none([r["best_valid"].get(key) for r in counted])
+        for key in TEST_KEYS:
+            row[f"test_{key}_mae"] = _mean_or_none(
+                [((r.get("test") or {}).get(key) or {}).get("mae") for r in counted]
+            )
+        if eos is None:
+            row["eos_ok"] = None
+        else:
+            missing = [r["path"] for r in counted if r["path"] not in eos]
+            if missing:
+                raise ShipRuleError(f"{variant}: no E(V) check for {missing}")
+            checks = [eos[r["path"]] for r in counted]
+            row["eos_ok"] = all(c["monotone"] and c["B_V0_within_10pct"] for c in checks)
+            row["B_V0"] = [c["B_V0"] for c in checks]
+    return table
+
+
+def choose(
+    system: str,
+    runs: Sequence[Mapping[str, Any]],
+    eos: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The decision for ``system`` (see the module docstring).
+
+    ``eos`` maps a run's ``path`` to its E(V) check (``monotone``,
+    ``B_V0_within_10pct``, ``B_V0``); ``None`` for a system without one (molecules).
+    """
+    seeds = common_seeds(runs)
+    if not seeds:
+        raise ShipRuleError(f"{system}: no seed is finished by every variant with a run")
+    table = summarise(runs, seeds, eos)
+    if "baseline" not in table:
+        raise ShipRuleError(f"{system}: no finished baseline run; nothing to compare with")
+    base = table["baseline"]["valid_loss"]
+    eligible = {
+        v: row for v, row in table.items() if v != "baseline" and row["eos_ok"] is not False
+    }
+    failing = sorted(v for v, row in table.items() if row["eos_ok"] is False)
+    best = min(eligible, key=lambda v: eligible[v]["valid_loss"]) if eligible else None
+    if best is not None and eligible[best]["valid_loss"] <= base:
+        served = best
+        reason = (
+            f"{best} has the lowest mean validation loss ({eligible[best]['valid_loss']:.4f}) "
+            f"among the variants that pass the E(V) check, at most the baseline's ({base:.4f})"
+        )
+    else:
+        served = "baseline"
+        parts = []
+        if best is not None:
+            parts.append(
+                f"the best eligible PAN/PGS variant ({best}, mean validation loss "
+                f"{eligible[best]['valid_loss']:.4f}) is above the baseline's ({base:.4f})"
+            )
+        if failing:
+            parts.append(f"{', '.join(failing)} fail(s) the E(V) check")
+        if not table.keys() - {"baseline"}:
+            parts.append("no PAN/PGS variant has finished on the counted seeds")
+        reason = "no PAN/PGS variant won: " + "; ".join(parts)
+    test_vs_baseline = {
+        key: _relative(table[served][f"test_{key}_mae"], table["baseline"][f"test_{key}_mae"])
+        for key in TEST_KEYS
+    }
+    return {
+        "system": system,
+        "seeds": seeds,
+        "served": served,
+        "reason": reason,
+        "eos_failing": failing,
+        "variants": table,
+        "served_test_vs_baseline": test_vs_baseline,
+    }
+
+
+def _relative(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference in (None, 0):
+        return None
+    return value / reference - 1.0
+
+
+def variant_rows(decision: Mapping[str, Any]) -> list[str]:
+    """One Markdown table row per variant (columns of :data:`TABLE_HEAD`)."""
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.3g}"
+
+    rows = []
+    for variant, row in decision["variants"].items():
+        eos = {None: "-", True: "pass", False: "**fail**"}[row["eos_ok"]]
+        mark = " (served)" if variant == decision["served"] else ""
+        rows.append(
+            f"| {variant}{mark} | {row['valid_loss']:.4f} | {fmt(row['valid_energy_mae'])} "
+            f"| {fmt(row['valid_forces_mae'])} | {fmt(row['valid_stress_mae'])} | {eos} "
+            f"| {fmt(row['test_energy_per_atom_mae'])} | {fmt(row['test_forces_mae'])} "
+            f"| {fmt(row['test_stress_mae'])} |"
+        )
+    return rows
+
+
+#: header of :func:`variant_rows` (MAEs: E meV/atom, F meV/A, S GPa; valid loss: mean)
+TABLE_HEAD = [
+    "| variant | valid loss | valid E | valid F | valid S | E(V) check | test E | test F "
+    "| test S |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def markdown(decision: Mapping[str, Any]) -> str:
+    """The decision as a table (one row per variant) and the reason."""
+    rel = decision["served_test_vs_baseline"]
+    lines = [
+        f"# Shipping decision, {decision['system']}",
+        "",
+        f"Seeds counted: {decision['seeds']} (finished by every variant). Chosen on the "
+        "validation split only; test errors are listed, not used. MAEs: E meV/atom, "
+        "F meV/A, S GPa; valid loss: mean over the seeds.",
+        "",
+        *TABLE_HEAD,
+        *variant_rows(decision),
+        "",
+        f"**Served under `{decision['system']}`: {decision['served']}.** {decision['reason']}.",
+        "",
+        "Test MAE of the served variant relative to the baseline: "
+        + ", ".join(f"{k} {'-' if v is None else f'{100 * v:+.1f} %'}" for k, v in rel.items()),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""The shipping rule of issue 23 (lab/ship.py) and shipping what it chose (lab/cards.py)."""
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from lab import ship
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(variant, seed, loss, status="finished", forces=50.0, test_forces=55.0):
+    return {
+        "system": "si", "variant": variant, "seed": seed, "status": status,
+        "path": f"runs/si/{variant}-seed{seed}", "best_valid_loss": loss,
+        "best_valid": {"valid_energy_mae": 4.0, "valid_forces_mae": forces,
+                       "valid_stress_mae": 0.3},
+        "test": {"energy_per_atom": {"mae": 4.5}, "forces": {"mae": test_forces},
+                 "stress": {"mae": 0.35}} if status == "finished" else None,
+    }  # fmt: skip
+
+
+def _eos(runs, failing=()):
+    return {
+        r["path"]: {"monotone": r["variant"] not in failing, "B_V0_within_10pct": True,
+                    "B_V0": 90.0}
+        for r in runs
+    }  # fmt: skip
+
+
+def test_lowest_validation_loss_among_physical_variants_wins():
+    runs = [_run("baseline", 0, 0.12), _run("pan", 0, 0.11), _run("pgs", 0, 0.115)]
+    decision = ship.choose("si", runs, _eos(runs))
+    assert decision["served"] == "pan" and "pan has the lowest" in decision["reason"]
+    # pan bends E(V): the next physical variant below the baseline wins
+    decision = ship.choose("si", runs, _eos(runs, failing=("pan",)))
+    assert decision["served"] == "pgs" and decision["eos_failing"] == ["pan"]
+
+
+def test_baseline_architecture_serves_when_no_variant_wins():
+    runs = [_run("baseline", 0, 0.120), _run("pan", 0, 0.125), _run("pan+pgs", 0, 0.110)]
+    decision = ship.choose("si", runs, _eos(runs, failing=("pan+pgs",)))
+    assert decision["served"] == "baseline"
+    assert "pan, mean validation loss 0.1250" in decision["reason"]
+    assert "pan+pgs fail(s) the E(V) check" in decision["reason"]
+    table = ship.markdown(decision)
+    assert "| baseline (served) | 0.1200 |" in table and "**fail**" in table
+    assert "forces +0.0 %" in table  # served = baseline: test relative change is zero
+
+
+def test_only_seeds_finished_by_every_variant_count():
+    runs = [
+        _run("baseline", 0, 0.12), _run("baseline", 1, 0.30),
+        _run("pan", 0, 0.13), _run("pan", 1, 0.10, status="running"),
+    ]  # fmt: skip
+    decision = ship.choose("si", runs, _eos(runs))
+    assert decision["seeds"] == [0] and decision["served"] == "baseline"
+    assert decision["variants"]["baseline"]["valid_loss"] == pytest.approx(0.12)
+    # molecules: no E(V) check, the rule is validation loss alone
+    runs = [_run("baseline", s, 0.2 + s) for s in (0, 1)] + [
+        _run("pan+pgs", s, 0.1 + s) for s in (0, 1)
+    ]
+    decision = ship.choose("ethanol", runs)
+    assert decision["served"] == "pan+pgs" and decision["seeds"] == [0, 1]
+    assert decision["variants"]["pan+pgs"]["valid_loss"] == pytest.approx(0.6)
+    assert decision["variants"]["pan+pgs"]["eos_ok"] is None
+
+
+def test_undecidable_runs_are_refused():
+    with pytest.raises(ship.ShipRuleError, match="no finished baseline"):
+        ship.choose("si", [_run("pan", 0, 0.1)], _eos([_run("pan", 0, 0.1)]))
+    with pytest.raises(ship.ShipRuleError, match="no seed is finished"):
+        ship.choose("si", [_run("pan", 0, 0.1, status="running")])
+    runs = [_run("baseline", 0, 0.12), _run("pan", 0, 0.11)]
+    with pytest.raises(ship.ShipRuleError, match="no E\\(V\\) check"):
+        ship.choose("si", runs, _eos(runs[:1]))
+
+
+def test_ship_decided_serves_the_chosen_file_under_the_plain_name(tmp_path, monkeypatch):
+    """Demo runs (EMT, 1 epoch) -> decision -> shipped registry that pansim eval reads."""
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--sizes", "8", "4", "4",
+            "--seeds", "0", "--variants", "baseline", "pan",
+            "--hyperparameters", "{num_channels: 8, max_L: 0, correlation: 2, "
+            "num_interactions: 1}"]  # fmt: skip
+    assert script["main"](argv) == 0
+    decide = runpy.run_path(str(ROOT / "scripts" / "ship_decision.py"))
+    assert decide["main"](["--system", "emt", "--runs", str(tmp_path / "runs")]) == 0
+    decision = json.loads((tmp_path / "runs" / "ship_emt.json").read_text())
+    losses = {v: row["valid_loss"] for v, row in decision["variants"].items()}
+    assert decision["served"] == ("pan" if losses["pan"] <= losses["baseline"] else "baseline")
+    dest = tmp_path / "ship"
+    dest.mkdir()
+    (dest / "emt.safetensors").write_bytes(b"stale")  # a file the old plain name had
+    (dest / "registry.json").write_text(json.dumps({"emt": {
+        "file": "emt.safetensors", "variant": "pan+pgs", "baseline": "emt-baseline",
+        "default": True}}))  # fmt: skip
+    argv = ["ship", "--configs", str(tmp_path / "configs"), "--dest", str(dest),
+            "--decision", str(tmp_path / "runs" / "ship_emt.json")]  # fmt: skip
+    assert script["main"](argv) == 0
+    registry = json.loads((dest / "registry.json").read_text())
+    served = decision["served"]
+    assert registry["emt"]["file"] == f"emt-{served}.safetensors"
+    assert registry["emt"]["variant"] == served and registry["emt"]["default"] is True
+    assert ("baseline" in registry["emt"]) == (served != "baseline")
+    assert registry["emt-pan"]["baseline"] == "emt-baseline"
+    assert not (dest / "emt.safetensors").exists()  # no file left that no entry names
+    card = (dest / "emt.md").read_text()
+    assert "## Why this model serves this name" in card and decision["reason"] in card
+    pretrained = pytest.importorskip("pansim.pretrained")
+    from pansim.cli import main
+
+    monkeypatch.setattr(pretrained, "HERE", dest)
+    monkeypatch.setattr(pretrained, "REGISTRY", dest / "registry.json")
+    pretrained._registry.cache_clear()
+    out = tmp_path / "eval"
+    test_file = json.loads((dest / "emt.json").read_text())["data"]["test_file"]
+    try:
+        assert main(["eval", "emt", test_file, "--out", str(out)]) == 0
+    finally:
+        pretrained._registry.cache_clear()
+    again = json.loads((out / "metrics.json").read_text())
+    expect = decision["variants"][served]["test_forces_mae"]
+    assert again["forces"]["mae"] == pytest.approx(expect, rel=1e-9)
