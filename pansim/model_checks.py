@@ -71,6 +71,22 @@ def _as_int(name: str, value: Any) -> int:
     return int(value)
 
 
+#: integers that MACE also takes as one value per interaction layer
+PER_LAYER = ("correlation",)
+
+
+def _int_or_per_layer(name: str, value: Any, num_interactions: Any) -> list[int]:
+    """``value`` as a list of ints: one int, or (for :data:`PER_LAYER`) one per layer."""
+    if name in PER_LAYER and isinstance(value, list):
+        if not value or (num_interactions is not None and len(value) != num_interactions):
+            raise ModelBoundsError(
+                f"{name} per layer must list one integer per interaction "
+                f"({num_interactions}), not {value!r}"
+            )
+        return [_as_int(name, v) for v in value]
+    return [_as_int(name, value)]
+
+
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelBoundsError(f"{name} must be a number, not {value!r}")
@@ -119,10 +135,11 @@ def check_config(config: Any) -> dict[str, int]:
     for name, (lo, hi) in INT_BOUNDS.items():
         if config.get(name) is None:
             continue
-        value = _as_int(name, config[name])
-        if not lo <= value <= hi:
-            raise ModelBoundsError(f"{name} = {value} is outside the allowed range {lo}..{hi}")
-        sizes[name] = value
+        values = _int_or_per_layer(name, config[name], config.get("num_interactions"))
+        for value in values:
+            if not lo <= value <= hi:
+                raise ModelBoundsError(f"{name} = {value} is outside the allowed range {lo}..{hi}")
+        sizes[name] = values[0]  # per-layer lists (correlation): layer 0 is checked below
     mlp = config.get("radial_MLP", [])
     if not isinstance(mlp, list) or len(mlp) > RADIAL_MLP_MAX[1]:
         raise ModelBoundsError(f"radial_MLP must be a list of at most {RADIAL_MLP_MAX[1]} widths")

@@ -87,19 +87,21 @@ class WorkflowResult:
 # --------------------------------------------------------------------------- provenance
 
 
-def evaluate_forces(structures: list[Atoms], calc: Any) -> np.ndarray:
+def evaluate_forces(
+    structures: list[Atoms], calc: Any, desc: str = "displaced structures"
+) -> np.ndarray:
     """Forces ``[n_structures, n_atoms, 3]`` (eV/A) of same-size structures.
 
     One batched call when ``calc`` has ``batch_evaluate`` (PANCalculator, the DFT
     point store); otherwise one ``get_forces`` per structure, on copies (the
-    structures are never modified).
+    structures are never modified), with a progress bar labelled ``desc``.
     """
     batch = getattr(calc, "batch_evaluate", None)
     if callable(batch):
         return np.array([r["forces"] for r in batch(structures)])
     from pansim.cli_common import progress
 
-    steps = progress(structures, total=len(structures), desc="phonon displacements")
+    steps = progress(structures, total=len(structures), desc=desc)
     return np.array([with_calc(atoms, calc).get_forces() for atoms in steps])
 
 

@@ -162,7 +162,7 @@ def phonons(
     )
     harmonic = pansim_phonons.harmonic_phonons(
         unit,
-        lambda structures: evaluate_forces(structures, calc),
+        lambda structures: evaluate_forces(structures, calc, "phonon displacements"),
         supercell=supercell,
         displacement=displacement,
         subtract_residual_forces=subtract_residual_forces,
@@ -235,7 +235,7 @@ def set_forces(phonon, calc: Any, subtract_residual: bool) -> np.ndarray:
     """
     from pansim.phonons import supercells
 
-    forces = evaluate_forces(supercells(phonon), calc)
+    forces = evaluate_forces(supercells(phonon), calc, "phonon displacements")
     residual = forces[-1]
     phonon.forces = forces[:-1] - residual if subtract_residual else forces[:-1]
     return residual

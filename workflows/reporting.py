@@ -92,18 +92,31 @@ def _fmt_error(error: Any, ref: Any) -> str:
     return f"{error:+.3g} ({100 * error / abs(ref):+.1f}%)" if ref else f"{error:+.3g}"
 
 
+def describe_model(name: Any) -> str:
+    """``name`` and, for a registered pretrained model, its variant (``pan+pgs``, ...)."""
+    if name is None:
+        return "-"
+    try:
+        from pansim import pretrained
+
+        variant = pretrained.model_entry(str(name)).get("variant")
+    except (ImportError, KeyError, ValueError):
+        variant = None
+    return f"`{name}`" + (f" ({variant})" if variant else "")
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The Markdown report: header, messages, the table, then the plots of each model."""
     ref = report.get("reference_label", "DFT")
     lines = [
         f"# pansim validation: {report['system']}",
         "",
-        f"- model (PAN+PGS): `{report['model']}`",
-        f"- baseline: `{report['baseline']}`",
+        f"- model: {describe_model(report['model'])}",
+        f"- baseline: {describe_model(report['baseline'])}",
         f"- {report['reference_message']}",
         f"- settings: {'quick' if report['quick'] else 'full'}",
         "",
-        f"| quantity | unit | {ref} | baseline | PAN+PGS | baseline error | PAN+PGS error |",
+        f"| quantity | unit | {ref} | baseline | model | baseline error | model error |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["table"]:

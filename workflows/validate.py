@@ -477,7 +477,7 @@ def validate(
 def terminal_table(report: dict[str, Any]) -> str:
     """The comparison table of ``report`` as aligned plain text (for the terminal)."""
     ref = report.get("reference_label", "DFT")
-    header = ["quantity", "unit", ref, "baseline", "PAN+PGS", "baseline err", "PAN+PGS err"]
+    header = ["quantity", "unit", ref, "baseline", "model", "baseline err", "model err"]
     rows = [header]
     for r in report.get("table", []):
         values = [_fmt(r.get(k)) for k in ("dft", "baseline", "model")]

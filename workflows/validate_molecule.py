@@ -1,4 +1,4 @@
-"""``pansim validate`` for molecules: PAN+PGS model vs its baseline vs DFT, in one report.
+"""``pansim validate`` for molecules: a model vs its baseline vs DFT, in one report.
 
 Workflows (``MOLECULE_WORKFLOWS`` registry), each run for both models:
 
@@ -200,7 +200,7 @@ def _bond_scan(geometry: Atoms, bond: dict[str, Any], calc: Any) -> dict[str, An
         batch = getattr(calc, "batch_evaluate", None)
         if callable(batch):
             return [(r["energy"], r["forces"]) for r in batch(structures)]
-        forces = evaluate_forces(structures, calc)
+        forces = evaluate_forces(structures, calc, "bond scan")
         return [(_energy(a, calc), f) for a, f in zip(structures, forces, strict=True)]
 
     scan = bond_scan(geometry, bond, evaluate, bond["fractions"])

@@ -261,7 +261,9 @@ def vibrations(
     with timed(timings, "hessian"):
         energy = float(with_calc(start, calc).get_potential_energy())
         structures = displaced_structures(start, delta)
-        hessian = hessian_from_forces(evaluate_forces(structures, calc), delta)
+        hessian = hessian_from_forces(
+            evaluate_forces(structures, calc, "vibration displacements"), delta
+        )
     modes = harmonic_analysis(hessian, start.positions, start.get_masses(), project)
     imaginary = modes["imaginary_cm1"]
     if imaginary:

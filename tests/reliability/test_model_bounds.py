@@ -31,6 +31,9 @@ def test_good_file_loads(good):
     ("changes", "message"),
     [
         ({"correlation": 12}, r"correlation = 12 is outside"),
+        ({"correlation": [2, 12]}, r"correlation = 12 is outside"),
+        ({"correlation": [2]}, r"correlation per layer must list one integer per interaction"),
+        ({"num_channels": [8, 8]}, r"num_channels must be an integer"),
         ({"elements": [99999]}, r"atomic number 99999 is not in 1\.\.118"),
         ({"elements": ["Xx"]}, r"unknown element symbol 'Xx'"),
         ({"elements": []}, r"elements must be a list of 1 to 118"),

@@ -179,7 +179,7 @@ def test_validate_prints_progress_and_the_table_into_a_run_folder(tmp_path, monk
     assert main(VALIDATE + SKIP) == 0
     out = capsys.readouterr().out
     assert "[1/1] model/eos ..." in out and "[1/1] baseline/eos done in" in out
-    assert "quantity" in out and "B0" in out and "PAN+PGS err" in out
+    assert "quantity" in out and "B0" in out and "model err" in out
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("validate-emt-") and (run / "report.md").exists()
     assert not (tmp_path / "results").exists()

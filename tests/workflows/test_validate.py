@@ -62,7 +62,7 @@ def test_validate_emt_partial_report_without_baseline(reference, tmp_path, capsy
     assert "max freq. Gamma" not in rows and rows["max freq. X"]["dft"] == 4.6  # 1-atom cell
     assert any("max freq. Gamma left out" in m for m in report["messages"])
     text = (out / "report.md").read_text()
-    assert "| quantity | unit | DFT | baseline | PAN+PGS |" in text and "%)" in text
+    assert "| quantity | unit | DFT | baseline | model |" in text and "%)" in text
     assert "![phonons](model/phonons.png)" in text and (out / "model" / "phonons.png").exists()
     assert "could not be loaded" in capsys.readouterr().out
 

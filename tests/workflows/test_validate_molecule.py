@@ -82,7 +82,7 @@ def test_model_equal_to_reference_and_soft_baseline(emt_reference, test_set, tmp
     assert saved["kind"] == "molecule" and saved["table"] == json.loads(json.dumps(report["table"]))
     assert "hessian_eV_per_A2" not in saved["reference"]["vibrations"]
     text = (out / "report.md").read_text()
-    assert "| quantity | unit | DFT | baseline | PAN+PGS |" in text and "red shift" in text
+    assert "| quantity | unit | DFT | baseline | model |" in text and "red shift" in text
     for label in ("model", "baseline"):
         for name in ("vibrations", "repulsion", "md", "test_errors"):
             assert (out / label / f"{name}.png").stat().st_size > 1000
