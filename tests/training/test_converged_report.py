@@ -40,6 +40,7 @@ def test_report_marks_running_runs_and_takes_best_epoch_on_validation(tmp_path):
 
 def test_late_change_measures_the_last_window():
     from lab.runs import late_change
+
     falling = [_row(i, 10.0 - 0.1 * i, 1.0) for i in range(40)]
     flat = [_row(i, 1.0, 1.0) for i in range(40)]
     assert late_change(falling) == pytest.approx((6.1 - 8.1) / 8.1)
