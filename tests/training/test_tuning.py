@@ -1,6 +1,5 @@
 """scripts/tuning.py: equal trials per variant, chosen on validation, test touched once."""
 
-import json
 import runpy
 import shutil
 from pathlib import Path
