@@ -14,9 +14,11 @@ Registered committee names (:func:`committee_files`) are resolved here:
 ``<model>-committee`` for a registered pretrained model ``<model>`` (see
 ``pansim.pretrained``) whose entry names a ``system`` and a ``variant`` is the
 list ``results/training/<system>/<variant>-seed{0,1,2}/best_model.safetensors``
-of the repository (the three training seeds of that model; seed 0 is the shipped
-file). ``si-committee`` is the shipped Si model's committee, ``si-baseline-committee``
-the committee of its baseline.
+of the repository (the three training seeds of that model). An entry may name its
+committee's runs instead (``"committee": "results/training/si/pan+pgs"``: the members
+are ``<that>-seed{0,1,2}/best_model.safetensors`` below the repository), for a model
+whose own seeds 1-2 are not trained yet (``si-committee``: the registry says which
+runs). ``si-baseline-committee`` is the committee of the Si baseline.
 """
 
 from __future__ import annotations
@@ -84,8 +86,11 @@ def committee_files(name: str, root: str | os.PathLike | None = None) -> list[Pa
     if not system or not variant:
         raise CommitteeError(f"{entry['name']!r} names no system and variant: no committee")
     base = Path(root) if root is not None else TRAINING_RESULTS
+    prefix = base / system / variant
+    if entry.get("committee"):  # runs named by the entry, relative to the repository
+        prefix = TRAINING_RESULTS.parent.parent / entry["committee"]
     files = [
-        base / system / f"{variant}-seed{k}" / "best_model.safetensors" for k in COMMITTEE_SEEDS
+        prefix.parent / f"{prefix.name}-seed{k}" / "best_model.safetensors" for k in COMMITTEE_SEEDS
     ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:

@@ -111,3 +111,32 @@ def test_calculator_takes_a_registered_committee_name_with_its_provenance():
     assert listed.parameters["model_name"] == (
         "committee(pan+pgs-seed0/best_model, pan+pgs-seed1/best_model, pan+pgs-seed2/best_model)"
     )
+
+
+def test_an_entry_can_name_its_committee_runs(tmp_path, monkeypatch):
+    """``"committee": prefix`` takes the members from that prefix's seeds 0-2."""
+    import json
+
+    from pansim import pretrained
+    from pansim.committee import committee_files
+
+    registry = tmp_path / "registry.json"
+    entry = {"file": "x.safetensors", "system": "si", "variant": "baseline"}
+    registry.write_text(json.dumps({
+        "x": {**entry, "committee": "results/training/si/pan+pgs"}, "y": entry,
+        "z": {**entry, "committee": 3}}))  # fmt: skip
+    monkeypatch.setattr(pretrained, "REGISTRY", registry)
+    pretrained._registry.cache_clear()
+    try:
+        with pytest.raises(pretrained.RegistryError, match="'committee' must be a run-folder"):
+            committee_files("x-committee")
+        registry.write_text(json.dumps({"x": {**entry, "committee": "results/training/si/pan+pgs"},
+                                        "y": entry}))  # fmt: skip
+        pretrained._registry.cache_clear()
+        named = committee_files("x-committee")
+        default = committee_files("y-committee")
+    finally:
+        pretrained._registry.cache_clear()
+    assert [p.parent.name for p in named] == [f"pan+pgs-seed{k}" for k in range(3)]
+    assert [p.parent.name for p in default] == [f"baseline-seed{k}" for k in range(3)]
+    assert all(p.exists() for p in named + default)

@@ -7,7 +7,8 @@
             "system": "si",                # reference system it was trained for
             "variant": "pan+pgs",          # baseline | pan | pgs | pan+pgs
             "baseline": "si-baseline",     # the identically trained plain backbone, if any
-            "default": true}}              # optional: the default of `pansim validate`
+            "default": true,               # optional: the default of `pansim validate`
+            "committee": "results/training/si/pan+pgs"}}  # optional: runs of <name>-committee
 
 Only ``file`` is required; paths are relative to this directory. ``variant``,
 when given, is one of ``pansim.backbones.VARIANTS``. The calculator
@@ -62,6 +63,8 @@ def _check_entry(name: str, entry: Any) -> None:
     where = f"{REGISTRY}: entry {name!r}"
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise RegistryError(f"{where} needs a 'file' (model file name beside the registry)")
+    if entry.get("committee") is not None and not isinstance(entry["committee"], str):
+        raise RegistryError(f"{where}: 'committee' must be a run-folder prefix (a string)")
     variant = entry.get("variant")
     if variant is not None and variant not in _VARIANTS:
         raise RegistryError(f"{where}: unknown variant {variant!r}; known: {list(_VARIANTS)}")
