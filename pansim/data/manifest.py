@@ -28,6 +28,9 @@ from pansim._io import write_json_atomic as write_json_atomic
 from pansim._io import write_text_atomic as write_text_atomic
 
 FORMAT = "pansim-manifest-1"
+#: format of a merged ("grown") dataset's record (``pansim learn --merge``): it holds
+#: finished labels only, so it never has any pending
+GROWN_FORMAT = "pansim-grown-1"
 STATUSES = ("pending", "done", "failed")
 
 
@@ -181,9 +184,20 @@ class Manifest:
 
 
 def pending_labels(folder: str | Path) -> int:
-    """Configurations of the dataset in ``folder`` still to label (0 without a manifest)."""
+    """Configurations of the dataset in ``folder`` still to label.
+
+    0 without a manifest, and 0 for a merged dataset (:data:`GROWN_FORMAT`: merging
+    takes finished labels only).
+    """
     path = Path(folder) / "manifest.json"
-    return Manifest.load(path).counts().get("pending", 0) if path.exists() else 0
+    if not path.exists():
+        return 0
+    try:
+        if json.loads(path.read_text()).get("format") == GROWN_FORMAT:
+            return 0
+    except (json.JSONDecodeError, AttributeError):
+        pass  # Manifest.load names the problem
+    return Manifest.load(path).counts().get("pending", 0)
 
 
 def unfinished_labels(folder: str | Path, system: str) -> str | None:

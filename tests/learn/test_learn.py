@@ -299,3 +299,7 @@ def test_merge_grows_the_data_without_touching_the_original_splits(case, capsys)
     assert record["command"] == "pansim learn learn.yaml --merge --into grown"
     assert sum(sum(r.values()) for r in record["added_by_route"].values()) == 2
     assert all("route" in a.info for a in grown_train[6:])
+    # the training plans can train on the grown folder: it has no labels pending
+    from pansim.data.manifest import pending_labels, unfinished_labels
+
+    assert pending_labels(case / "grown") == 0 and unfinished_labels(case / "grown", "x") is None

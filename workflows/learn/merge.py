@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pansim.data.manifest import GROWN_FORMAT
 from pansim.files import atomic_path, write_json_atomic, write_text_atomic
 from pansim.provenance import file_sha256
 from workflows.learn.loop import export_labels, labels_manifest, read_frames
@@ -89,7 +90,7 @@ def merge(
         for split, frames in new.items()
     }
     record = {
-        "format": "pansim-grown-1",
+        "format": GROWN_FORMAT,
         "system": cfg["system"],
         "sources": {
             **{
