@@ -215,7 +215,10 @@ SYSTEMS: dict[str, System] = {
             liquid_K=2000.0,
         ),
         _crystal(
-            CrystalSettings("lif", ("Li", "F"), 700.0, 0.40, 0.01, 4.07, 1121.0), "LiF", "rocksalt"
+            CrystalSettings("lif", ("Li", "F"), 700.0, 0.40, 0.01, 4.07, 1121.0),
+            "LiF",
+            "rocksalt",
+            liquid_K=1450.0,  # 1.3 T_m, as for Ag (1600 K / 1235 K)
         ),
         _crystal(
             CrystalSettings("ag", ("Ag",), 450.0, 0.35, 0.10, 4.16, 1235.0),

@@ -81,6 +81,10 @@ def test_molecules_and_the_validation_only_system():
         ethanol.primitive()
     emt = systems.get_system("ag-emt")
     assert not emt.has_dataset and emt.dft is None and emt.liquid_K == 1600.0
+    # every crystal with DFT data has a liquid run in pansim validate, above its melting point
+    for name in ("si", "lif", "ag"):
+        spec = systems.get_system(name)
+        assert spec.liquid_K is not None and spec.liquid_K > spec.dft.melting_K, name
     assert len(emt.conventional()) == 4 and emt.conventional().cell[0, 0] == 4.064
     with pytest.raises(ValueError, match="lattice constant"):
         systems.System(
