@@ -91,10 +91,11 @@ def test_no_model_and_empty_registry_exits_with_instructions(monkeypatch, capsys
 
 
 def test_liquid_is_skipped_where_undefined(tmp_path):
-    with pytest.raises(validate_mod.Skipped, match="lif"):
-        validate_mod._run_liquid(
-            validate_mod.SYSTEMS["lif"], None, validate_mod.QUICK, tmp_path, {}
-        )
+    import dataclasses
+
+    no_liquid = dataclasses.replace(validate_mod.SYSTEMS["lif"], liquid_K=None)
+    with pytest.raises(validate_mod.Skipped, match="no liquid temperature defined for lif"):
+        validate_mod._run_liquid(no_liquid, None, validate_mod.QUICK, tmp_path, {})
 
 
 def test_helpers(tmp_path):
