@@ -3,10 +3,12 @@
 For one system, given its runs under one recipe (:func:`lab.runs.collect`) and, for a
 crystal, the E(V) check of each run's best model (``scripts/eos_check.py``):
 
-1. Only seeds finished by *every* variant present count, so each variant is judged on
-   the same seeds; a variant is summarised by its mean best validation loss over them
-   (the trainer's selection metric: energy, force and stress terms with the recipe's
-   weights) and its mean validation / test MAEs.
+1. Only seeds finished by *every* variant with a finished run count, so each variant is
+   judged on the same seeds (a variant still training is not counted, and the decision
+   names it, with its best validation loss so far: the decision is then provisional).
+   A variant is summarised by its mean best validation loss over them (the trainer's
+   selection metric: energy, force and stress terms with the recipe's weights) and its
+   mean validation / test MAEs.
 2. A PAN/PGS variant is eligible when every one of its counted runs passes the E(V)
    check (crystals: B(V) monotone over +-6 % around V0 and B(V0) within 10 % of the
    DFT B0; molecules have no such check).
@@ -101,6 +103,9 @@ def choose(
     if not seeds:
         raise ShipRuleError(f"{system}: no seed is finished by every variant with a run")
     table = summarise(runs, seeds, eos)
+    unfinished = {
+        r["variant"]: r for r in runs if r["status"] != "finished" and r["variant"] not in table
+    }
     if "baseline" not in table:
         raise ShipRuleError(f"{system}: no finished baseline run; nothing to compare with")
     base = table["baseline"]["valid_loss"]
@@ -128,6 +133,11 @@ def choose(
         if not table.keys() - {"baseline"}:
             parts.append("no PAN/PGS variant has finished on the counted seeds")
         reason = "no PAN/PGS variant won: " + "; ".join(parts)
+    if unfinished:
+        reason += "; not counted, still training: " + ", ".join(
+            f"{v} (epoch {r.get('epochs')}, best validation loss so far {r['best_valid_loss']:.4f})"
+            for v, r in sorted(unfinished.items())
+        )
     test_vs_baseline = {
         key: _relative(table[served][f"test_{key}_mae"], table["baseline"][f"test_{key}_mae"])
         for key in TEST_KEYS
@@ -138,6 +148,7 @@ def choose(
         "served": served,
         "reason": reason,
         "eos_failing": failing,
+        "unfinished": sorted(unfinished),
         "variants": table,
         "served_test_vs_baseline": test_vs_baseline,
     }

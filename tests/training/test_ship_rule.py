@@ -57,6 +57,13 @@ def test_only_seeds_finished_by_every_variant_count():
     ]  # fmt: skip
     decision = ship.choose("si", runs, _eos(runs))
     assert decision["seeds"] == [0] and decision["served"] == "baseline"
+    assert decision["unfinished"] == []  # pan has a finished seed: it is counted there
+    runs.append({**_run("pgs", 0, 0.2, status="running"), "epochs": 80})
+    decision = ship.choose("si", runs, _eos(runs[:-1]))
+    assert decision["unfinished"] == ["pgs"]
+    assert (
+        "still training: pgs (epoch 80, best validation loss so far 0.2000)" in decision["reason"]
+    )
     assert decision["variants"]["baseline"]["valid_loss"] == pytest.approx(0.12)
     # molecules: no E(V) check, the rule is validation loss alone
     runs = [_run("baseline", s, 0.2 + s) for s in (0, 1)] + [
