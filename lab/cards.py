@@ -183,22 +183,11 @@ def registry_entry(job: Job) -> dict[str, Any]:
     return entry
 
 
-def merge_registry(
-    path: Path,
-    entries: dict[str, dict[str, Any]],
-    drop: dict[str, tuple[str, ...]] | None = None,
-) -> Path:
-    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept).
-
-    ``drop`` names keys to remove from an entry before merging (e.g. a ``baseline`` the
-    new entry does not have).
-    """
+def merge_registry(path: Path, entries: dict[str, dict[str, Any]]) -> Path:
+    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept)."""
     registry = json.loads(path.read_text()) if path.exists() else {}
     for name, entry in entries.items():
-        old = {
-            k: v for k, v in registry.get(name, {}).items() if k not in (drop or {}).get(name, ())
-        }
-        registry[name] = {**old, **entry}
+        registry[name] = {**registry.get(name, {}), **entry}
     return write_text_atomic(path, json.dumps(registry, indent=1, sort_keys=True) + "\n")
 
 
@@ -208,7 +197,8 @@ def ship_decided(decision: dict[str, Any], jobs: list[Job], dest: str | Path) ->
     - ``<system>-baseline``: seed 0 of the baseline;
     - ``<system>-<variant>``: seed 0 of every other finished variant (explicit names);
     - ``<system>``: the served variant's file (an entry of the registry, no copy),
-      with a card that gives the rule, the table and the reason.
+      with a card that gives the rule, the table and the reason, and
+      ``<system>-baseline`` as its baseline (the same file when the baseline is served).
 
     A stale ``<system>.safetensors`` (from a time the plain name had its own file) is
     removed so that no file is left that no entry names.
@@ -242,13 +232,13 @@ def ship_decided(decision: dict[str, Any], jobs: list[Job], dest: str | Path) ->
     for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", to_markdown(data))):
         written.append(write_text_atomic(dest / f"{system}{suffix}", text))
     entries[system] = {"file": files[served], "card": f"{system}.md", "system": system}
-    entries[system]["variant"] = served
-    if served != "baseline":
-        entries[system]["baseline"] = f"{system}-baseline"
+    # the baseline twin, also when the name serves the baseline architecture (then the
+    # same file: pansim validate sees that and evaluates it once)
+    entries[system].update(variant=served, baseline=f"{system}-baseline")
     stale = dest / f"{system}.safetensors"
     if stale.exists():
         stale.unlink()
-    written.append(merge_registry(dest / "registry.json", entries, drop={system: ("baseline",)}))
+    written.append(merge_registry(dest / "registry.json", entries))
     return written
 
 

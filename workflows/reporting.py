@@ -128,6 +128,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     if report["messages"]:
         lines += ["", "## Messages", ""] + [f"- {m}" for m in report["messages"]]
     for label in ("model", "baseline"):
+        if label == "baseline" and report.get("baseline_is_model"):
+            continue  # evaluated once: the model's plots are the baseline's
         if report["results"].get(label):
             lines += ["", f"## Plots: {label} (`{report[label]}`)", ""]
             lines += [f"![{w}]({label}/{w}.png)" for w in report["results"][label]]

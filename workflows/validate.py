@@ -396,6 +396,19 @@ def infer_system(model: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def same_model_file(model: Any, baseline: Any) -> bool:
+    """True when two model names/paths resolve to byte-identical model files."""
+    if not isinstance(model, (str, Path)) or not isinstance(baseline, (str, Path)):
+        return False
+    from pansim.pretrained import model_file
+    from pansim.provenance import file_sha256
+
+    try:
+        return file_sha256(model_file(model)) == file_sha256(model_file(baseline))
+    except (KeyError, OSError, ValueError):
+        return False
+
+
 def _load(name: str, device: str) -> tuple[Any, str]:
     try:
         return load_calculator(name, device=device), ""
@@ -442,7 +455,17 @@ def validate(
         baseline = next((c for c in candidates if c in names), candidates[0])
     settings = QUICK if quick else FULL
     results: dict[str, dict[str, Any]] = {}
+    same = same_model_file(model, baseline)
+    if same:
+        messages.append(
+            f"{baseline!r} is the same model file as {model!r} (the name serves the baseline "
+            "architecture; its card says why): evaluated once, shown in both columns"
+        )
     for label, name in (("model", model), ("baseline", baseline)):
+        if label == "baseline" and same:
+            if "model" in results:
+                results["baseline"] = results["model"]
+            continue
         calc, error = _load(name, device)
         if calc is None:
             messages.append(error)
@@ -459,6 +482,7 @@ def validate(
         "system": system,
         "model": model,
         "baseline": baseline,
+        "baseline_is_model": same,
         "quick": quick,
         "reference_message": ref_message,
         "reference_label": reference_label(dft),

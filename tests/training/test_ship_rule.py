@@ -111,7 +111,7 @@ def test_ship_decided_serves_the_chosen_file_under_the_plain_name(tmp_path, monk
     served = decision["served"]
     assert registry["emt"]["file"] == f"emt-{served}.safetensors"
     assert registry["emt"]["variant"] == served and registry["emt"]["default"] is True
-    assert ("baseline" in registry["emt"]) == (served != "baseline")
+    assert registry["emt"]["baseline"] == "emt-baseline"
     assert registry["emt-pan"]["baseline"] == "emt-baseline"
     assert not (dest / "emt.safetensors").exists()  # no file left that no entry names
     card = (dest / "emt.md").read_text()

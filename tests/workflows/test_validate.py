@@ -133,3 +133,27 @@ def test_dft_systems_have_one_source_of_truth():
     """si/ag/lif references come only from data/<system>/reference, never the package."""
     shipped = {p.stem for p in validate_mod.default_reference_dir().glob("*.json")}
     assert not shipped & {"si", "ag", "lif"}
+
+
+def test_a_model_that_is_its_own_baseline_is_evaluated_once(tmp_path):
+    """A name serving the baseline architecture: one evaluation, both columns, said so."""
+    from pansim.pretrained import get_model_path
+
+    path = get_model_path("ag-emt-demo-baseline")
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(path.read_bytes())
+    assert validate_mod.same_model_file("ag-emt-demo-baseline", str(copy))
+    assert not validate_mod.same_model_file("ag-emt-demo", "ag-emt-demo-baseline")
+    assert not validate_mod.same_model_file("ag-emt-demo", "no-such-model")
+    skip = ("elastic", "phonons", "md", "repulsion", "liquid")
+    report = validate_mod.validate(
+        "ag-emt-demo-baseline", "ag-emt", out=tmp_path / "v", baseline=str(copy), quick=True,
+        skip=skip,
+    )  # fmt: skip
+    assert report["baseline_is_model"]
+    assert any("the same model file" in m for m in report["messages"])
+    rows = {r["quantity"]: r for r in report["table"]}
+    assert rows["V0"]["model"] == rows["V0"]["baseline"] is not None
+    assert not (tmp_path / "v" / "baseline").exists()  # evaluated once
+    text = (tmp_path / "v" / "report.md").read_text()
+    assert "## Plots: baseline" not in text and "## Plots: model" in text
