@@ -21,6 +21,7 @@ Writes ``OUT.md`` and ``OUT.json``; the validate run folder goes to ``OUT-valida
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "before": args.before,
         "after": args.after,
         "command": "python scripts/active_effect.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        + shlex.join(argv if argv is not None else sys.argv[1:]),
         "splits": {
             name: {"before": split_errors(args.before, p), "after": split_errors(args.after, p)}
             for name, p in splits.items()

@@ -13,6 +13,7 @@ not used), and which variant the plain name serves and why. ``train_pretrained.p
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     decision = ship.choose(args.system, runs, eos)
     decision["runs_dir"] = relative_path(args.runs)
     decision["eos_checks"] = eos
-    decision["command"] = "python scripts/ship_decision.py " + " ".join(
+    decision["command"] = "python scripts/ship_decision.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
     out = args.out or args.runs / f"ship_{args.system}.json"
