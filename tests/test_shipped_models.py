@@ -125,10 +125,7 @@ def test_demo_reference_properties_load_with_the_validate_schema():
 
 
 #: shipped crystal models whose E(V) is known to fail the check, and why (docs/science.md §6)
-KNOWN_UNPHYSICAL_EOS = {
-    "si": "pan+pgs (100 cosine epochs): PAN's amplitude bends B(V); the issue-23 reshipping "
-    "replaces it",
-}
+KNOWN_UNPHYSICAL_EOS: dict[str, str] = {}  # none since `si` serves the converged baseline
 
 
 @pytest.mark.parametrize(

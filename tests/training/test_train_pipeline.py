@@ -193,7 +193,7 @@ def test_ablation_rows_from_later_file_replace_that_system(tmp_path):
 
 def test_compression_script_rows_from_shipped_models(tmp_path):
     script = runpy.run_path(str(ROOT / "scripts" / "compression_by_variant.py"))
-    runs = [("baseline", 0, "si-baseline"), ("pan", 0, "si")]  # the shipped si has PAN
+    runs = [("baseline", 0, "si-baseline"), ("pan", 0, "si-pan")]  # a shipped model with PAN
     script["system_rows"].__globals__["finished_runs"] = lambda system: runs
     out = tmp_path / "c.md"
     text = script["main"](["--systems", "si", "--out", str(out)])
