@@ -68,7 +68,9 @@ def committee_files(name: str, root: str | os.PathLike | None = None) -> list[Pa
     name : str
         ``<model>-committee`` with ``<model>`` a registered pretrained model.
     root : PathLike, optional
-        Folder of the training results (default: the repository's ``results/training``).
+        Folder of the training results (default: the repository's ``results/training``);
+        an entry that names its committee's runs (``"committee"``) is resolved in the
+        repository instead.
 
     Raises
     ------

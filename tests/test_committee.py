@@ -89,8 +89,11 @@ def test_mixing_elements_is_a_clear_error(tiny_model_factory):
 def test_registered_committee_names(tmp_path):
     files = committee_files("si-committee")
     assert [f.parent.name for f in files] == ["pan+pgs-seed0", "pan+pgs-seed1", "pan+pgs-seed2"]
+    # root moves the default members (results/training/<system>/<variant>); an entry that
+    # names its runs (si: "committee") is resolved in the repository, whatever the root
+    assert committee_files("si-committee", root=tmp_path) == files
     with pytest.raises(CommitteeError, match="missing member files"):
-        committee_files("si-committee", root=tmp_path)
+        committee_files("si-baseline-committee", root=tmp_path)
     with pytest.raises(KeyError, match="no pretrained model"):
         committee_files("xx-committee")
 
