@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 #: the validate rows that measure the short-range states the labels target
 SHORT_RANGE_ROWS = (
     "E(0.80 V0) - E0",
@@ -38,14 +39,9 @@ QUANTITIES = (("energy_per_atom", "meV/atom"), ("forces", "meV/A"), ("stress", "
 
 def split_errors(model: str, path: Path) -> dict:
     """MAE per quantity of ``model`` on a labelled file (``pansim eval``'s metrics)."""
-    from pansim.model_io import load_model
-    from pansim.pretrained import model_file
-    from pansim.training.report import evaluate_file
+    from lab.errors import maes
 
-    result, _, _ = evaluate_file(load_model(model_file(model), dtype="float64"), path)
-    out = {key: result[key]["mae"] for key, _ in QUANTITIES}
-    out["n_structures"] = result["n_structures"]
-    return out
+    return maes(model, path)
 
 
 def _fmt(value) -> str:

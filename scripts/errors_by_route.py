@@ -17,23 +17,23 @@ Reads ``data/<system>/test.extxyz`` (the ``route`` of each configuration is in i
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 from ase.io import read
 
 from pansim.files import write_text_atomic
-from pansim.model_io import load_model
-from pansim.pretrained import model_file
 from pansim.training.evaluate import metrics
-from pansim.training.report import evaluate_file
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
+from lab.errors import evaluate  # noqa: E402
 
 
 def route_force_mae(path: Path, routes: list[str], model: str, keys) -> dict[str, float]:
     """Force MAE (meV/A) of ``model`` on ``path``, per route and over all ('all')."""
-    result, samples, preds = evaluate_file(load_model(model_file(model)), path, keys)
+    result, samples, preds = evaluate(model, path, keys)
     by_route = defaultdict(lambda: ([], []))
     for route, sample, pred in zip(routes, samples, preds, strict=True):
         by_route[route][0].append(sample)

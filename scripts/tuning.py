@@ -138,12 +138,11 @@ def choose(table: dict[str, list[dict]]) -> dict[str, dict]:
 
 def final_test(system: str, row: dict, root: Path = ROOT) -> dict:
     """The test errors of a chosen trial's best weights (the one touch of the test split)."""
-    from pansim.model_io import load_model
-    from pansim.training.report import evaluate_file
+    from lab.errors import QUANTITIES, maes
 
-    model = load_model(root / row["run"]["path"] / "best_model.safetensors", dtype="float64")
-    result, _, _ = evaluate_file(model, root / "data" / system / "test.extxyz")
-    return {k: result[k]["mae"] for k in ("energy_per_atom", "forces", "stress")}
+    best = root / row["run"]["path"] / "best_model.safetensors"
+    errors = maes(best, root / "data" / system / "test.extxyz")
+    return {k: errors[k] for k in QUANTITIES}
 
 
 def markdown(system: str, table: dict, chosen: dict, tests: dict) -> str:

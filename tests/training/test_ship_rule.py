@@ -85,14 +85,11 @@ def test_undecidable_runs_are_refused():
         ship.choose("si", runs, _eos(runs[:1]))
 
 
-def test_ship_decided_serves_the_chosen_file_under_the_plain_name(tmp_path, monkeypatch):
+def test_ship_decided_serves_the_chosen_file_under_the_plain_name(
+    tmp_path, demo_runs, eval_shipped
+):
     """Demo runs (EMT, 1 epoch) -> decision -> shipped registry that pansim eval reads."""
-    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
-    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--sizes", "8", "4", "4",
-            "--seeds", "0", "--variants", "baseline", "pan",
-            "--hyperparameters", "{num_channels: 8, max_L: 0, correlation: 2, "
-            "num_interactions: 1}"]  # fmt: skip
-    assert script["main"](argv) == 0
+    script = demo_runs(tmp_path, ["baseline", "pan"])
     decide = runpy.run_path(str(ROOT / "scripts" / "ship_decision.py"))
     assert decide["main"](["--system", "emt", "--runs", str(tmp_path / "runs")]) == 0
     decision = json.loads((tmp_path / "runs" / "ship_emt.json").read_text())
@@ -116,18 +113,7 @@ def test_ship_decided_serves_the_chosen_file_under_the_plain_name(tmp_path, monk
     assert not (dest / "emt.safetensors").exists()  # no file left that no entry names
     card = (dest / "emt.md").read_text()
     assert "## Why this model serves this name" in card and decision["reason"] in card
-    pretrained = pytest.importorskip("pansim.pretrained")
-    from pansim.cli import main
-
-    monkeypatch.setattr(pretrained, "HERE", dest)
-    monkeypatch.setattr(pretrained, "REGISTRY", dest / "registry.json")
-    pretrained._registry.cache_clear()
-    out = tmp_path / "eval"
     test_file = json.loads((dest / "emt.json").read_text())["data"]["test_file"]
-    try:
-        assert main(["eval", "emt", test_file, "--out", str(out)]) == 0
-    finally:
-        pretrained._registry.cache_clear()
-    again = json.loads((out / "metrics.json").read_text())
+    again = eval_shipped(dest, "emt", test_file, tmp_path / "eval")
     expect = decision["variants"][served]["test_forces_mae"]
     assert again["forces"]["mae"] == pytest.approx(expect, rel=1e-9)

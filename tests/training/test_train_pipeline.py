@@ -77,13 +77,8 @@ def test_aggregate_mean_std_and_relative_change():
     assert "forces +12.0% (worse than the baseline; published -27 to -22%)" in line
 
 
-def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
-    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
-    argv = ["demo", "--out", str(tmp_path), "--epochs", "1", "--sizes", "8", "4", "4",
-            "--seeds", "0", "--variants", "baseline", "pan+pgs",
-            "--hyperparameters", "{num_channels: 8, max_L: 0, correlation: 2, "
-            "num_interactions: 1}"]  # fmt: skip
-    assert script["main"](argv) == 0
+def test_demo_pipeline_end_to_end(tmp_path, demo_runs, eval_shipped):
+    script = demo_runs(tmp_path, ["baseline", "pan+pgs"])
     result = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
     assert len(result["runs"]) == 2
     assert {e["variant"] for e in result["table"]} == {"baseline", "pan+pgs"}
@@ -113,18 +108,8 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     registry = json.loads((ship / "registry.json").read_text())
     assert registry["emt"] == {"file": "emt.safetensors", "card": "emt.md", "system": "emt",
                                "variant": "pan+pgs", "baseline": "emt-baseline"}  # fmt: skip
-    pretrained = pytest.importorskip("pansim.pretrained")
-    from pansim.cli import main
-
-    monkeypatch.setattr(pretrained, "HERE", ship)
-    monkeypatch.setattr(pretrained, "REGISTRY", ship / "registry.json")
-    pretrained._registry.cache_clear()
-    out = tmp_path / "eval"
-    try:  # by registered name, as a user of the shipped models would
-        assert main(["eval", "emt", card["data"]["test_file"], "--out", str(out)]) == 0
-    finally:
-        pretrained._registry.cache_clear()
-    again = json.loads((out / "metrics.json").read_text())
+    # by registered name, as a user of the shipped models would
+    again = eval_shipped(ship, "emt", card["data"]["test_file"], tmp_path / "eval")
     for key in ("energy_per_atom", "forces", "stress"):
         assert again[key]["mae"] == pytest.approx(card["test_metrics"][key]["mae"], rel=1e-9)
 
