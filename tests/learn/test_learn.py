@@ -101,6 +101,11 @@ def _bad(tmp_path, **changes):
     return cfg
 
 
+def _quota(min_per_route, max_per_round=24) -> dict:
+    sel = {"threshold": 0.1, "max_per_round": max_per_round, "min_per_route": min_per_route}
+    return {"select": sel}
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -116,11 +121,47 @@ def _bad(tmp_path, **changes):
         ({"explore": {}}, "explore generates nothing"),
         ({"retrain": {"mode": "sometimes"}}, "retrain.mode"),
         ({"validation_file": "missing.extxyz"}, "does not exist"),
+        (_quota({"contact": 2, "vacancy": 1}, 2), r"reserves 3 .*select.max_per_round=2"),
+        (_quota({"contakt": 1}), "unknown route 'contakt'"),
+        (_quota({"contact": -1}), r"min_per_route.contact must be .*>= 0, not -1"),
+        (_quota({"md": 1.5}), r"min_per_route.md must be an integer >= 0, not 1.5"),
+        (_quota(["contact"]), "min_per_route must be a mapping"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, changes, message):
     with pytest.raises(LearnConfigError, match=message):
         load_config(_bad(tmp_path, **changes))
+
+
+def test_route_quota_config(tmp_path):
+    assert load_config(_bad(tmp_path))["select"]["min_per_route"] == {}
+    quota = {"vacancy": 1, "contact": 2}
+    cfg = load_config(_bad(tmp_path, select={"threshold": 0.1, "min_per_route": quota}))
+    assert cfg["select"]["min_per_route"] == quota and cfg["select"]["max_per_round"] == 24
+    assert list(cfg["select"]["min_per_route"]) == ["vacancy", "contact"]  # order kept
+    cfg = load_config(_bad(tmp_path, select={"threshold": 0.1, "min_per_route": None}))
+    assert cfg["select"]["min_per_route"] == {}
+
+
+def test_route_quota_is_selected_and_logged(case):
+    """A contact quota in stage_select: picked first, recorded, shown in rounds.md."""
+    edit(case, select={"min_per_route": {"contact": 1}})
+    state = run(load_config("learn.yaml"), stop_after="select", progress=False)
+    (rec,) = state["rounds"]
+    assert rec["selected"] == 2 and rec["selected_by_quota"] == {"contact": 1}
+    cands = read(case / "work" / "round-001" / "candidates.extxyz", ":")
+    contact = max(a.info["forces_std_max"] for a in cands if a.info["route"] == "contact")
+    m = Manifest.load(case / "work" / "labels" / "manifest.json")
+    first = m.entries["cu-emt-al-r001-000"]["provenance"]
+    assert first["route"] == "contact" and first["forces_std_max"] == pytest.approx(contact)
+    assert len(m.entries) == 2
+    assert "2 (1 by quota: contact 1)" in (case / "work" / "rounds.md").read_text()
+
+
+def test_no_quota_records_an_empty_quota(case):
+    state = run(load_config("learn.yaml"), stop_after="select", progress=False)
+    assert state["rounds"][0]["selected_by_quota"] == {}
+    assert "by quota" not in (case / "work" / "rounds.md").read_text()
 
 
 def test_threshold_that_selects_nothing_or_everything(case):

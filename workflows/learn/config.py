@@ -2,7 +2,9 @@
 
 Every problem is a :class:`LearnConfigError` that names the key: unknown keys
 (with the closest known one), an unknown system, model, labeller or ensemble, a
-threshold that is not positive. Keys and defaults: :data:`DEFAULTS`.
+threshold that is not positive, a ``select.min_per_route`` quota with an unknown
+route, a negative count or a sum above ``select.max_per_round``. Keys and
+defaults: :data:`DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,15 @@ DEFAULTS: dict[str, Any] = {
         "contact": {"n": 0, "fraction": [0.70, 0.90]},
         "vacancy": {"n": 0, "rattle": 0.05},
     },
-    "select": {"threshold": None, "max_per_round": 24, "bins": 40, "r_max": 6.0},
+    "select": {
+        "threshold": None,  # eV/A on forces_std_max (required)
+        "max_per_round": 24,
+        "bins": 40,
+        "r_max": 6.0,
+        # route -> n: up to n of that route picked first, even below the threshold,
+        # within max_per_round (e.g. {contact: 2}); routes: workflows.learn.explore.ROUTES
+        "min_per_route": {},
+    },
     "stop": {"max_rounds": 3, "label_budget": 100, "threshold": None},
     "retrain": {"mode": "warm", "config": None, "max_epochs": 20, "train_file": None},
 }
@@ -119,6 +129,7 @@ def check(cfg: dict[str, Any]) -> None:
     _need(sel["threshold"] is not None, "select.threshold is required (eV/A, forces_std_max)")
     _need(float(sel["threshold"]) > 0, f"select.threshold must be > 0 eV/A, not {sel['threshold']}")
     _need(int(sel["max_per_round"]) >= 1, "select.max_per_round must be >= 1")
+    _check_quota(sel)
     if stop["threshold"] is None:
         stop["threshold"] = sel["threshold"]
     _need(int(stop["max_rounds"]) >= 1, "stop.max_rounds must be >= 1")
@@ -138,6 +149,35 @@ def check(cfg: dict[str, Any]) -> None:
                 Path(rt["train_file"]).exists(),
                 f"retrain.train_file {rt['train_file']} does not exist",
             )
+
+
+def _check_quota(sel: dict[str, Any]) -> None:
+    """``select.min_per_route``: known routes, integers >= 0, in all <= max_per_round."""
+    from workflows.learn.explore import ROUTES
+
+    if sel["min_per_route"] is None:  # an empty YAML key: no quotas
+        sel["min_per_route"] = {}
+    quota = sel["min_per_route"]
+    _need(
+        isinstance(quota, dict),
+        f"select.min_per_route must be a mapping route -> count (e.g. {{contact: 2}}), "
+        f"not {quota!r}",
+    )
+    for route, n in quota.items():
+        _need(
+            route in ROUTES,
+            f"select.min_per_route: unknown route {route!r}; known: {list(ROUTES)}",
+        )
+        _need(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0,
+            f"select.min_per_route.{route} must be an integer >= 0, not {n!r}",
+        )
+    total, cap = sum(quota.values()), int(sel["max_per_round"])
+    _need(
+        total <= cap,
+        f"select.min_per_route reserves {total} candidates per round in all, more than "
+        f"select.max_per_round={cap}; lower the quotas or raise max_per_round",
+    )
 
 
 def _check_committee(committee: Any) -> None:

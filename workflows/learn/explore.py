@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+#: the exploration routes, the values of a candidate's ``info["route"]``
+ROUTES = ("md", "compress", "contact", "vacancy")
+
 
 def base_cell(cfg: dict[str, Any]) -> Atoms:
     """The unstrained reference cell of the exploration (before any distortion)."""
@@ -34,6 +37,7 @@ def base_cell(cfg: dict[str, Any]) -> Atoms:
 
 
 def _tag(atoms: Atoms, route: str, **params: Any) -> Atoms:
+    assert route in ROUTES, route
     atoms.info["route"] = route
     atoms.info["route_params"] = json.dumps(params, sort_keys=True)
     return atoms

@@ -100,7 +100,8 @@ def rounds_table(rounds: list[dict[str, Any]], stopped: str | None = None) -> st
         f = v.get("forces", {}).get("rmse")
         rows.append(
             f"| {r['round']} | {r.get('candidates', '')} | "
-            f"{r.get('max_disagreement', float('nan')):.3f} | {r.get('selected', '')} | "
+            f"{r.get('max_disagreement', float('nan')):.3f} | {r.get('selected', '')}"
+            f"{_by_quota(r)} | "
             f"{r.get('labelled', '')}{_pending(r)} | {r.get('failed', '')} | "
             f"{r.get('retrain', '')} | "
             f"{'' if e is None else f'{e:.1f}'} | {'' if f is None else f'{f:.0f}'} | "
@@ -108,6 +109,15 @@ def rounds_table(rounds: list[dict[str, Any]], stopped: str | None = None) -> st
         )
     tail = f"\nStopped: {stopped}\n" if stopped else ""
     return head + "\n".join(rows) + "\n" + tail
+
+
+def _by_quota(rec: dict[str, Any]) -> str:
+    """`` (2 by quota: contact 2)`` when route quotas picked some of the round's selection."""
+    picked = {k: n for k, n in (rec.get("selected_by_quota") or {}).items() if n}
+    if not picked:
+        return ""
+    routes = ", ".join(f"{k} {n}" for k, n in picked.items())
+    return f" ({sum(picked.values())} by quota: {routes})"
 
 
 def _pending(rec: dict[str, Any]) -> str:
@@ -206,7 +216,7 @@ def _labels_used(cfg: dict[str, Any], before_round: int | None = None) -> int:
 
 def stage_select(cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any]) -> str | None:
     """Select and queue this round's labels; returns a stop reason when the loop is done."""
-    from workflows.learn.select import select
+    from workflows.learn.select import select_with_quota
 
     cands = read(str(round_dir(cfg, state["round"]) / "candidates.extxyz"), ":")
     sel, stop = cfg["select"], cfg["stop"]
@@ -226,9 +236,12 @@ def stage_select(cfg: dict[str, Any], state: dict[str, Any], rec: dict[str, Any]
     if remaining <= 0:
         return f"label budget of {stop['label_budget']} used"
     cap = min(int(sel["max_per_round"]), remaining)
-    chosen = select(cands, threshold, cap, float(sel["r_max"]), int(sel["bins"]))
+    chosen, by_quota = select_with_quota(
+        cands, threshold, cap, float(sel["r_max"]), int(sel["bins"]), sel.get("min_per_route")
+    )
     _queue(cfg, state, [cands[i] for i in chosen])
     rec["selected"] = len(chosen)
+    rec["selected_by_quota"] = by_quota  # route -> picked by select.min_per_route ({}: none)
     return None
 
 
