@@ -11,11 +11,11 @@ from lab import ship
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(variant, seed, loss, status="finished", forces=50.0, test_forces=55.0):
+def _run(variant, seed, loss, status="finished", forces=50.0, test_forces=55.0, energy=4.0):
     return {
         "system": "si", "variant": variant, "seed": seed, "status": status,
         "path": f"runs/si/{variant}-seed{seed}", "best_valid_loss": loss,
-        "best_valid": {"valid_energy_mae": 4.0, "valid_forces_mae": forces,
+        "best_valid": {"valid_energy_mae": energy, "valid_forces_mae": forces,
                        "valid_stress_mae": 0.3},
         "test": {"energy_per_atom": {"mae": 4.5}, "forces": {"mae": test_forces},
                  "stress": {"mae": 0.35}} if status == "finished" else None,
@@ -48,6 +48,28 @@ def test_baseline_architecture_serves_when_no_variant_wins():
     table = ship.markdown(decision)
     assert "| baseline (served) | 0.1200 |" in table and "**fail**" in table
     assert "forces +0.0 %" in table  # served = baseline: test relative change is zero
+
+
+def test_a_lower_loss_does_not_win_when_a_validation_error_is_worse():
+    """The Si case: pgs 0.1202 vs 0.1204 validation loss with a 48 % higher energy MAE."""
+    runs = [
+        _run("baseline", 0, 0.1204, energy=3.90, forces=54.0),
+        _run("pgs", 0, 0.1202, energy=5.76, forces=54.4),
+        _run("pan+pgs", 0, 0.1230, energy=4.37, forces=57.2),
+    ]  # fmt: skip
+    decision = ship.choose("si", runs, _eos(runs))
+    assert decision["served"] == "baseline"
+    worse = decision["worse_on_validation"]
+    assert set(worse) == {"pgs", "pan+pgs"}
+    assert worse["pgs"]["energy"] == pytest.approx(5.76 / 3.90 - 1)
+    assert worse["pgs"]["forces"] == pytest.approx(54.4 / 54.0 - 1) and "stress" not in worse["pgs"]
+    assert (
+        "pgs is worse than the baseline on validation energy (+47.7 %), forces (+0.7 %)"
+        in (decision["reason"])
+    )
+    # equal errors are not worse: the lower loss then wins
+    runs[1] = _run("pgs", 0, 0.1202, energy=3.90, forces=54.0)
+    assert ship.choose("si", runs, _eos(runs))["served"] == "pgs"
 
 
 def test_only_seeds_finished_by_every_variant_count():
@@ -94,7 +116,8 @@ def test_ship_decided_serves_the_chosen_file_under_the_plain_name(
     assert decide["main"](["--system", "emt", "--runs", str(tmp_path / "runs")]) == 0
     decision = json.loads((tmp_path / "runs" / "ship_emt.json").read_text())
     losses = {v: row["valid_loss"] for v, row in decision["variants"].items()}
-    assert decision["served"] == ("pan" if losses["pan"] <= losses["baseline"] else "baseline")
+    wins = losses["pan"] <= losses["baseline"] and "pan" not in decision["worse_on_validation"]
+    assert decision["served"] == ("pan" if wins else "baseline")
     dest = tmp_path / "ship"
     dest.mkdir()
     (dest / "emt.safetensors").write_bytes(b"stale")  # a file the old plain name had
