@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
             if run["status"] == "finished" and run["seed"] in seeds:
                 model = ROOT / run["path"] / "best_model.safetensors"
                 print(f"E(V) check: {run['path']}", flush=True)
-                eos[run["path"]] = check(args.system, str(model))
+                eos[run["path"]] = {
+                    **check(args.system, str(model)),
+                    "model": relative_path(model),
+                }
     decision = ship.choose(args.system, runs, eos)
     decision["runs_dir"] = relative_path(args.runs)
     decision["eos_checks"] = eos
