@@ -15,7 +15,10 @@ models apart, whatever the point estimate.
 
 The validation split is the one that selects; the test split is the one the trainer
 already evaluated once on these weights (this script chooses nothing and adds no
-choice). Writes ``RUNS/paired_<system>.{md,json}``:
+choice); ``--splits train`` shows the same on the training split, i.e. how much better
+a variant fits what it was trained on (``python scripts/paired_errors.py --system si
+--splits train --out results/converged/paired_si_train``).
+Writes ``RUNS/paired_<system>.{md,json}``:
 
     python scripts/paired_errors.py --system si
 """
@@ -36,7 +39,7 @@ from lab.runs import VARIANT_ORDER, collect  # noqa: E402
 
 #: quantity -> (unit, factor from eV-based units)
 QUANTITIES = {"energy": ("meV/atom", 1000.0), "forces": ("meV/A", 1000.0), "stress": ("GPa", None)}
-SPLITS = {"valid": "valid_file", "test": "test_file"}
+SPLITS = {"valid": "valid_file", "test": "test_file", "train": "train_file"}
 
 
 def per_structure(samples, preds) -> dict[str, np.ndarray]:
@@ -165,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", required=True)
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "converged")
-    parser.add_argument("--splits", nargs="+", choices=list(SPLITS), default=list(SPLITS))
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=list(SPLITS),
+        default=["valid", "test"],
+        help="train: the generalisation gap (what the extra parameters fit, not what they learn)",
+    )
     parser.add_argument("--resamples", type=int, default=10000)
     parser.add_argument("--out", type=Path, default=None, help="default: RUNS/paired_<system>")
     args = parser.parse_args(argv)
