@@ -50,21 +50,13 @@ def _continue_fps(x: np.ndarray, n: int, chosen: list[int], dist: np.ndarray) ->
     return chosen
 
 
-def select(
-    candidates: list[Atoms],
-    threshold: float,
-    cap: int,
-    r_max: float = 6.0,
-    bins: int = 40,
-    *,
-    min_per_route: dict[str, int] | None = None,
-) -> list[int]:
-    """Indices of the selected candidates (most disagreeing first, then farthest points).
+def select(*args, **kwargs) -> list[int]:
+    """Indices of the selected candidates: :func:`select_with_quota` without its counts.
 
     Candidates need ``info["forces_std_max"]`` (:func:`workflows.learn.explore.score`)
-    and, with ``min_per_route``, ``info["route"]``. See :func:`select_with_quota`.
+    and, with ``min_per_route``, ``info["route"]``.
     """
-    return select_with_quota(candidates, threshold, cap, r_max, bins, min_per_route)[0]
+    return select_with_quota(*args, **kwargs)[0]
 
 
 def select_with_quota(
