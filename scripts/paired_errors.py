@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -93,11 +94,28 @@ def paired_change(base: np.ndarray, var: np.ndarray, resamples: int = 10000, see
     }
 
 
-def compare(system: str, runs_dir: Path, splits=("valid", "test"), resamples: int = 10000) -> list:
-    """One row per (variant, seed, split) with a finished baseline of the same seed."""
+def compare(
+    system: str,
+    runs_dir: Path,
+    splits=("valid", "test"),
+    resamples: int = 10000,
+    baseline_runs: Path | None = None,
+) -> list:
+    """One row per (variant, seed, split) with a finished baseline of the same seed.
+
+    The baselines come from ``baseline_runs`` (default: ``runs_dir``), e.g. to set a
+    two-stage run against the baseline it started from.
+    """
     from lab.errors import evaluate
 
     runs = [r for r in collect(runs_dir).get(system, []) if r["status"] == "finished"]
+    if baseline_runs is not None:
+        runs = [r for r in runs if r["variant"] != "baseline"]
+        runs += [
+            r
+            for r in collect(baseline_runs).get(system, [])
+            if r["status"] == "finished" and r["variant"] == "baseline"
+        ]
     baselines = {r["seed"]: r for r in runs if r["variant"] == "baseline"}
     errors: dict[tuple[str, str], dict] = {}
 
@@ -125,12 +143,13 @@ def compare(system: str, runs_dir: Path, splits=("valid", "test"), resamples: in
     return rows
 
 
-def markdown(system: str, rows: list, resamples: int) -> str:
+def markdown(system: str, rows: list, resamples: int, command: str | None = None) -> str:
     """Table: per split, variant and seed, the change of each MAE with its interval."""
     lines = [
         f"# Paired errors against the baseline, {system}",
         "",
-        f"Written by `python scripts/paired_errors.py --system {system}`. Each cell: the "
+        f"Written by `{command or f'python scripts/paired_errors.py --system {system}'}`. "
+        "Each cell: the "
         "variant's MAE relative to the same seed's baseline on the same structures, "
         f"[95 % paired bootstrap interval over structures, {resamples} resamples], and "
         "P(lower) = share of resamples in which the variant's MAE is lower. Best-validation "
@@ -176,9 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         help="train: the generalisation gap (what the extra parameters fit, not what they learn)",
     )
     parser.add_argument("--resamples", type=int, default=10000)
+    parser.add_argument(
+        "--baseline-runs", type=Path, default=None, help="where the baselines are (default: RUNS)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: RUNS/paired_<system>")
     args = parser.parse_args(argv)
-    rows = compare(args.system, args.runs, tuple(args.splits), args.resamples)
+    rows = compare(args.system, args.runs, tuple(args.splits), args.resamples, args.baseline_runs)
     if not rows:
         print(
             f"no finished PAN/PGS run of {args.system!r} with a finished baseline "
@@ -191,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         out.with_suffix(".json"),
         json.dumps({"system": args.system, "resamples": args.resamples, "rows": rows}, indent=1),
     )
-    text = markdown(args.system, rows, args.resamples)
+    command = "python scripts/paired_errors.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    text = markdown(args.system, rows, args.resamples, command)
     write_text_atomic(out.with_suffix(".md"), text)
     print(text)
     print(f"wrote {out.with_suffix('.json')} {out.with_suffix('.md')}")

@@ -64,4 +64,20 @@ def test_committed_si_runs_reproduce_their_validation_maes(tmp_path):
         assert row["forces"]["variant_mae"] == pytest.approx(
             var["best_valid"]["valid_forces_mae"], rel=1e-3
         )
-    assert "| valid | pan | 0 | 30 |" in out.with_suffix(".md").read_text()
+    text = out.with_suffix(".md").read_text()
+    assert "| valid | pan | 0 | 30 |" in text and "--resamples 200" in text  # the command
+
+
+def test_baselines_from_another_folder(tmp_path):
+    """A two-stage run is set against the baseline it started from (--baseline-runs)."""
+    runs = tmp_path / "runs"
+    (runs / "si").mkdir(parents=True)
+    source = ROOT / "results" / "converged" / "si" / "pan-seed0"
+    (runs / "si" / "pan-seed0").symlink_to(source)
+    out = tmp_path / "paired"
+    argv = ["--system", "si", "--runs", str(runs), "--splits", "valid", "--resamples", "50",
+            "--baseline-runs", str(ROOT / "results" / "converged"), "--out", str(out)]  # fmt: skip
+    assert SCRIPT["main"](argv) == 0
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert row["variant"] == "pan" and row["forces"]["n_structures"] == 30
+    assert SCRIPT["main"](argv[:-4] + ["--out", str(out)]) == 1  # no baseline beside it
