@@ -50,6 +50,7 @@ def read_run(path: Path) -> dict | None:
         "late_change": late_change(history),
         "stop_reason": summary.get("stop_reason") if summary else None,
         "test": summary.get("test") if summary else None,
+        "train_seconds": summary.get("train_seconds") if summary else None,
         "history": history,
     }
     return run
@@ -79,3 +80,45 @@ def collect(runs_dir: Path) -> dict[str, list[dict]]:
     for runs in systems.values():
         runs.sort(key=lambda r: (rank.get(r["variant"], 9), r["variant"], r["seed"]))
     return systems
+
+
+def compute_account(runs: list[dict], planned: list[tuple[str, str, int]]) -> dict:
+    """Core-hours spent by the finished runs and an estimate of what the plan still needs.
+
+    ``planned`` lists (system, variant, seed) of every job of the plan. The estimate
+    assumes a job not yet finished stops at the mean epoch count of the finished runs of
+    its variant (of all finished runs when its variant has none) and costs their mean
+    seconds per epoch; a running job is charged the epochs it still lacks. Every crystal
+    and molecule dataset of the plan has 240 training structures of 7-9 atoms, so one
+    per-epoch cost serves them all. Times are wall-clock seconds of one-thread jobs on
+    the machine that ran them (shared with other jobs), i.e. core-seconds.
+    """
+    finished = [r for r in runs if r["status"] == "finished" and r.get("train_seconds")]
+    if not finished:
+        return {"finished_runs": 0}
+    per_epoch = sum(r["train_seconds"] for r in finished) / sum(r["epochs"] for r in finished)
+
+    def mean_epochs(variant: str) -> float:
+        pool = [r for r in finished if r["variant"] == variant] or finished
+        return sum(r["epochs"] for r in pool) / len(pool)
+
+    done = {(r["system"], r["variant"], r["seed"]): r for r in runs}
+    remaining, todo, running = 0.0, 0, 0
+    for key in planned:
+        run = done.get(key)
+        if run is not None and run["status"] == "finished":
+            continue
+        left = mean_epochs(key[1]) - (run["epochs"] if run else 0)
+        remaining += max(left, 0.0) * per_epoch
+        running += run is not None
+        todo += run is None
+    return {
+        "finished_runs": len(finished),
+        "spent_core_hours": sum(r["train_seconds"] for r in finished) / 3600,
+        "seconds_per_epoch": per_epoch,
+        "mean_epochs": {v: mean_epochs(v) for v in sorted({r["variant"] for r in finished})},
+        "planned_jobs": len(planned),
+        "running_jobs": running,
+        "todo_jobs": todo,
+        "remaining_core_hours": remaining / 3600,
+    }

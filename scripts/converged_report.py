@@ -16,6 +16,7 @@ end). Nothing here chooses anything on test data.
 
     python scripts/converged_report.py                       # results/converged
     python scripts/converged_report.py --runs results/training --out-dir /tmp/cosine
+    python scripts/converged_report.py --plan configs/converged   # + compute still needed
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # lab/ (research bookkeeping, not installed)
 
-from lab.runs import VARIANT_ORDER, collect  # noqa: E402
+from lab.runs import VARIANT_ORDER, collect, compute_account  # noqa: E402
 
 
 def plot(system: str, runs: list[dict], path: Path) -> Path:
@@ -112,11 +113,32 @@ def markdown(systems: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def compute_markdown(account: dict, plan: str) -> str:
+    """The compute section: spent, per-epoch cost, what the plan still needs."""
+    if not account.get("finished_runs"):
+        return "## Compute\n\nNo finished run yet: nothing to estimate from.\n"
+    epochs = ", ".join(f"{v} {n:.0f}" for v, n in account["mean_epochs"].items())
+    return "\n".join([
+        "## Compute",
+        "",
+        f"Finished runs: {account['finished_runs']}, {account['spent_core_hours']:.1f} "
+        f"core-hours ({account['seconds_per_epoch']:.0f} s per epoch of a one-thread job, "
+        f"mean over them; mean epochs to stop: {epochs}).",
+        f"The plan `{plan}` has {account['planned_jobs']} jobs: "
+        f"{account['running_jobs']} started and unfinished, {account['todo_jobs']} not started. "
+        f"Estimated still needed: **{account['remaining_core_hours']:.0f} core-hours** "
+        "(each unfinished job charged its variant's mean epochs to stop at the mean cost "
+        "per epoch; `lab.runs.compute_account`).",
+        "",
+    ])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write the plots and the table; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "converged")
     parser.add_argument("--out-dir", type=Path, help="where to write (default: --runs)")
+    parser.add_argument("--plan", type=Path, help="config folder of the plan: adds a compute section")
     args = parser.parse_args(argv)
     out = args.out_dir or args.runs
     systems = collect(args.runs)
@@ -130,8 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         s: [{k: v for k, v in r.items() if k != "history"} for r in runs]
         for s, runs in systems.items()
     }
+    text = markdown(systems)
+    if args.plan is not None:
+        from lab.plan import jobs_in
+
+        planned = [(j.system, j.variant, j.seed) for j in jobs_in(args.plan)]
+        account = compute_account([r for rs in systems.values() for r in rs], planned)
+        slim["_compute"] = account
+        text += "\n" + compute_markdown(account, str(args.plan))
     write_text_atomic(out / "report.json", json.dumps(slim, indent=1))
-    write_text_atomic(out / "report.md", markdown(systems))
+    write_text_atomic(out / "report.md", text)
     print("wrote", out / "report.md")
     return 0
 

@@ -46,3 +46,25 @@ def test_late_change_measures_the_last_window():
     assert late_change(falling) == pytest.approx((6.1 - 8.1) / 8.1)
     assert late_change(flat) == 0.0
     assert late_change(flat[:39]) is None
+
+
+def test_compute_account_charges_unfinished_jobs_their_variants_mean_epochs():
+    from lab.runs import compute_account
+
+    def run(variant, seed, status, epochs, seconds=None):
+        return {"system": "si", "variant": variant, "seed": seed, "status": status,
+                "epochs": epochs, "train_seconds": seconds}  # fmt: skip
+
+    runs = [
+        run("baseline", 0, "finished", 200, 4000.0),
+        run("pan", 0, "finished", 100, 2000.0),
+        run("baseline", 1, "running", 150),
+    ]
+    planned = [("si", v, s) for v in ("baseline", "pan", "pgs") for s in (0, 1)]
+    account = compute_account(runs, planned)
+    assert account["seconds_per_epoch"] == pytest.approx(20.0)
+    assert account["spent_core_hours"] == pytest.approx(6000 / 3600)
+    assert (account["running_jobs"], account["todo_jobs"]) == (1, 3)
+    # baseline s1: 50 epochs left; pan s1: 100; pgs s0, s1: the mean of all (150) each
+    assert account["remaining_core_hours"] == pytest.approx((50 + 100 + 300) * 20 / 3600)
+    assert compute_account([runs[2]], planned) == {"finished_runs": 0}
