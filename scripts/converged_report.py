@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "converged")
     parser.add_argument("--out-dir", type=Path, help="where to write (default: --runs)")
-    parser.add_argument("--plan", type=Path, help="config folder of the plan: adds a compute section")
+    parser.add_argument(
+        "--plan", type=Path, help="config folder of the plan: adds a compute section"
+    )
     args = parser.parse_args(argv)
     out = args.out_dir or args.runs
     systems = collect(args.runs)
