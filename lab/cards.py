@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.plan import Job, relative_path, status
-from lab.ship import TABLE_HEAD, ShipRuleError, variant_rows
+from lab.ship import RECIPE_SEP, TABLE_HEAD, ShipRuleError, architecture, variant_rows
 from pansim.files import write_text_atomic
 from pansim.training.trainer import BEST_MODEL
 
@@ -28,6 +28,12 @@ def model_name(job: Job) -> str:
         return f"{job.system}{SHIPPED[job.variant]}"
     return f"{job.system}-{job.variant}-seed{job.seed}"
 
+
+#: backbone hyperparameters a card lists when the run's config has none (warm starts)
+BACKBONE_KEYS = (
+    "num_channels", "max_L", "max_ell", "correlation", "num_interactions", "num_bessel",
+    "num_polynomial_cutoff", "radial_MLP",
+)  # fmt: skip
 
 #: training settings a card lists (besides the backbone's hyperparameters)
 TRAINING_KEYS = (
@@ -62,6 +68,12 @@ def card(job: Job) -> dict[str, Any]:
     summary = json.loads((job.out_dir / "summary.json").read_text())
     config = summary["config"]
     hp = config["hyperparameters"]
+    if not hp and config.get("init_from"):
+        # a warm start takes its architecture from the start file: read it off the model
+        from pansim.model_io import read_model_file
+
+        model_config = read_model_file(job.out_dir / BEST_MODEL)[0]
+        hp = {k: model_config[k] for k in BACKBONE_KEYS if k in model_config}
     return {
         "name": model_name(job),
         "system": job.system,
@@ -87,6 +99,7 @@ def card(job: Job) -> dict[str, Any]:
             "processes": summary.get("world_size", 1),
             "stop_reason": summary["stop_reason"],
             "command": f"pansim train {relative_path(job.config)}",
+            "init_from": config.get("init_from"),
             "settings": {k: config.get(k) for k in TRAINING_KEYS if k in config},
         },
         "test_metrics": summary.get("test"),
@@ -111,6 +124,15 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"- training: {t['epochs']} epochs, {t['steps']} steps, best epoch {t['best_epoch']}, "
         f"{(t['train_seconds'] or 0) / 3600:.2f} h on {t['processes']} process(es) "
         f"({t['stop_reason']}); rebuild with `{t['command']}`",
+        *(
+            [
+                f"- started from `{t['init_from']}` (a warm start: trained on from those "
+                "weights, not from a random start; how that file was made is in the header "
+                f"of `{t['command'].split()[-1]}`)"
+            ]
+            if t.get("init_from")
+            else []
+        ),
         f"- hyperparameters: `{json.dumps(data['hyperparameters'], sort_keys=True)}`",
         *(
             [f"- training settings: `{json.dumps(t['settings'], sort_keys=True)}`"]
@@ -133,7 +155,11 @@ def to_markdown(data: dict[str, Any]) -> str:
             "## Why this model serves this name",
             "",
             f"Shipping rule of issue 23 (`lab/ship.py`), decided by `{sel['command']}` "
-            f"on the runs of `{sel['runs_dir']}`, seeds {sel['seeds']}: {sel['reason']}.",
+            f"on the runs of `{sel['runs_dir']}`"
+            + "".join(
+                f" and `{d}` (as `<variant>@{t}`)" for t, d in (sel.get("recipes") or {}).items()
+            )
+            + f", seeds {sel['seeds']}: {sel['reason']}.",
             "",
             *TABLE_HEAD,
             *sel["rows"],
@@ -184,18 +210,37 @@ def registry_entry(job: Job) -> dict[str, Any]:
 
 
 def merge_registry(path: Path, entries: dict[str, dict[str, Any]]) -> Path:
-    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept)."""
+    """Add or replace ``entries`` in a ``registry.json`` (other entries and flags kept).
+
+    A key given as None is removed from the entry (e.g. ``recipe`` when a name moves back
+    to a model of the main recipe).
+    """
     registry = json.loads(path.read_text()) if path.exists() else {}
     for name, entry in entries.items():
-        registry[name] = {**registry.get(name, {}), **entry}
+        merged = {**registry.get(name, {}), **entry}
+        registry[name] = {k: v for k, v in merged.items() if v is not None}
     return write_text_atomic(path, json.dumps(registry, indent=1, sort_keys=True) + "\n")
 
 
-def ship_decided(decision: dict[str, Any], jobs: list[Job], dest: str | Path) -> list[Path]:
+def shipped_name(system: str, variant: str) -> str:
+    """``si-pan`` for ``pan``; ``si-pan+pgs-warmstart`` for ``pan+pgs@warmstart``."""
+    return f"{system}-{variant.replace(RECIPE_SEP, '-')}"
+
+
+def ship_decided(
+    decision: dict[str, Any],
+    jobs: list[Job],
+    dest: str | Path,
+    recipes: dict[str, list[Job]] | None = None,
+) -> list[Path]:
     """Ship one system as ``decision`` (:func:`lab.ship.choose`) says, with cards.
 
-    - ``<system>-baseline``: seed 0 of the baseline;
-    - ``<system>-<variant>``: seed 0 of every other finished variant (explicit names);
+    - ``<system>-baseline``: seed 0 of the baseline twin (the decision's ``baseline``);
+    - ``<system>-<variant>``: seed 0 of every other finished variant of ``jobs``
+      (explicit names);
+    - runs of a second recipe (``recipes``: tag -> its jobs, variants named
+      ``<variant>@<tag>`` in the decision) ship only when served, as
+      ``<system>-<variant>-<tag>``;
     - ``<system>``: the served variant's file (an entry of the registry, no copy),
       with a card that gives the rule, the table and the reason, and
       ``<system>-baseline`` as its baseline (the same file when the baseline is served).
@@ -206,27 +251,44 @@ def ship_decided(decision: dict[str, Any], jobs: list[Job], dest: str | Path) ->
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     system, served = decision["system"], decision["served"]
-    by_variant = {
-        j.variant: j for j in jobs if j.system == system and j.seed == 0 and status(j) == "done"
-    }
-    if served not in by_variant or "baseline" not in by_variant:
+    twin = decision.get("baseline", "baseline")
+
+    def finished(group: list[Job], tag: str = "") -> dict[str, Job]:
+        suffix = f"{RECIPE_SEP}{tag}" if tag else ""
+        return {
+            j.variant + suffix: j
+            for j in group
+            if j.system == system and j.seed == 0 and status(j) == "done"
+        }
+
+    by_variant = finished(jobs)
+    tagged: dict[str, Job] = {}
+    for tag, group in (recipes or {}).items():
+        tagged.update(finished(group, tag))
+    every = {**by_variant, **tagged}
+    if served not in every or twin not in every:
         raise ShipRuleError(
-            f"{system}: seed 0 of {served!r} and of the baseline must be finished to ship"
+            f"{system}: seed 0 of {served!r} and of the baseline twin {twin!r} must be "
+            "finished to ship"
         )
+    shipping = {v: j for v, j in by_variant.items() if architecture(v) != "baseline"}
+    shipping[twin] = every[twin]
+    shipping[served] = every[served]
     written: list[Path] = []
     entries: dict[str, dict[str, Any]] = {}
     files: dict[str, str] = {}
-    for variant, job in sorted(by_variant.items()):
-        name = f"{system}-{variant}"
+    for variant, job in sorted(shipping.items()):
+        name = f"{system}-baseline" if variant == twin else shipped_name(system, variant)
         data = {**card(job), "name": name, "reproduce": f"pansim eval {name} "}
         data["reproduce"] += data["data"]["test_file"]
         written += _write_shipped(job, name, data, dest)
         files[variant] = f"{name}.safetensors"
         entries[name] = {"file": files[variant], "card": f"{name}.md", "system": system}
-        entries[name]["variant"] = variant
-        if variant != "baseline":
+        entries[name]["variant"] = architecture(variant)
+        entries[name]["recipe"] = _recipe(variant)
+        if variant != twin:
             entries[name]["baseline"] = f"{system}-baseline"
-    job = by_variant[served]
+    job = every[served]
     data = {**card(job), "name": system, "selection": _selection(decision)}
     data["reproduce"] = f"pansim eval {system} {data['data']['test_file']}"
     for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", to_markdown(data))):
@@ -234,12 +296,18 @@ def ship_decided(decision: dict[str, Any], jobs: list[Job], dest: str | Path) ->
     entries[system] = {"file": files[served], "card": f"{system}.md", "system": system}
     # the baseline twin, also when the name serves the baseline architecture (then the
     # same file: pansim validate sees that and evaluates it once)
-    entries[system].update(variant=served, baseline=f"{system}-baseline")
+    entries[system].update(variant=architecture(served), baseline=f"{system}-baseline")
+    entries[system]["recipe"] = _recipe(served)
     stale = dest / f"{system}.safetensors"
     if stale.exists():
         stale.unlink()
     written.append(merge_registry(dest / "registry.json", entries))
     return written
+
+
+def _recipe(variant: str) -> str | None:
+    """The recipe tag of ``pan+pgs@warmstart`` (``warmstart``), None for the main recipe."""
+    return variant.split(RECIPE_SEP, 1)[1] if RECIPE_SEP in variant else None
 
 
 def _write_shipped(job: Job, name: str, data: dict[str, Any], dest: Path) -> list[Path]:
@@ -253,5 +321,5 @@ def _write_shipped(job: Job, name: str, data: dict[str, Any], dest: Path) -> lis
 
 def _selection(decision: dict[str, Any]) -> dict[str, Any]:
     """The part of a decision a card shows: rule, seeds, reason, one row per variant."""
-    keys = ("command", "runs_dir", "seeds", "reason", "served")
+    keys = ("command", "runs_dir", "recipes", "seeds", "reason", "served", "baseline")
     return {**{k: decision.get(k) for k in keys}, "rows": variant_rows(decision)}

@@ -21,6 +21,13 @@ crystal, the E(V) check of each run's best model (``scripts/eos_check.py``):
 4. The plain name serves the eligible variant with the lowest mean validation loss if
    that loss is at most the baseline's; otherwise it serves the baseline architecture.
 
+5. Runs of a second recipe join the same table as ``<variant>@<recipe>`` (e.g.
+   ``pan+pgs@warmstart``: the variant grafted, zero-started, onto the converged baseline
+   and trained on; ``configs/warmstart``), judged by the same clauses against the same
+   baseline twin. The twin is the baseline-architecture run of any recipe with the lowest
+   mean validation loss, so the baseline continued under the second recipe (its control)
+   counts for the baseline too: a second recipe never wins by giving the baseline less.
+
 The test split is not used to choose: :func:`choose` reports the served variant's test
 errors against the baseline's next to the choice, so a variant that wins on validation
 but loses on test is visible, not hidden.
@@ -35,6 +42,22 @@ from typing import Any
 #: (report key, run field, metrics key) of the mean errors a decision lists
 VALID_KEYS = ("valid_energy_mae", "valid_forces_mae", "valid_stress_mae")
 TEST_KEYS = ("energy_per_atom", "forces", "stress")
+
+
+#: separates a variant from the recipe tag of a run trained under a second recipe
+RECIPE_SEP = "@"
+
+
+def architecture(variant: str) -> str:
+    """``pan+pgs@warmstart`` -> ``pan+pgs``: the model a (tagged) variant name trains."""
+    return variant.split(RECIPE_SEP)[0]
+
+
+def tag_recipe(runs: Sequence[Mapping[str, Any]], recipe: str) -> list[dict[str, Any]]:
+    """The runs of a second recipe, their variants renamed ``<variant>@<recipe>``."""
+    if not recipe or RECIPE_SEP in recipe:
+        raise ShipRuleError(f"recipe tag {recipe!r}: give a name without {RECIPE_SEP!r}")
+    return [{**run, "variant": f"{run['variant']}{RECIPE_SEP}{recipe}"} for run in runs]
 
 
 class ShipRuleError(ValueError):
@@ -112,20 +135,31 @@ def choose(
     unfinished = {
         r["variant"]: r for r in runs if r["status"] != "finished" and r["variant"] not in table
     }
-    if "baseline" not in table:
+    baselines = [v for v in table if architecture(v) == "baseline"]
+    if not baselines:
         raise ShipRuleError(f"{system}: no finished baseline run; nothing to compare with")
-    base = table["baseline"]["valid_loss"]
+    twin = min(baselines, key=lambda v: (table[v]["valid_loss"], v != "baseline"))
+    base = table[twin]["valid_loss"]
     worse = {
-        v: _worse_on_validation(row, table["baseline"])
+        v: _worse_on_validation(row, table[twin])
         for v, row in table.items()
-        if v != "baseline"
+        if architecture(v) != "baseline"
     }
     eligible = {
         v: row
         for v, row in table.items()
-        if v != "baseline" and row["eos_ok"] is not False and not worse[v]
+        if architecture(v) != "baseline" and row["eos_ok"] is not False and not worse[v]
     }
     failing = sorted(v for v, row in table.items() if row["eos_ok"] is False)
+    excluded = []
+    if failing:
+        excluded.append(f"{', '.join(failing)} fail(s) the E(V) check")
+    for v, keys in sorted(worse.items()):
+        if keys and v not in failing:
+            excluded.append(
+                f"{v} is worse than the baseline on validation "
+                + ", ".join(f"{k} ({100 * d:+.1f} %)" for k, d in keys.items())
+            )
     best = min(eligible, key=lambda v: eligible[v]["valid_loss"]) if eligible else None
     if best is not None and eligible[best]["valid_loss"] <= base:
         served = best
@@ -133,23 +167,18 @@ def choose(
             f"{best} has the lowest mean validation loss ({eligible[best]['valid_loss']:.4f}) "
             f"among the variants that pass the E(V) check, at most the baseline's ({base:.4f})"
         )
+        if excluded:
+            reason += "; not eligible: " + "; ".join(excluded)
     else:
-        served = "baseline"
+        served = twin
         parts = []
         if best is not None:
             parts.append(
                 f"the best eligible PAN/PGS variant ({best}, mean validation loss "
                 f"{eligible[best]['valid_loss']:.4f}) is above the baseline's ({base:.4f})"
             )
-        if failing:
-            parts.append(f"{', '.join(failing)} fail(s) the E(V) check")
-        for v, keys in sorted(worse.items()):
-            if keys and v not in failing:
-                parts.append(
-                    f"{v} is worse than the baseline on validation "
-                    + ", ".join(f"{k} ({100 * d:+.1f} %)" for k, d in keys.items())
-                )
-        if not table.keys() - {"baseline"}:
+        parts += excluded
+        if not table.keys() - set(baselines):
             parts.append("no PAN/PGS variant has finished on the counted seeds")
         reason = "no PAN/PGS variant won: " + "; ".join(parts)
     if unfinished:
@@ -157,14 +186,17 @@ def choose(
             f"{v} (epoch {r.get('epochs')}, best validation loss so far {r['best_valid_loss']:.4f})"
             for v, r in sorted(unfinished.items())
         )
+    if twin != "baseline":
+        reason += f"; the baseline twin is {twin}, the baseline run with the lowest loss"
     test_vs_baseline = {
-        key: _relative(table[served][f"test_{key}_mae"], table["baseline"][f"test_{key}_mae"])
+        key: _relative(table[served][f"test_{key}_mae"], table[twin][f"test_{key}_mae"])
         for key in TEST_KEYS
     }
     return {
         "system": system,
         "seeds": seeds,
         "served": served,
+        "baseline": twin,
         "reason": reason,
         "eos_failing": failing,
         "worse_on_validation": {v: keys for v, keys in worse.items() if keys},
@@ -217,6 +249,11 @@ TABLE_HEAD = [
 ]
 
 
+def _twin(decision: Mapping[str, Any]) -> str:
+    """The baseline twin of a decision (decisions before the twin was recorded: baseline)."""
+    return decision.get("baseline", "baseline")
+
+
 def markdown(decision: Mapping[str, Any]) -> str:
     """The decision as a table (one row per variant) and the reason."""
     rel = decision["served_test_vs_baseline"]
@@ -229,10 +266,20 @@ def markdown(decision: Mapping[str, Any]) -> str:
         "",
         *TABLE_HEAD,
         *variant_rows(decision),
+        *(
+            [
+                "",
+                "`<variant>@<recipe>`: a run of a second recipe (`<recipe>`: "
+                + ", ".join(f"`{k}` = `{v}`" for k, v in decision["recipes"].items())
+                + "), judged against the same baseline twin.",
+            ]
+            if decision.get("recipes")
+            else []
+        ),
         "",
         f"**Served under `{decision['system']}`: {decision['served']}.** {decision['reason']}.",
         "",
-        "Test MAE of the served variant relative to the baseline: "
+        f"Test MAE of the served variant relative to its baseline twin ({_twin(decision)}): "
         + ", ".join(f"{k} {'-' if v is None else f'{100 * v:+.1f} %'}" for k, v in rel.items()),
         "",
     ]

@@ -8,6 +8,12 @@ not used), and which variant the plain name serves and why. ``train_pretrained.p
 --decision RUNS/ship_<system>.json`` then copies the models.
 
     python scripts/ship_decision.py --system si --runs results/converged
+    python scripts/ship_decision.py --system si --runs results/converged \
+        --recipe warmstart=results/warmstart --out results/converged/ship_si_recipes.json
+
+``--recipe TAG=RUNS`` adds the runs of a second recipe as ``<variant>@TAG`` (rule 5 of
+:mod:`lab.ship`: same clauses, same baseline twin, which may be that recipe's baseline
+run if its validation loss is lower).
 """
 
 from __future__ import annotations
@@ -33,10 +39,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--system", required=True)
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "converged")
     parser.add_argument("--out", type=Path, help="default: RUNS/ship_<system>.json")
+    parser.add_argument(
+        "--recipe", action="append", default=[], metavar="TAG=RUNS",
+        help="runs of a second recipe, as <variant>@TAG (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     runs = collect(args.runs).get(args.system)
     if not runs:
         parser.error(f"no runs of {args.system!r} under {args.runs}")
+    recipes = {}
+    for item in args.recipe:
+        tag, sep, folder = item.partition("=")
+        if not sep or not folder:
+            parser.error(f"--recipe {item!r}: give TAG=RUNS, e.g. warmstart=results/warmstart")
+        extra = collect(Path(folder)).get(args.system)
+        if not extra:
+            parser.error(f"--recipe {item!r}: no runs of {args.system!r} under {folder}")
+        runs = runs + ship.tag_recipe(extra, tag)
+        recipes[tag] = relative_path(Path(folder))
     seeds = ship.common_seeds(runs)
     eos = None
     if args.system in CRYSTALS:
@@ -53,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
     decision = ship.choose(args.system, runs, eos)
     decision["runs_dir"] = relative_path(args.runs)
+    decision["recipes"] = recipes
     decision["eos_checks"] = eos
     decision["command"] = "python scripts/ship_decision.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]

@@ -16,6 +16,8 @@ Usage (from the repository root)::
     python scripts/train_pretrained.py ship --dest DIR        # shipped models + cards to DIR
     python scripts/train_pretrained.py ship --configs configs/converged --dest pansim/pretrained \
         --decision results/converged/ship_si.json            # what the shipping rule chose
+    python scripts/train_pretrained.py ship --configs configs/converged --dest pansim/pretrained \
+        --decision results/converged/ship_si_recipes.json --recipe warmstart=configs/warmstart
     python scripts/train_pretrained.py demo --out runs/demo    # synthetic EMT data, end to end
 
 Every job is exactly ``pansim train <config>`` (``--resume`` when a checkpoint
@@ -165,7 +167,14 @@ def ship(args) -> int:
         return 2
     if args.decision is not None:
         decision = json.loads(args.decision.read_text())
-        written = cards.ship_decided(decision, _selected(args), args.dest)
+        recipes = {}
+        for item in args.recipe or []:
+            tag, sep, folder = item.partition("=")
+            if not sep or not folder:
+                print(f"ship: --recipe {item!r}: give TAG=CONFIGS", file=sys.stderr)
+                return 2
+            recipes[tag] = _plan().jobs_in(folder, args.systems, root=ROOT)
+        written = cards.ship_decided(decision, _selected(args), args.dest, recipes)
     else:
         written = cards.ship(_selected(args), args.dest)
     for path in written:
@@ -235,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--decision", type=Path,
             help="ship: a shipping decision (scripts/ship_decision.py) to follow",
+        )  # fmt: skip
+        p.add_argument(
+            "--recipe", action="append", metavar="TAG=CONFIGS",
+            help="ship: configs of a second recipe the decision names as <variant>@TAG",
         )  # fmt: skip
     p = sub.add_parser("demo")
     p.set_defaults(func=demo)

@@ -97,6 +97,40 @@ def test_only_seeds_finished_by_every_variant_count():
     assert decision["variants"]["pan+pgs"]["eos_ok"] is None
 
 
+def _warm(variant, loss, **kw):
+    """A run of the second recipe (its own folder), tagged ``<variant>@warmstart``."""
+    run = {**_run(variant, 0, loss, **kw), "path": f"warm/si/{variant}-seed0"}
+    return ship.tag_recipe([run], "warmstart")[0]
+
+
+def test_a_second_recipe_is_judged_against_the_same_baseline_twin():
+    """The Si warm start: pan+pgs grafted on the converged baseline and trained on."""
+    runs = [
+        _run("baseline", 0, 0.1204, energy=3.90, forces=54.0),
+        _run("pan+pgs", 0, 0.1230, energy=4.37, forces=57.2),
+        _warm("baseline", 0.1244, energy=3.91, forces=55.0),  # the control, continued
+        _warm("pan+pgs", 0.1195, energy=3.85, forces=53.4),
+        _warm("pgs", 0.1180, energy=4.12, forces=52.9),  # lower loss, worse energy
+    ]  # fmt: skip
+    decision = ship.choose("si", runs, _eos(runs))
+    assert decision["baseline"] == "baseline"  # the control is above the converged baseline
+    assert decision["served"] == "pan+pgs@warmstart"
+    assert set(decision["worse_on_validation"]) == {"pan+pgs", "pgs@warmstart"}
+    assert "baseline@warmstart" not in decision["worse_on_validation"]  # not a candidate
+    # a control below the converged baseline becomes the twin every variant must beat
+    runs[2] = _warm("baseline", 0.1190, energy=3.80, forces=53.0)
+    decision = ship.choose("si", runs, _eos(runs))
+    assert decision["baseline"] == "baseline@warmstart"
+    assert decision["served"] == "baseline@warmstart"
+    assert "the baseline twin is baseline@warmstart" in decision["reason"]
+    assert ship.architecture("pan+pgs@warmstart") == "pan+pgs"
+    with pytest.raises(ship.ShipRuleError, match="without '@'"):
+        ship.tag_recipe(runs, "a@b")
+    table = ship.markdown({**decision, "recipes": {"warmstart": "results/warmstart"}})
+    assert "`warmstart` = `results/warmstart`" in table
+    assert "relative to its baseline twin (baseline@warmstart)" in table
+
+
 def test_undecidable_runs_are_refused():
     with pytest.raises(ship.ShipRuleError, match="no finished baseline"):
         ship.choose("si", [_run("pan", 0, 0.1)], _eos([_run("pan", 0, 0.1)]))
@@ -140,3 +174,50 @@ def test_ship_decided_serves_the_chosen_file_under_the_plain_name(
     again = eval_shipped(dest, "emt", test_file, tmp_path / "eval")
     expect = decision["variants"][served]["test_forces_mae"]
     assert again["forces"]["mae"] == pytest.approx(expect, rel=1e-9)
+
+
+def test_ship_decided_ships_a_served_variant_of_a_second_recipe(tmp_path, demo_runs, eval_shipped):
+    """A second recipe's run that wins ships as <system>-<variant>-<tag>, served by the name."""
+    import shutil
+
+    import yaml
+
+    script = demo_runs(tmp_path, ["baseline", "pan"])
+    # the second recipe: a copy of the pan run whose validation errors are all lower
+    configs, runs = tmp_path / "warm_configs" / "emt", tmp_path / "warm_runs" / "emt"
+    configs.mkdir(parents=True)
+    shutil.copytree(tmp_path / "runs" / "emt" / "pan-seed0", runs / "pan-seed0")
+    config = yaml.safe_load((tmp_path / "configs" / "emt" / "pan-seed0.yaml").read_text())
+    config["out_dir"] = str(runs / "pan-seed0")
+    (configs / "pan-seed0.yaml").write_text(yaml.safe_dump(config))
+    history = json.loads((runs / "pan-seed0" / "metrics.json").read_text())
+    for row in history:
+        for key in ("valid_loss", "valid_energy_mae", "valid_forces_mae", "valid_stress_mae"):
+            if row.get(key) is not None:
+                row[key] *= 1e-3
+    (runs / "pan-seed0" / "metrics.json").write_text(json.dumps(history))
+    decide = runpy.run_path(str(ROOT / "scripts" / "ship_decision.py"))
+    out = tmp_path / "ship_emt.json"
+    argv = ["--system", "emt", "--runs", str(tmp_path / "runs"), "--out", str(out),
+            "--recipe", f"warm={tmp_path / 'warm_runs'}"]  # fmt: skip
+    assert decide["main"](argv) == 0
+    decision = json.loads(out.read_text())
+    assert decision["served"] == "pan@warm" and decision["baseline"] == "baseline"
+    dest = tmp_path / "ship"
+    argv = ["ship", "--configs", str(tmp_path / "configs"), "--dest", str(dest),
+            "--decision", str(out), "--recipe", f"warm={tmp_path / 'warm_configs'}"]  # fmt: skip
+    assert script["main"](argv) == 0
+    registry = json.loads((dest / "registry.json").read_text())
+    assert registry["emt"]["file"] == "emt-pan-warm.safetensors"
+    assert registry["emt"]["variant"] == "pan" and registry["emt"]["recipe"] == "warm"
+    assert registry["emt-pan-warm"]["baseline"] == "emt-baseline"
+    assert (
+        registry["emt-pan"]["file"] == "emt-pan.safetensors" and "recipe" not in registry["emt-pan"]
+    )
+    card = (dest / "emt.md").read_text()
+    assert "(as `<variant>@warm`)" in card
+    test_file = json.loads((dest / "emt.json").read_text())["data"]["test_file"]
+    again = eval_shipped(dest, "emt", test_file, tmp_path / "eval")
+    assert again["forces"]["mae"] == pytest.approx(
+        decision["variants"]["pan@warm"]["test_forces_mae"], rel=1e-9
+    )

@@ -1,40 +1,54 @@
-"""The Si warm-start test (configs/warmstart): two runs that differ only by the variant."""
+"""The warm-start tests (configs/warmstart/<system>): runs that differ only by the variant."""
 
+import json
+import runpy
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from ase.io import read
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs" / "warmstart" / "si"
-
-
+WARMSTART = ROOT / "configs" / "warmstart"
+SYSTEMS = sorted(p.name for p in WARMSTART.iterdir() if p.is_dir())
 VARIANTS = ("pan", "pgs", "pan+pgs")
 
 
-def test_runs_differ_only_in_variant_start_file_and_output():
-    base = yaml.safe_load((CONFIGS / "baseline-seed0.yaml").read_text())
+def test_si_has_a_warm_start_test():
+    assert "si" in SYSTEMS
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_runs_differ_only_in_variant_start_file_and_output(system):
+    configs = WARMSTART / system
+    base = yaml.safe_load((configs / "baseline-seed0.yaml").read_text())
     for variant in VARIANTS:
-        graft = yaml.safe_load((CONFIGS / f"{variant}-seed0.yaml").read_text())
+        graft = yaml.safe_load((configs / f"{variant}-seed0.yaml").read_text())
         differing = {k for k in base.keys() | graft.keys() if base.get(k) != graft.get(k)}
         assert differing == {"init_from", "variant", "out_dir"}, variant
-        assert graft["init_from"] == f"results/warmstart/si/init-{variant}.safetensors"
-    assert base["init_from"] == "results/converged/si/baseline-seed0/best_model.safetensors"
-    converged = yaml.safe_load((ROOT / "configs/converged/si/baseline-seed0.yaml").read_text())
+        assert graft["init_from"] == f"results/warmstart/{system}/init-{variant}.safetensors"
+    start = f"results/converged/{system}/baseline-seed0"
+    assert base["init_from"] == f"{start}/best_model.safetensors"
+    converged = yaml.safe_load(
+        (ROOT / f"configs/converged/{system}/baseline-seed0.yaml").read_text()
+    )
     # the architecture comes from the start file; the learning rate is the baseline's at stop
     own = ("hyperparameters", "r_max", "atomic_energies", "c_max_percentile", "lr", "variant")
     same = {k for k in converged if k not in (*own, "out_dir")}
     assert {k: base[k] for k in same} == {k: converged[k] for k in same}
+    history = json.loads((ROOT / start / "metrics.json").read_text())
+    assert base["lr"] == pytest.approx(history[-1]["lr"])
 
 
-def test_the_grafted_start_predicts_what_the_converged_baseline_predicts():
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_grafted_start_predicts_what_the_converged_baseline_predicts(system):
     from pansim import PANCalculator
 
-    atoms = read(ROOT / "data/si/val.extxyz", index=0)
+    atoms = read(ROOT / f"data/{system}/val.extxyz", index=0)
     out = []
-    names = ["results/converged/si/baseline-seed0/best_model.safetensors"]
-    names += [f"results/warmstart/si/init-{variant}.safetensors" for variant in VARIANTS]
+    names = [f"results/converged/{system}/baseline-seed0/best_model.safetensors"]
+    names += [f"results/warmstart/{system}/init-{variant}.safetensors" for variant in VARIANTS]
     for name in names:
         atoms.calc = PANCalculator(model=ROOT / name, dtype="float64")
         out.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
@@ -43,3 +57,15 @@ def test_the_grafted_start_predicts_what_the_converged_baseline_predicts():
         assert abs(e0 - e1) < 1e-10
         np.testing.assert_allclose(f1, f0, atol=1e-10)
         np.testing.assert_allclose(s1, s0, atol=1e-10)
+
+
+def test_the_generator_rewrites_the_si_configs(tmp_path):
+    """scripts/warmstart_configs.py gives the committed Si runs' settings back."""
+    script = runpy.run_path(str(ROOT / "scripts" / "warmstart_configs.py"))
+    assert script["main"](["--system", "si", "--configs", str(tmp_path), "--no-graft"]) == 0
+    for variant in ("baseline", *VARIANTS):
+        made = yaml.safe_load((tmp_path / "si" / f"{variant}-seed0.yaml").read_text())
+        committed = yaml.safe_load((WARMSTART / "si" / f"{variant}-seed0.yaml").read_text())
+        assert made == committed, variant
+    assert script["graft_options"]("pgs", 7.9) == []
+    assert script["graft_options"]("pan+pgs", 7.9) == ["--option", "c_max=7.9"]
