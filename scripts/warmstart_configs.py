@@ -1,27 +1,32 @@
 #!/usr/bin/env python
 """Write the warm-start test of one system (issue 23, docs/science.md section 3).
 
-Every run starts from the converged baseline's best weights
-(``results/converged/<system>/baseline-seed<k>/best_model.safetensors``): the baseline
-itself continued (the control: what more training alone does) and, for each PAN/PGS
-variant, a zero-started graft of it (identical predictions at step 0), made with
+Every run starts from a finished baseline run's best weights (by default the converged
+recipe's, ``results/converged/<system>/baseline-seed<k>``, i.e. the ``out_dir`` of
+``configs/converged/<system>/baseline-seed<k>.yaml``): the baseline itself continued
+(the control: what more training alone does) and, for each PAN/PGS variant, a
+zero-started graft of it (identical predictions at step 0), made with
 ``pansim graft ... --option c_max=<c_max>`` for the variants with PAN, where ``c_max``
-is the one the from-scratch pan+pgs run got from the same training data (a percentile
-of the training coordinations: the same for every PAN variant). All runs use the
-converged recipe (``configs/converged/<system>/baseline-seed<k>.yaml``, minus the
-architecture keys, which come from the start file) at the learning rate the baseline
-had reached when it stopped (the last row of its ``metrics.json``); nothing else
-differs between them (``tests/training/test_warmstart_configs.py``).
+is what a from-scratch run of the variant gets from the same training data
+(:func:`pansim.training.trainer.model_kwargs`: a percentile of the training
+coordinations). All runs use the stage-1 recipe (the baseline's config, minus the
+architecture keys, which come from the start file) at the learning rate the baseline had
+reached when it stopped (the last row of its ``metrics.json``); nothing else differs
+between them (``tests/training/test_warmstart_configs.py``).
 
     python scripts/warmstart_configs.py --system lif            # configs + grafts
     python scripts/train_pretrained.py run --configs configs/warmstart \
         --runs results/warmstart --systems lif --jobs 2 --threads 1
+    # the same on the grown (active-learning) data, from its converged baseline:
+    python scripts/warmstart_configs.py --system si --from configs/grown \
+        --configs configs/warmstart-grown --runs results/warmstart-grown
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,15 +39,20 @@ VARIANTS = ("pan", "pgs", "pan+pgs")
 FROM_START_FILE = ("hyperparameters", "r_max", "atomic_energies", "c_max_percentile")
 
 
-def c_max_of(model: Path) -> float:
-    """The PAN ``c_max`` stored in a model file's JSON config (no code executed)."""
-    from safetensors import safe_open
+def c_max_for(config_path: Path) -> float:
+    """The ``c_max`` a from-scratch PAN run of this config would get from its training data."""
+    from pansim.training.config import TrainConfig
+    from pansim.training.trainer import load_data, model_kwargs
 
-    with safe_open(str(model), "pt") as handle:
-        config = json.loads(handle.metadata()["config"])
-    if "c_max" not in config:
-        raise SystemExit(f"{model}: its config has no c_max (not a PAN/PGS model?)")
-    return float(config["c_max"])
+    data = yaml.safe_load(config_path.read_text())
+    data = {k: v for k, v in data.items() if k not in ("init_from",)}
+    config = TrainConfig(**{**data, "variant": "pan+pgs"})
+    cwd = Path.cwd()
+    try:
+        os.chdir(ROOT)  # the config's data paths are relative to the repository
+        return float(model_kwargs(config, load_data(config))["c_max"])
+    finally:
+        os.chdir(cwd)
 
 
 def final_lr(run: Path) -> float:
@@ -57,24 +67,24 @@ def graft_options(variant: str, c_max: float) -> list[str]:
     return ["--option", f"c_max={c_max!r}"] if "pan" in variant.split("+") else []
 
 
-def header(system: str, seed: int, lr: float, c_max: float) -> str:
+def header(args, start: str, lr: float, c_max: float) -> str:
     """The comment block on top of every config: provenance and the graft commands."""
     grafts = "\n".join(
-        f"#   pansim graft results/converged/{system}/baseline-seed{seed}/best_model.safetensors"
-        f" --variant {v} --out results/warmstart/{system}/init-{v}.safetensors --seed {seed}"
+        f"#   pansim graft {start}/best_model.safetensors --variant {v} "
+        f"--out {args.runs}/{args.system}/init-{v}.safetensors --seed {args.seed}"
         + "".join(f" {o}" for o in graft_options(v, c_max))
         for v in VARIANTS
     )
     return (
-        f"# Warm-start test of {system} (issue 23, docs/science.md section 3), written by\n"
-        f"# python scripts/warmstart_configs.py --system {system} --seed {seed}.\n"
-        f"# Every run starts from results/converged/{system}/baseline-seed{seed}: the baseline\n"
-        "# itself (the control) or a zero-started graft of it (identical predictions), made by\n"
+        f"# Warm-start test of {args.system} (issue 23, docs/science.md section 3), written by\n"
+        f"# python scripts/warmstart_configs.py {' '.join(args.argv)}.\n"
+        f"# Every run starts from {start}: the baseline itself (the control)\n"
+        "# or a zero-started graft of it (identical predictions), made by\n"
         f"{grafts}\n"
-        "# (c_max as the from-scratch pan+pgs run got it from the same data). The\n"
-        f"# converged recipe at the learning rate the baseline had reached at its stop ({lr:g}).\n"
-        "# Run: python scripts/train_pretrained.py run --configs configs/warmstart "
-        f"--runs results/warmstart --systems {system} --jobs 2 --threads 1\n"
+        "# (c_max as a from-scratch PAN run gets it from the same data). The stage-1\n"
+        f"# recipe at the learning rate the baseline had reached at its stop ({lr:g}).\n"
+        f"# Run: python scripts/train_pretrained.py run --configs {args.configs} "
+        f"--runs {args.runs} --systems {args.system} --jobs 2 --threads 1\n"
     )
 
 
@@ -83,41 +93,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--configs", type=Path, default=ROOT / "configs" / "warmstart")
-    parser.add_argument("--no-graft", action="store_true", help="configs only")
-    args = parser.parse_args(argv)
-    system, seed = args.system, args.seed
-    start = Path("results/converged") / system / f"baseline-seed{seed}"
-    lr = final_lr(ROOT / start)
-    scratch = ROOT / "results/converged" / system / f"pan+pgs-seed{seed}/best_model.safetensors"
-    if not scratch.exists():
-        raise SystemExit(f"{scratch}: no from-scratch pan+pgs run to take c_max from")
-    c_max = c_max_of(scratch)
-    converged = yaml.safe_load(
-        (ROOT / "configs/converged" / system / f"baseline-seed{seed}.yaml").read_text()
+    parser.add_argument(
+        "--from",
+        dest="stage1",
+        default="configs/converged",
+        help="config set of the stage-1 runs (their baseline is the start)",
     )
+    parser.add_argument("--configs", default="configs/warmstart", help="where to write")
+    parser.add_argument("--runs", default="results/warmstart", help="the runs' output root")
+    parser.add_argument("--no-graft", action="store_true", help="configs only")  # fmt: skip
+    args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    system, seed = args.system, args.seed
+    stage1 = ROOT / args.stage1 / system / f"baseline-seed{seed}.yaml"
+    converged = yaml.safe_load(stage1.read_text())
+    start = converged["out_dir"]
+    lr = final_lr(ROOT / start)
+    c_max = c_max_for(stage1)
     base = {k: v for k, v in converged.items() if k not in (*FROM_START_FILE, "out_dir")}
     base["lr"] = lr
-    out = args.configs / system
+    out = Path(args.configs)
+    out = (out if out.is_absolute() else ROOT / out) / system
     out.mkdir(parents=True, exist_ok=True)
-    text = header(system, seed, lr, c_max)
+    text = header(args, start, lr, c_max)
     for variant in ("baseline", *VARIANTS):
         config = dict(base, variant=variant, seed=seed)
         config["init_from"] = (
             f"{start}/best_model.safetensors"
             if variant == "baseline"
-            else f"results/warmstart/{system}/init-{variant}.safetensors"
+            else f"{args.runs}/{system}/init-{variant}.safetensors"
         )
-        config["out_dir"] = f"results/warmstart/{system}/{variant}-seed{seed}"
+        config["out_dir"] = f"{args.runs}/{system}/{variant}-seed{seed}"
         path = out / f"{variant}-seed{seed}.yaml"
         path.write_text(text + yaml.safe_dump(config, sort_keys=False))
-        print("wrote", path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+        print("wrote", path)
     if args.no_graft:
         return 0
     for variant in VARIANTS:
-        init = ROOT / "results/warmstart" / system / f"init-{variant}.safetensors"
+        init = ROOT / args.runs / system / f"init-{variant}.safetensors"
         if init.exists():
-            print("exists", init.relative_to(ROOT))
+            print("exists", init)
             continue
         source = str(ROOT / start / "best_model.safetensors")
         cmd = [sys.executable, "-m", "pansim", "graft", source, "--variant", variant,

@@ -69,3 +69,12 @@ def test_the_generator_rewrites_the_si_configs(tmp_path):
         assert made == committed, variant
     assert script["graft_options"]("pgs", 7.9) == []
     assert script["graft_options"]("pan+pgs", 7.9) == ["--option", "c_max=7.9"]
+
+
+def test_c_max_is_what_the_from_scratch_pan_run_got_from_the_same_data():
+    from pansim.model_io import read_model_file
+
+    script = runpy.run_path(str(ROOT / "scripts" / "warmstart_configs.py"))
+    c_max = script["c_max_for"](ROOT / "configs/converged/si/baseline-seed0.yaml")
+    scratch = ROOT / "results/converged/si/pan+pgs-seed0/best_model.safetensors"
+    assert c_max == pytest.approx(read_model_file(scratch)[0]["c_max"], rel=1e-12)
