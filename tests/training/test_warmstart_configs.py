@@ -1,4 +1,4 @@
-"""The warm-start tests (configs/warmstart/<system>): runs that differ only by the variant."""
+"""The warm-start tests (configs/warmstart*/<system>): runs that differ only by the variant."""
 
 import json
 import runpy
@@ -11,6 +11,17 @@ from ase.io import read
 
 ROOT = Path(__file__).resolve().parents[2]
 WARMSTART = ROOT / "configs" / "warmstart"
+#: (warm-start config set, its stage-1 config set, its runs' root)
+SETS = [
+    ("configs/warmstart", "configs/converged", "results/warmstart"),
+    ("configs/warmstart-grown", "configs/grown", "results/warmstart-grown"),
+]
+CASES = [
+    (*case, path.name)
+    for case in SETS
+    for path in sorted((ROOT / case[0]).iterdir())
+    if path.is_dir()
+]
 SYSTEMS = sorted(p.name for p in WARMSTART.iterdir() if p.is_dir())
 VARIANTS = ("pan", "pgs", "pan+pgs")
 
@@ -19,20 +30,22 @@ def test_si_has_a_warm_start_test():
     assert "si" in SYSTEMS
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
-def test_runs_differ_only_in_variant_start_file_and_output(system):
-    configs = WARMSTART / system
+def _stage1(stage1, system):
+    return yaml.safe_load((ROOT / f"{stage1}/{system}/baseline-seed0.yaml").read_text())
+
+
+@pytest.mark.parametrize(("warm", "stage1", "runs", "system"), CASES)
+def test_runs_differ_only_in_variant_start_file_and_output(warm, stage1, runs, system):
+    configs = ROOT / warm / system
     base = yaml.safe_load((configs / "baseline-seed0.yaml").read_text())
     for variant in VARIANTS:
         graft = yaml.safe_load((configs / f"{variant}-seed0.yaml").read_text())
         differing = {k for k in base.keys() | graft.keys() if base.get(k) != graft.get(k)}
         assert differing == {"init_from", "variant", "out_dir"}, variant
-        assert graft["init_from"] == f"results/warmstart/{system}/init-{variant}.safetensors"
-    start = f"results/converged/{system}/baseline-seed0"
+        assert graft["init_from"] == f"{runs}/{system}/init-{variant}.safetensors"
+    converged = _stage1(stage1, system)
+    start = converged["out_dir"]
     assert base["init_from"] == f"{start}/best_model.safetensors"
-    converged = yaml.safe_load(
-        (ROOT / f"configs/converged/{system}/baseline-seed0.yaml").read_text()
-    )
     # the architecture comes from the start file; the learning rate is the baseline's at stop
     own = ("hyperparameters", "r_max", "atomic_energies", "c_max_percentile", "lr", "variant")
     same = {k for k in converged if k not in (*own, "out_dir")}
@@ -41,14 +54,16 @@ def test_runs_differ_only_in_variant_start_file_and_output(system):
     assert base["lr"] == pytest.approx(history[-1]["lr"])
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
-def test_the_grafted_start_predicts_what_the_converged_baseline_predicts(system):
+@pytest.mark.parametrize(("warm", "stage1", "runs", "system"), CASES)
+def test_the_grafted_start_predicts_what_the_converged_baseline_predicts(
+    warm, stage1, runs, system
+):
     from pansim import PANCalculator
 
     atoms = read(ROOT / f"data/{system}/val.extxyz", index=0)
     out = []
-    names = [f"results/converged/{system}/baseline-seed0/best_model.safetensors"]
-    names += [f"results/warmstart/{system}/init-{variant}.safetensors" for variant in VARIANTS]
+    names = [f"{_stage1(stage1, system)['out_dir']}/best_model.safetensors"]
+    names += [f"{runs}/{system}/init-{variant}.safetensors" for variant in VARIANTS]
     for name in names:
         atoms.calc = PANCalculator(model=ROOT / name, dtype="float64")
         out.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
