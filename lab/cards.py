@@ -15,8 +15,12 @@ from typing import Any
 
 from lab.plan import Job, relative_path, status
 from lab.ship import RECIPE_SEP, TABLE_HEAD, ShipRuleError, architecture, variant_rows
+from pansim.domain import DOMAIN_KEY, add_domain_to_file
 from pansim.files import write_text_atomic
+from pansim.model_io import read_model_file
 from pansim.training.trainer import BEST_MODEL
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: variant shipped under the plain system name, and the suffix of the others
 SHIPPED = {"pan+pgs": "", "baseline": "-baseline"}
@@ -314,6 +318,9 @@ def _write_shipped(job: Job, name: str, data: dict[str, Any], dest: Path) -> lis
     """Copy a run's best model as ``name`` and write its card beside it."""
     target = dest / f"{name}.safetensors"
     shutil.copyfile(job.out_dir / BEST_MODEL, target)
+    if DOMAIN_KEY not in read_model_file(target)[1]:
+        # the training domain, for the calculator's out-of-domain warnings (pansim.domain)
+        add_domain_to_file(target, ROOT / data["data"]["train_file"])
     js = write_text_atomic(dest / f"{name}.json", json.dumps(data, indent=1))
     md = write_text_atomic(dest / f"{name}.md", to_markdown(data))
     return [target, js, md]

@@ -190,3 +190,38 @@ def model_domain(model: Any) -> dict | None:
     meta = getattr(model, "pansim_metadata", None) or {}
     stats = meta.get(DOMAIN_KEY)
     return stats if isinstance(stats, dict) and stats.get("combinations") else None
+
+
+def add_domain_to_file(path, train_file) -> dict:
+    """Rewrite model file ``path`` with the domain statistics of ``train_file``; return them.
+
+    For models trained before files carried their training domain: the statistics of the
+    structures in ``train_file`` (any ASE-readable file) with the model's own elements and
+    cutoff go into ``metadata["domain"]`` and the content hash is recomputed; the tensors
+    are written back unchanged (the file is replaced atomically).
+    """
+    import json
+
+    from ase.io import read
+    from safetensors.torch import save
+
+    from pansim._io import write_text_atomic
+    from pansim.graph import atoms_to_graph
+    from pansim.model_checks import element_numbers
+    from pansim.model_io import FORMAT, FORMAT_VERSION, _content_hash, read_model_file
+
+    config, meta, tensors = read_model_file(path)
+    numbers, r_max = element_numbers(config["elements"]), float(config["r_max"])
+    structures = read(str(train_file), index=":")
+    graphs = [atoms_to_graph(a, numbers, r_max) for a in structures]
+    meta[DOMAIN_KEY] = domain_statistics(graphs, [a.numbers for a in structures], r_max)
+    c, m = json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True)
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": c,
+        "metadata": m,
+        "sha256": _content_hash(c, m, tensors),
+    }
+    write_text_atomic(path, save(tensors, metadata=header))
+    return meta[DOMAIN_KEY]

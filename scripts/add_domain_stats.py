@@ -11,19 +11,11 @@ numbers they give).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from ase.io import read
-from safetensors.torch import save
-
 import pansim.pretrained as pre
-from pansim._io import write_text_atomic
-from pansim.domain import DOMAIN_KEY, domain_statistics
-from pansim.graph import atoms_to_graph
-from pansim.model_checks import element_numbers
-from pansim.model_io import FORMAT, FORMAT_VERSION, _content_hash, read_model_file
+from pansim.domain import add_domain_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,22 +28,7 @@ def train_file(system: str) -> Path:
 
 def add_domain(name: str) -> dict:
     """Rewrite the file of model ``name`` with its training-domain statistics; return them."""
-    path = pre.get_model_path(name)
-    config, meta, tensors = read_model_file(path)
-    numbers, r_max = element_numbers(config["elements"]), float(config["r_max"])
-    structures = read(train_file(pre.model_entry(name)["system"]), index=":")
-    graphs = [atoms_to_graph(a, numbers, r_max) for a in structures]
-    meta[DOMAIN_KEY] = domain_statistics(graphs, [a.numbers for a in structures], r_max)
-    c, m = json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True)
-    header = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "config": c,
-        "metadata": m,
-        "sha256": _content_hash(c, m, tensors),
-    }
-    write_text_atomic(path, save(tensors, metadata=header))
-    return meta[DOMAIN_KEY]
+    return add_domain_to_file(pre.get_model_path(name), train_file(pre.model_entry(name)["system"]))
 
 
 def main() -> int:

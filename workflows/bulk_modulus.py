@@ -11,7 +11,9 @@ B0' = 1.45. These functions compute B(V) from the scanned points and flag
   curve or a fit that does not describe it;
 - B(V) not decreasing with V within +-6 % of V0 (:data:`MONOTONE_WINDOW`): a
   stable solid stiffens when compressed (dB/dP = B0' > 0); a rise with V is
-  unphysical. Changes below :data:`MONOTONE_TOLERANCE` of B(V0) are noise.
+  unphysical. A rise above the lowest B at any smaller volume counts once it exceeds
+  :data:`MONOTONE_TOLERANCE` of B(V0) (numerical noise), so a slow, sustained rise
+  made of small steps fails as one rise.
 
 For validation rows (``B(V) monotone``, ``B(V0) within 10 % of DFT B0``) see
 :func:`bulk_modulus_checks`.
@@ -29,8 +31,12 @@ from ase import units
 B0_PRIME_RANGE = (2.0, 8.0)
 #: half-width of the window around V0 where B(V) must decrease, as a fraction of V0
 MONOTONE_WINDOW = 0.06
-#: rises of B(V) smaller than this fraction of B(V0) are treated as numerical noise
-MONOTONE_TOLERANCE = 0.01
+#: rises of B(V) smaller than this fraction of B(V0) are treated as numerical noise.
+#: 0.2 %: a float64 scan of a smooth model is smooth to far below it (float32 stress
+#: noise moves B by about 0.01 GPa); the former 1 % let the 100-epoch ``lif`` pass with
+#: B(V) rising by 0.5 GPa (0.7 %) from 1.036 to 1.060 V0, the unphysical curvature the
+#: science issue names (docs/science.md section 6).
+MONOTONE_TOLERANCE = 0.002
 
 
 def local_bulk_modulus(
@@ -80,7 +86,11 @@ def is_monotone_decreasing(
     window: float = MONOTONE_WINDOW,
     tolerance: float = MONOTONE_TOLERANCE,
 ) -> bool:
-    """Whether B(V) decreases with V for |V/V0 - 1| <= ``window`` (rises within noise allowed)."""
+    """Whether B(V) decreases with V for |V/V0 - 1| <= ``window`` (rises within noise allowed).
+
+    Every B must be at most the lowest B at any smaller volume plus ``tolerance`` * B(V0):
+    the rise is measured from the running minimum, not step by step.
+    """
     v, b = np.asarray(volumes, dtype=float), np.asarray(moduli, dtype=float)
     keep = np.abs(v / v0 - 1.0) <= window + 1e-9
     order = np.argsort(v[keep])
@@ -88,7 +98,8 @@ def is_monotone_decreasing(
     if len(bs) < 2:
         return True
     scale = tolerance * abs(np.interp(v0, v[keep][order], bs))
-    return bool(np.all(np.diff(bs) <= scale))
+    running_min = np.minimum.accumulate(bs)
+    return bool(np.all(bs[1:] - running_min[:-1] <= scale))
 
 
 def bulk_modulus_checks(

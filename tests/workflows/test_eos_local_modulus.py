@@ -102,3 +102,30 @@ def test_emt_copper_local_modulus_matches_fit():
 def test_too_few_volumes_is_an_error():
     with pytest.raises(ValueError, match="at least 3 volumes"):
         local_bulk_modulus([1.0, 2.0], energies=[0.0, 1.0])
+
+
+def test_a_sustained_rise_of_small_steps_is_not_monotone():
+    """Each step below the noise tolerance, the rise from the minimum above it (lif, 100 epochs)."""
+    from workflows.bulk_modulus import MONOTONE_TOLERANCE
+
+    v = np.linspace(0.94, 1.06, 11)
+    b = np.linspace(100.0, 61.0, 11)
+    step = 0.6 * MONOTONE_TOLERANCE * 61.0
+    b[-4:] = 61.0 + step * np.arange(4)  # four steps up, each under the tolerance
+    assert np.all(np.diff(b[-4:]) < MONOTONE_TOLERANCE * 61.0)
+    assert not is_monotone_decreasing(v, b, 1.0)
+    # a rise within the tolerance from the minimum is noise
+    b[-4:] = 61.0 + 0.3 * step * np.array([0.0, 1.0, 0.5, 1.0])
+    assert is_monotone_decreasing(v, b, 1.0)
+
+
+def test_shipped_lif_100_epoch_profile_fails_and_the_converged_ones_pass():
+    """Measured B(V) rows of scripts/eos_check.py (GPa, 0.94..1.06 V0).
+
+    The 100-epoch lif (pan+pgs) and the converged-recipe lif pan+pgs (seed 0, epoch 170).
+    """
+    v = np.linspace(0.94, 1.06, 11)
+    old_lif = [101.8, 95.1, 87.9, 80.4, 73.5, 67.9, 64.0, 61.8, 60.9, 61.0, 61.4]
+    converged = [103.9, 97.8, 91.2, 84.0, 76.9, 70.5, 65.5, 61.8, 59.2, 57.4, 56.0]
+    assert not is_monotone_decreasing(v, old_lif, 1.0)
+    assert is_monotone_decreasing(v, converged, 1.0)
