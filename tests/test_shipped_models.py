@@ -134,6 +134,8 @@ KNOWN_UNPHYSICAL_EOS: dict[str, str] = {
     "1.036 to 1.060 V0 (docs/science.md section 6); one reason lif does not serve it",
     "lif-pgs": "100-epoch pgs, seed 0: B(V0) 76.4 GPa, 10.2 % above DFT (69.3); "
     "one reason lif does not serve it (results/training/ship_lif.md)",
+    "ag-pgs": "100-epoch pgs, seed 0: B(V0) 103.5 GPa, 14.5 % above DFT (90.4); "
+    "one reason ag does not serve it (results/training/ship_ag.md)",
 }
 CRYSTAL_MODELS = [n for n in MODELS if pre.model_entry(n).get("system") in ("si", "lif", "ag")]
 
