@@ -116,14 +116,46 @@ def _route_thermal(ref, rng, system):
     return atoms, {"temperature_K": round(t, 1), "rattle_A": round(sigma, 4)}
 
 
+#: ionic systems whose cells must keep the formula's ratio: removing one ion would leave a
+#: charged, open-shell cell that the rest of the data (and a local potential with fixed
+#: per-element energies) cannot describe; their vacancies are neutral Schottky pairs
+STOICHIOMETRIC = {"lif": {"Li": 1, "F": 1}}
+
+
+def vacancy_sites(atoms, site: int, system: str) -> list[int]:
+    """Atoms to remove for a vacancy at ``site`` (indices of ``atoms``).
+
+    The site itself and, for an ionic system (:data:`STOICHIOMETRIC`), its nearest
+    unlike neighbour: a neutral Schottky pair.
+    """
+    removed = [int(site)]
+    if system in STOICHIOMETRIC:
+        d = atoms.get_distances(site, range(len(atoms)), mic=True)
+        other = [j for j in np.argsort(d) if atoms.numbers[j] != atoms.numbers[site]]
+        removed.append(int(other[0]))
+    return removed
+
+
+def off_stoichiometry(atoms, system: str) -> str | None:
+    """Why a cell breaks ``system``'s stoichiometry (:data:`STOICHIOMETRIC`), else None."""
+    ratio = STOICHIOMETRIC.get(system)
+    if ratio is None:
+        return None
+    symbols = atoms.get_chemical_symbols()
+    counts = {el: symbols.count(el) for el in ratio}
+    units = {el: counts[el] / n for el, n in ratio.items()}
+    if len(set(units.values())) == 1 and len(symbols) == sum(counts.values()):
+        return None
+    return (
+        f"{atoms.get_chemical_formula()} is not {''.join(ratio)}-stoichiometric: a charged, "
+        "open-shell cell (an ionic vacancy must be a neutral pair)"
+    )
+
+
 def _route_vacancy(ref, rng, system):
     atoms, info = _route_thermal(ref, rng, system)
     k = int(rng.integers(len(atoms)))
-    removed = [k]
-    if system == "lif":  # a neutral Schottky pair keeps the cell closed-shell and stoichiometric
-        d = atoms.get_distances(k, range(len(atoms)), mic=True)
-        other = [j for j in np.argsort(d) if atoms.numbers[j] != atoms.numbers[k]]
-        removed.append(int(other[0]))
+    removed = vacancy_sites(atoms, k, system)
     del atoms[sorted(removed, reverse=True)]
     return atoms, {**info, "vacancy_sites": removed}
 

@@ -60,6 +60,27 @@ def test_lif_vacancy_keeps_stoichiometry():
     )
 
 
+def test_the_grown_lif_data_is_stoichiometric_and_lists_what_it_left_out():
+    """The two single-ion vacancy labels of LiF round 1 are out of data/lif/grown, listed."""
+    from pathlib import Path
+
+    from ase.io import read
+
+    from pansim.data.sampling import off_stoichiometry
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "lif" / "grown"
+    for split in ("train", "val", "test", "test_active"):
+        assert all(
+            off_stoichiometry(a, "lif") is None for a in read(folder / f"{split}.extxyz", ":")
+        )
+    record = json.loads((folder / "manifest.json").read_text())
+    assert [(e["split"], e["route"]) for e in record["left_out"]] == [
+        ("train", "vacancy"),
+        ("val", "vacancy"),
+    ]
+    assert off_stoichiometry(bulk("Si", "diamond", 5.43, cubic=True)[1:], "si") is None
+
+
 def test_element_not_covered_by_settings_is_refused():
     with pytest.raises(LabelError, match="not covered"):
         crystal_job(bulk("Cu", "fcc", 3.6), "ag", (4, 4, 4))

@@ -307,6 +307,22 @@ def test_exploration_routes_do_what_they_say():
     assert len(v) == len(base) - 1 and v.info["route"] == "vacancy"
 
 
+def test_ionic_vacancies_are_neutral_schottky_pairs():
+    """LiF: the explorer removes a Li-F pair, as the data sampler does (a lone ion would
+    leave a charged, open-shell cell; round 1 of LiF had two, left out at merge)."""
+    from ase.build import bulk
+
+    from pansim.data.sampling import off_stoichiometry
+    from workflows.learn.explore import vacancies
+
+    base = bulk("LiF", "rocksalt", a=4.03, cubic=True)
+    cells = vacancies(base, np.random.default_rng(3), 6, 0.05, "lif")
+    assert all(len(c) == len(base) - 2 for c in cells)
+    assert all(off_stoichiometry(c, "lif") is None for c in cells)
+    lone = vacancies(base, np.random.default_rng(3), 1, 0.05)[0]  # no system: one atom
+    assert "not LiF-stoichiometric" in off_stoichiometry(lone, "lif")
+
+
 def test_merge_grows_the_data_without_touching_the_original_splits(case, capsys):
     from workflows.learn.cli import register
     from workflows.learn.cli import run as cli_run

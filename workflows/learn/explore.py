@@ -73,13 +73,21 @@ def contacts(base: Atoms, rng: np.random.Generator, n: int, fraction) -> list[At
     return out
 
 
-def vacancies(base: Atoms, rng: np.random.Generator, n: int, rattle: float) -> list[Atoms]:
-    """One atom removed (a random site), the rest rattled."""
+def vacancies(
+    base: Atoms, rng: np.random.Generator, n: int, rattle: float, system: str = ""
+) -> list[Atoms]:
+    """Vacancy cells: a random site removed, the rest rattled.
+
+    For an ionic system the site and its nearest unlike neighbour go together (a neutral
+    Schottky pair, :func:`pansim.data.sampling.vacancy_sites`), as in the data sampler.
+    """
+    from pansim.data.sampling import vacancy_sites
+
     out = []
     for k in range(int(n)):
         a = base.copy()
         site = int(rng.integers(len(a)))
-        del a[site]
+        del a[sorted(vacancy_sites(a, site, system), reverse=True)]
         a.positions += rng.normal(0.0, rattle, a.positions.shape)
         out.append(_tag(a, "vacancy", site=site, rattle=rattle, k=k))
     return out
@@ -122,7 +130,7 @@ def explore(cfg: dict[str, Any], calc: Any, round_: int, outdir: Path) -> list[A
     comp = ex["compress"]
     cands = compressed(base, rng, comp["volumes"], comp["per_volume"], comp["rattle"])
     cands += contacts(base, rng, ex["contact"]["n"], ex["contact"]["fraction"])
-    cands += vacancies(base, rng, ex["vacancy"]["n"], ex["vacancy"]["rattle"])
+    cands += vacancies(base, rng, ex["vacancy"]["n"], ex["vacancy"]["rattle"], cfg["system"])
     for k, run in enumerate(ex["md"]):
         cands += md_frames(base, calc, run, seed + 7919 * k, outdir / f"md-{k}")
     for a in cands:

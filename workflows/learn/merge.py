@@ -9,7 +9,12 @@ them). The merged data set is written next to them, by default into
 - ``test.extxyz`` = the original test split, unchanged (errors stay comparable);
 - ``test_active.extxyz`` = the labels' held-out ``test`` split (the "active" split);
 - ``manifest.json``: the source files and their SHA-256, the counts per split and per
-  sampling route, the command.
+  sampling route, the labels left out and why, the command.
+
+Labels that break an ionic system's stoichiometry (a single-ion vacancy of LiF, as the
+explorer made before it removed neutral pairs) are left out and listed
+(:func:`pansim.data.sampling.off_stoichiometry`): such a charged, open-shell cell is
+not the physics of the rest of the data set.
 
 Every label keeps its ``route``, ``route_params``, ``round`` and committee disagreement
 in its ``info``, so the sampling route of each structure stays visible in the merged
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pansim.data.manifest import GROWN_FORMAT
+from pansim.data.sampling import off_stoichiometry
 from pansim.files import atomic_path, write_json_atomic, write_text_atomic
 from pansim.provenance import file_sha256
 from workflows.learn.loop import export_labels, labels_manifest, read_frames
@@ -72,6 +78,17 @@ def merge(
             raise MergeError(f"the {split} split {src[split]} does not exist")
     labels = Path(cfg["labels_dir"])
     new = {split: read_frames(labels / f"{split}.extxyz") for split in SPLITS}
+    left_out = []
+    for split, frames in new.items():
+        kept = []
+        for a in frames:
+            why = off_stoichiometry(a, cfg["system"])
+            if why is None:
+                kept.append(a)
+            else:
+                left_out.append({"split": split, "route": str(a.info.get("route", "?")),
+                                 "formula": a.get_chemical_formula(), "reason": why})  # fmt: skip
+        new[split] = kept
     out = Path(dest) if dest is not None else src["val"].parent / "grown"
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = {}
@@ -103,6 +120,7 @@ def merge(
         "counts": counts,
         "added_by_route": routes,
         "pending_left_out": len(pending),
+        "left_out": left_out,
         "command": command,
     }
     write_json_atomic(out / "manifest.json", record)
