@@ -60,6 +60,17 @@ def tag_recipe(runs: Sequence[Mapping[str, Any]], recipe: str) -> list[dict[str,
     return [{**run, "variant": f"{run['variant']}{RECIPE_SEP}{recipe}"} for run in runs]
 
 
+def parse_recipe(item: str) -> tuple[str, str]:
+    """``"warmstart=results/warmstart"`` -> ``("warmstart", "results/warmstart")``."""
+    tag, sep, folder = item.partition("=")
+    if not sep or not tag or not folder or RECIPE_SEP in tag:
+        raise ShipRuleError(
+            f"recipe {item!r}: give TAG=FOLDER (a tag without {RECIPE_SEP!r}), "
+            "e.g. warmstart=results/warmstart"
+        )
+    return tag, folder
+
+
 class ShipRuleError(ValueError):
     """Runs that cannot be decided on (no finished baseline, no common seed)."""
 

@@ -49,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no runs of {args.system!r} under {args.runs}")
     recipes = {}
     for item in args.recipe:
-        tag, sep, folder = item.partition("=")
-        if not sep or not folder:
-            parser.error(f"--recipe {item!r}: give TAG=RUNS, e.g. warmstart=results/warmstart")
+        try:
+            tag, folder = ship.parse_recipe(item)
+        except ship.ShipRuleError as err:
+            parser.error(str(err))
         extra = collect(Path(folder)).get(args.system)
         if not extra:
             parser.error(f"--recipe {item!r}: no runs of {args.system!r} under {folder}")

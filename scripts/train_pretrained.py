@@ -169,9 +169,12 @@ def ship(args) -> int:
         decision = json.loads(args.decision.read_text())
         recipes = {}
         for item in args.recipe or []:
-            tag, sep, folder = item.partition("=")
-            if not sep or not folder:
-                print(f"ship: --recipe {item!r}: give TAG=CONFIGS", file=sys.stderr)
+            from lab.ship import ShipRuleError, parse_recipe
+
+            try:
+                tag, folder = parse_recipe(item)
+            except ShipRuleError as err:
+                print(f"ship: {err}", file=sys.stderr)
                 return 2
             recipes[tag] = _plan().jobs_in(folder, args.systems, root=ROOT)
         written = cards.ship_decided(decision, _selected(args), args.dest, recipes)

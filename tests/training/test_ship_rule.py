@@ -126,6 +126,10 @@ def test_a_second_recipe_is_judged_against_the_same_baseline_twin():
     assert ship.architecture("pan+pgs@warmstart") == "pan+pgs"
     with pytest.raises(ship.ShipRuleError, match="without '@'"):
         ship.tag_recipe(runs, "a@b")
+    assert ship.parse_recipe("warm=results/warm") == ("warm", "results/warm")
+    for bad in ("results/warm", "=x", "warm=", "a@b=x"):
+        with pytest.raises(ship.ShipRuleError, match="give TAG=FOLDER"):
+            ship.parse_recipe(bad)
     table = ship.markdown({**decision, "recipes": {"warmstart": "results/warmstart"}})
     assert "`warmstart` = `results/warmstart`" in table
     assert "relative to its baseline twin (baseline@warmstart)" in table
