@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from lab.plan import Job, relative_path, status
-from lab.ship import RECIPE_SEP, TABLE_HEAD, ShipRuleError, architecture, variant_rows
+from lab.ship import (
+    RECIPE_SEP,
+    TABLE_HEAD,
+    ShipRuleError,
+    architecture,
+    baseline_twin,
+    recipe_of,
+    variant_rows,
+)
 from pansim.domain import DOMAIN_KEY, add_domain_to_file
 from pansim.files import write_text_atomic
 from pansim.model_io import read_model_file
@@ -74,8 +82,6 @@ def card(job: Job) -> dict[str, Any]:
     hp = config["hyperparameters"]
     if not hp and config.get("init_from"):
         # a warm start takes its architecture from the start file: read it off the model
-        from pansim.model_io import read_model_file
-
         model_config = read_model_file(job.out_dir / BEST_MODEL)[0]
         hp = {k: model_config[k] for k in BACKBONE_KEYS if k in model_config}
     return {
@@ -255,7 +261,7 @@ def ship_decided(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     system, served = decision["system"], decision["served"]
-    twin = decision.get("baseline", "baseline")
+    twin = baseline_twin(decision)
 
     def finished(group: list[Job], tag: str = "") -> dict[str, Job]:
         suffix = f"{RECIPE_SEP}{tag}" if tag else ""
@@ -289,7 +295,7 @@ def ship_decided(
         files[variant] = f"{name}.safetensors"
         entries[name] = {"file": files[variant], "card": f"{name}.md", "system": system}
         entries[name]["variant"] = architecture(variant)
-        entries[name]["recipe"] = _recipe(variant)
+        entries[name]["recipe"] = recipe_of(variant)
         if variant != twin:
             entries[name]["baseline"] = f"{system}-baseline"
     job = every[served]
@@ -301,17 +307,12 @@ def ship_decided(
     # the baseline twin, also when the name serves the baseline architecture (then the
     # same file: pansim validate sees that and evaluates it once)
     entries[system].update(variant=architecture(served), baseline=f"{system}-baseline")
-    entries[system]["recipe"] = _recipe(served)
+    entries[system]["recipe"] = recipe_of(served)
     stale = dest / f"{system}.safetensors"
     if stale.exists():
         stale.unlink()
     written.append(merge_registry(dest / "registry.json", entries))
     return written
-
-
-def _recipe(variant: str) -> str | None:
-    """The recipe tag of ``pan+pgs@warmstart`` (``warmstart``), None for the main recipe."""
-    return variant.split(RECIPE_SEP, 1)[1] if RECIPE_SEP in variant else None
 
 
 def _write_shipped(job: Job, name: str, data: dict[str, Any], dest: Path) -> list[Path]:

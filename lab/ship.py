@@ -53,6 +53,11 @@ def architecture(variant: str) -> str:
     return variant.split(RECIPE_SEP)[0]
 
 
+def recipe_of(variant: str) -> str | None:
+    """``pan+pgs@warmstart`` -> ``warmstart``; None for a run of the main recipe."""
+    return variant.split(RECIPE_SEP, 1)[1] if RECIPE_SEP in variant else None
+
+
 def tag_recipe(runs: Sequence[Mapping[str, Any]], recipe: str) -> list[dict[str, Any]]:
     """The runs of a second recipe, their variants renamed ``<variant>@<recipe>``."""
     if not recipe or RECIPE_SEP in recipe:
@@ -260,7 +265,7 @@ TABLE_HEAD = [
 ]
 
 
-def _twin(decision: Mapping[str, Any]) -> str:
+def baseline_twin(decision: Mapping[str, Any]) -> str:
     """The baseline twin of a decision (decisions before the twin was recorded: baseline)."""
     return decision.get("baseline", "baseline")
 
@@ -268,6 +273,7 @@ def _twin(decision: Mapping[str, Any]) -> str:
 def markdown(decision: Mapping[str, Any]) -> str:
     """The decision as a table (one row per variant) and the reason."""
     rel = decision["served_test_vs_baseline"]
+    twin = baseline_twin(decision)
     lines = [
         f"# Shipping decision, {decision['system']}",
         "",
@@ -290,7 +296,7 @@ def markdown(decision: Mapping[str, Any]) -> str:
         "",
         f"**Served under `{decision['system']}`: {decision['served']}.** {decision['reason']}.",
         "",
-        f"Test MAE of the served variant relative to its baseline twin ({_twin(decision)}): "
+        f"Test MAE of the served variant relative to its baseline twin ({twin}): "
         + ", ".join(f"{k} {'-' if v is None else f'{100 * v:+.1f} %'}" for k, v in rel.items()),
         "",
     ]

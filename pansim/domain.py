@@ -203,25 +203,17 @@ def add_domain_to_file(path, train_file) -> dict:
     import json
 
     from ase.io import read
-    from safetensors.torch import save
 
-    from pansim._io import write_text_atomic
     from pansim.graph import atoms_to_graph
     from pansim.model_checks import element_numbers
-    from pansim.model_io import FORMAT, FORMAT_VERSION, _content_hash, read_model_file
+    from pansim.model_io import read_model_file, write_model_file
 
     config, meta, tensors = read_model_file(path)
     numbers, r_max = element_numbers(config["elements"]), float(config["r_max"])
     structures = read(str(train_file), index=":")
     graphs = [atoms_to_graph(a, numbers, r_max) for a in structures]
     meta[DOMAIN_KEY] = domain_statistics(graphs, [a.numbers for a in structures], r_max)
-    c, m = json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True)
-    header = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
-        "config": c,
-        "metadata": m,
-        "sha256": _content_hash(c, m, tensors),
-    }
-    write_text_atomic(path, save(tensors, metadata=header))
+    write_model_file(
+        path, json.dumps(config, sort_keys=True), json.dumps(meta, sort_keys=True), tensors
+    )
     return meta[DOMAIN_KEY]

@@ -129,8 +129,6 @@ def save_model(
     Path
         The file written.
     """
-    from safetensors.torch import save
-
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
@@ -140,6 +138,19 @@ def save_model(
         for k, v in model.state_dict().items()
         if not DERIVED_BUFFERS.search(k)
     }
+    return write_model_file(path, config, meta, tensors)
+
+
+def write_model_file(
+    path: str | os.PathLike, config: str, meta: str, tensors: dict[str, torch.Tensor]
+) -> Path:
+    """Write a model file from its JSON ``config`` and ``meta`` strings and its tensors.
+
+    The header carries the format, its version and the content hash that
+    :func:`read_model_file` checks; the file is replaced atomically.
+    """
+    from safetensors.torch import save
+
     header = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -149,7 +160,7 @@ def save_model(
     }
     # serialised here and written by Python: safetensors' save_file creates 0600 files
     write_text_atomic(path, save(tensors, metadata=header))
-    return path
+    return Path(path)
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, dict, dict[str, torch.Tensor]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,14 +44,12 @@ def c_max_for(config_path: Path) -> float:
     from pansim.training.trainer import load_data, model_kwargs
 
     data = yaml.safe_load(config_path.read_text())
-    data = {k: v for k, v in data.items() if k not in ("init_from",)}
+    data = {k: v for k, v in data.items() if k != "init_from"}
+    for key in ("train_file", "valid_file", "test_file"):  # relative to the repository
+        if data.get(key):
+            data[key] = str(ROOT / data[key])
     config = TrainConfig(**{**data, "variant": "pan+pgs"})
-    cwd = Path.cwd()
-    try:
-        os.chdir(ROOT)  # the config's data paths are relative to the repository
-        return float(model_kwargs(config, load_data(config))["c_max"])
-    finally:
-        os.chdir(cwd)
+    return float(model_kwargs(config, load_data(config))["c_max"])
 
 
 def final_lr(run: Path) -> float:
@@ -64,7 +61,9 @@ def final_lr(run: Path) -> float:
 
 def graft_options(variant: str, c_max: float) -> list[str]:
     """``pansim graft`` options of one variant: PAN's c_max (PGS has no such constant)."""
-    return ["--option", f"c_max={c_max!r}"] if "pan" in variant.split("+") else []
+    from pansim.modules import variant_flags
+
+    return ["--option", f"c_max={c_max!r}"] if variant_flags(variant)[0] else []
 
 
 def header(args, start: str, lr: float, c_max: float) -> str:
