@@ -242,6 +242,7 @@ def ship_decided(
     jobs: list[Job],
     dest: str | Path,
     recipes: dict[str, list[Job]] | None = None,
+    previous_tag: str | None = None,
 ) -> list[Path]:
     """Ship one system as ``decision`` (:func:`lab.ship.choose`) says, with cards.
 
@@ -257,6 +258,12 @@ def ship_decided(
 
     A stale ``<system>.safetensors`` (from a time the plain name had its own file) is
     removed so that no file is left that no entry names.
+
+    Explicit names of an earlier decision that this one does not ship again keep the
+    twin they were trained beside: when ``<system>-baseline`` moves to another training
+    run, the previous one is kept as ``<system>-baseline-<previous_tag>`` and those names
+    point to it (and carry ``recipe: previous_tag``). Without ``previous_tag`` such a
+    move is refused (ShipRuleError naming the entries), never done silently.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -284,6 +291,8 @@ def ship_decided(
     shipping = {v: j for v, j in by_variant.items() if architecture(v) != "baseline"}
     shipping[twin] = every[twin]
     shipping[served] = every[served]
+    names = {f"{system}-baseline" if v == twin else shipped_name(system, v) for v in shipping}
+    keep = _previous_twin(system, dest, names | {system}, every[twin], previous_tag)
     written: list[Path] = []
     entries: dict[str, dict[str, Any]] = {}
     files: dict[str, str] = {}
@@ -311,6 +320,62 @@ def ship_decided(
     stale = dest / f"{system}.safetensors"
     if stale.exists():
         stale.unlink()
+    written.append(merge_registry(dest / "registry.json", entries))
+    if keep is not None:
+        written += _keep_previous_twin(system, dest, keep)
+    return written
+
+
+def _previous_twin(
+    system: str, dest: Path, shipping: set[str], twin: Job, previous_tag: str | None
+) -> dict[str, Any] | None:
+    """What to keep of the current ``<system>-baseline`` before it is replaced.
+
+    None when no explicit name outside ``shipping`` uses it as its baseline or when the
+    twin stays the same training run; else the old card, file bytes and the names that
+    keep it (ShipRuleError without ``previous_tag``). Reads only.
+    """
+    registry_path, name = dest / "registry.json", f"{system}-baseline"
+    registry = json.loads(registry_path.read_text()) if registry_path.exists() else {}
+    left = sorted(
+        n for n, e in registry.items()
+        if e.get("system") == system and n not in shipping and e.get("baseline") == name
+    )  # fmt: skip
+    card_path = dest / f"{name}.json"
+    if not left or name not in registry or not card_path.exists():
+        return None
+    old_card = json.loads(card_path.read_text())
+    if old_card["training"].get("command") == card(twin)["training"].get("command"):
+        return None  # the same training run: the twin does not move
+    if not previous_tag:
+        raise ShipRuleError(
+            f"{system}: {name} moves to another training run, but {', '.join(left)} (not "
+            f"shipped by this decision) were trained beside the previous one; name that "
+            f"previous recipe (--keep-previous-as TAG) to keep it as {name}-TAG for them"
+        )
+    if RECIPE_SEP in previous_tag or "/" in previous_tag:
+        raise ShipRuleError(f"previous recipe tag {previous_tag!r}: no '@' or '/' allowed")
+    return {"name": f"{name}-{previous_tag}", "tag": previous_tag, "card": old_card,
+            "bytes": (dest / registry[name]["file"]).read_bytes(), "left": left,
+            "recipes": {n: registry[n].get("recipe") for n in left}}  # fmt: skip
+
+
+def _keep_previous_twin(system: str, dest: Path, keep: dict[str, Any]) -> list[Path]:
+    """Write the previous twin as ``keep["name"]`` and point the names left to it."""
+    kept, tag = keep["name"], keep["tag"]
+    target = dest / f"{kept}.safetensors"
+    write_text_atomic(target, keep["bytes"])  # bytes: written in binary mode
+    data = {**keep["card"], "name": kept, "reproduce": f"pansim eval {kept} "}
+    data["reproduce"] += data["data"]["test_file"]
+    written = [
+        target,
+        write_text_atomic(dest / f"{kept}.json", json.dumps(data, indent=1)),
+        write_text_atomic(dest / f"{kept}.md", to_markdown(data)),
+    ]
+    entries = {kept: {"file": target.name, "card": f"{kept}.md", "system": system,
+                      "variant": "baseline", "recipe": tag}}  # fmt: skip
+    for n in keep["left"]:
+        entries[n] = {"baseline": kept, "recipe": keep["recipes"][n] or tag}
     written.append(merge_registry(dest / "registry.json", entries))
     return written
 

@@ -167,17 +167,23 @@ def ship(args) -> int:
         return 2
     if args.decision is not None:
         decision = json.loads(args.decision.read_text())
+        from lab.ship import ShipRuleError, parse_recipe
+
         recipes = {}
         for item in args.recipe or []:
-            from lab.ship import ShipRuleError, parse_recipe
-
             try:
                 tag, folder = parse_recipe(item)
             except ShipRuleError as err:
                 print(f"ship: {err}", file=sys.stderr)
                 return 2
             recipes[tag] = _plan().jobs_in(folder, args.systems, root=ROOT)
-        written = cards.ship_decided(decision, _selected(args), args.dest, recipes)
+        try:
+            written = cards.ship_decided(
+                decision, _selected(args), args.dest, recipes, args.keep_previous_as
+            )
+        except ShipRuleError as err:
+            print(f"ship: {err}", file=sys.stderr)
+            return 2
     else:
         written = cards.ship(_selected(args), args.dest)
     for path in written:
@@ -251,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--recipe", action="append", metavar="TAG=CONFIGS",
             help="ship: configs of a second recipe the decision names as <variant>@TAG",
+        )  # fmt: skip
+        p.add_argument(
+            "--keep-previous-as", metavar="TAG",
+            help="ship: when <system>-baseline moves to another run, keep the previous one "
+            "as <system>-baseline-TAG for the explicit names trained beside it",
         )  # fmt: skip
     p = sub.add_parser("demo")
     p.set_defaults(func=demo)

@@ -225,3 +225,59 @@ def test_ship_decided_ships_a_served_variant_of_a_second_recipe(tmp_path, demo_r
     assert again["forces"]["mae"] == pytest.approx(
         decision["variants"]["pan@warm"]["test_forces_mae"], rel=1e-9
     )
+
+
+def test_a_moved_twin_is_kept_for_the_explicit_names_trained_beside_it(tmp_path, demo_runs):
+    """A reship whose baseline twin is another run keeps the old twin for names left over."""
+    import shutil
+
+    import yaml
+
+    from lab import cards
+    from lab.plan import jobs_in
+
+    script = demo_runs(tmp_path, ["baseline", "pan"])
+    decide = runpy.run_path(str(ROOT / "scripts" / "ship_decision.py"))
+    first = tmp_path / "ship_first.json"
+    assert decide["main"](["--system", "emt", "--runs", str(tmp_path / "runs"),
+                           "--out", str(first)]) == 0  # fmt: skip
+    dest = tmp_path / "ship"
+    argv = ["ship", "--configs", str(tmp_path / "configs"), "--dest", str(dest),
+            "--decision", str(first)]  # fmt: skip
+    assert script["main"](argv) == 0
+    old_bytes = (dest / "emt-baseline.safetensors").read_bytes()
+    # a second recipe in which only the baseline has run (e.g. a longer schedule)
+    configs, runs = tmp_path / "long_configs" / "emt", tmp_path / "long_runs" / "emt"
+    configs.mkdir(parents=True)
+    shutil.copytree(tmp_path / "runs" / "emt" / "baseline-seed0", runs / "baseline-seed0")
+    config = yaml.safe_load((tmp_path / "configs" / "emt" / "baseline-seed0.yaml").read_text())
+    config["out_dir"] = str(runs / "baseline-seed0")
+    (configs / "baseline-seed0.yaml").write_text(yaml.safe_dump(config))
+    second = tmp_path / "ship_second.json"
+    assert decide["main"](["--system", "emt", "--runs", str(tmp_path / "long_runs"),
+                           "--out", str(second)]) == 0  # fmt: skip
+    decision = json.loads(second.read_text())
+    jobs = jobs_in(tmp_path / "long_configs", ["emt"], root=ROOT)
+    # emt-pan was trained beside the first baseline: moving the twin silently is refused
+    with pytest.raises(ship.ShipRuleError, match="emt-pan"):
+        cards.ship_decided(decision, jobs, dest)
+    argv = ["ship", "--configs", str(tmp_path / "long_configs"), "--dest", str(dest),
+            "--decision", str(second)]  # fmt: skip
+    assert script["main"](argv) == 2
+    assert (dest / "emt-baseline.safetensors").read_bytes() == old_bytes  # nothing written
+    assert script["main"]([*argv, "--keep-previous-as", "short"]) == 0
+    registry = json.loads((dest / "registry.json").read_text())
+    assert registry["emt-pan"]["baseline"] == "emt-baseline-short"
+    assert registry["emt-pan"]["recipe"] == "short"
+    assert registry["emt-baseline-short"]["file"] == "emt-baseline-short.safetensors"
+    assert (dest / "emt-baseline-short.safetensors").read_bytes() == old_bytes
+    assert registry["emt"]["baseline"] == "emt-baseline"
+    kept = json.loads((dest / "emt-baseline-short.json").read_text())
+    assert kept["name"] == "emt-baseline-short"
+    assert (
+        kept["training"]["command"]
+        != json.loads((dest / "emt-baseline.json").read_text())["training"]["command"]
+    )
+    # shipping the same decision again moves nothing and keeps the names as they are
+    assert script["main"](argv) == 0
+    assert json.loads((dest / "registry.json").read_text()) == registry
