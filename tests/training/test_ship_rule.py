@@ -145,6 +145,21 @@ def test_undecidable_runs_are_refused():
         ship.choose("si", runs, _eos(runs[:1]))
 
 
+def _copy_run(tmp_path, run, tag):
+    """Copy a demo run (and its config) into ``<tag>_configs`` / ``<tag>_runs``."""
+    import shutil
+
+    import yaml
+
+    configs, runs = tmp_path / f"{tag}_configs" / "emt", tmp_path / f"{tag}_runs" / "emt"
+    configs.mkdir(parents=True)
+    shutil.copytree(tmp_path / "runs" / "emt" / run, runs / run)
+    config = yaml.safe_load((tmp_path / "configs" / "emt" / f"{run}.yaml").read_text())
+    config["out_dir"] = str(runs / run)
+    (configs / f"{run}.yaml").write_text(yaml.safe_dump(config))
+    return runs
+
+
 def test_ship_decided_serves_the_chosen_file_under_the_plain_name(
     tmp_path, demo_runs, eval_shipped
 ):
@@ -182,18 +197,9 @@ def test_ship_decided_serves_the_chosen_file_under_the_plain_name(
 
 def test_ship_decided_ships_a_served_variant_of_a_second_recipe(tmp_path, demo_runs, eval_shipped):
     """A second recipe's run that wins ships as <system>-<variant>-<tag>, served by the name."""
-    import shutil
-
-    import yaml
-
     script = demo_runs(tmp_path, ["baseline", "pan"])
     # the second recipe: a copy of the pan run whose validation errors are all lower
-    configs, runs = tmp_path / "warm_configs" / "emt", tmp_path / "warm_runs" / "emt"
-    configs.mkdir(parents=True)
-    shutil.copytree(tmp_path / "runs" / "emt" / "pan-seed0", runs / "pan-seed0")
-    config = yaml.safe_load((tmp_path / "configs" / "emt" / "pan-seed0.yaml").read_text())
-    config["out_dir"] = str(runs / "pan-seed0")
-    (configs / "pan-seed0.yaml").write_text(yaml.safe_dump(config))
+    runs = _copy_run(tmp_path, "pan-seed0", "warm")
     history = json.loads((runs / "pan-seed0" / "metrics.json").read_text())
     for row in history:
         for key in ("valid_loss", "valid_energy_mae", "valid_forces_mae", "valid_stress_mae"):
@@ -229,10 +235,6 @@ def test_ship_decided_ships_a_served_variant_of_a_second_recipe(tmp_path, demo_r
 
 def test_a_moved_twin_is_kept_for_the_explicit_names_trained_beside_it(tmp_path, demo_runs):
     """A reship whose baseline twin is another run keeps the old twin for names left over."""
-    import shutil
-
-    import yaml
-
     from lab import cards
     from lab.plan import jobs_in
 
@@ -247,12 +249,7 @@ def test_a_moved_twin_is_kept_for_the_explicit_names_trained_beside_it(tmp_path,
     assert script["main"](argv) == 0
     old_bytes = (dest / "emt-baseline.safetensors").read_bytes()
     # a second recipe in which only the baseline has run (e.g. a longer schedule)
-    configs, runs = tmp_path / "long_configs" / "emt", tmp_path / "long_runs" / "emt"
-    configs.mkdir(parents=True)
-    shutil.copytree(tmp_path / "runs" / "emt" / "baseline-seed0", runs / "baseline-seed0")
-    config = yaml.safe_load((tmp_path / "configs" / "emt" / "baseline-seed0.yaml").read_text())
-    config["out_dir"] = str(runs / "baseline-seed0")
-    (configs / "baseline-seed0.yaml").write_text(yaml.safe_dump(config))
+    _copy_run(tmp_path, "baseline-seed0", "long")
     second = tmp_path / "ship_second.json"
     assert decide["main"](["--system", "emt", "--runs", str(tmp_path / "long_runs"),
                            "--out", str(second)]) == 0  # fmt: skip
