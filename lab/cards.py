@@ -298,8 +298,7 @@ def ship_decided(
     files: dict[str, str] = {}
     for variant, job in sorted(shipping.items()):
         name = f"{system}-baseline" if variant == twin else shipped_name(system, variant)
-        data = {**card(job), "name": name, "reproduce": f"pansim eval {name} "}
-        data["reproduce"] += data["data"]["test_file"]
+        data = _named_card(card(job), name)
         written += _write_shipped(job, name, data, dest)
         files[variant] = f"{name}.safetensors"
         entries[name] = {"file": files[variant], "card": f"{name}.md", "system": system}
@@ -308,8 +307,7 @@ def ship_decided(
         if variant != twin:
             entries[name]["baseline"] = f"{system}-baseline"
     job = every[served]
-    data = {**card(job), "name": system, "selection": _selection(decision)}
-    data["reproduce"] = f"pansim eval {system} {data['data']['test_file']}"
+    data = {**_named_card(card(job), system), "selection": _selection(decision)}
     for suffix, text in ((".json", json.dumps(data, indent=1)), (".md", to_markdown(data))):
         written.append(write_text_atomic(dest / f"{system}{suffix}", text))
     entries[system] = {"file": files[served], "card": f"{system}.md", "system": system}
@@ -360,13 +358,18 @@ def _previous_twin(
             "recipes": {n: registry[n].get("recipe") for n in left}}  # fmt: skip
 
 
+def _named_card(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """A copy of a model card served under ``name``, its reproduce line naming it."""
+    reproduce = f"pansim eval {name} {data['data']['test_file']}"
+    return {**data, "name": name, "reproduce": reproduce}
+
+
 def _keep_previous_twin(system: str, dest: Path, keep: dict[str, Any]) -> list[Path]:
     """Write the previous twin as ``keep["name"]`` and point the names left to it."""
     kept, tag = keep["name"], keep["tag"]
     target = dest / f"{kept}.safetensors"
     write_text_atomic(target, keep["bytes"])  # bytes: written in binary mode
-    data = {**keep["card"], "name": kept, "reproduce": f"pansim eval {kept} "}
-    data["reproduce"] += data["data"]["test_file"]
+    data = _named_card(keep["card"], kept)
     written = [
         target,
         write_text_atomic(dest / f"{kept}.json", json.dumps(data, indent=1)),
