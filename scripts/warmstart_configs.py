@@ -12,7 +12,12 @@ is what a from-scratch run of the variant gets from the same training data
 coordinations). All runs use the stage-1 recipe (the baseline's config, minus the
 architecture keys, which come from the start file) at the learning rate the baseline had
 reached when it stopped (the last row of its ``metrics.json``); nothing else differs
-between them (``tests/training/test_warmstart_configs.py``).
+between them (``tests/training/test_warmstart_configs.py``). ``--warmup-epochs N`` adds a
+linear learning-rate warm-up over the first N epochs (``lr_warmup_steps``): without it the
+fresh Adam state's first step moves every parameter by about the learning rate, which
+throws the converged start far off (LiF: training loss x30 for the control, x700 for the
+PGS grafts on step 1; docs/science.md section 3). The committed LiF and Si sets predate
+the option and have none.
 
     python scripts/warmstart_configs.py --system lif            # configs + grafts
     python scripts/train_pretrained.py run --configs configs/warmstart \
@@ -66,6 +71,14 @@ def graft_options(variant: str, c_max: float) -> list[str]:
     return ["--option", f"c_max={c_max!r}"] if variant_flags(variant)[0] else []
 
 
+def steps_per_epoch(config: dict) -> int:
+    """Optimizer steps in one epoch of ``config`` (its training frames / batch size, up)."""
+    from ase.io import iread
+
+    frames = sum(1 for _ in iread(ROOT / config["train_file"], index=":"))
+    return -(-frames // int(config["batch_size"]))
+
+
 def header(args, start: str, lr: float, c_max: float) -> str:
     """The comment block on top of every config: provenance and the graft commands."""
     grafts = "\n".join(
@@ -81,7 +94,15 @@ def header(args, start: str, lr: float, c_max: float) -> str:
         "# or a zero-started graft of it (identical predictions), made by\n"
         f"{grafts}\n"
         "# (c_max as a from-scratch PAN run gets it from the same data). The stage-1\n"
-        f"# recipe at the learning rate the baseline had reached at its stop ({lr:g}).\n"
+        f"# recipe at the learning rate the baseline had reached at its stop ({lr:g})"
+        + (
+            f", reached by a linear warm-up over the first {args.warmup_epochs:g} epoch(s)"
+            " (a fresh Adam state would otherwise move every parameter by about lr on\n"
+            "# step 1)"
+            if args.warmup_epochs
+            else ""
+        )
+        + ".\n"
         f"# Run: python scripts/train_pretrained.py run --configs {args.configs} "
         f"--runs {args.runs} --systems {args.system} --jobs 2 --threads 1\n"
     )
@@ -101,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default="configs/warmstart", help="where to write")
     parser.add_argument("--runs", default="results/warmstart", help="the runs' output root")
     parser.add_argument("--no-graft", action="store_true", help="configs only")  # fmt: skip
+    parser.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=0.0,
+        help="ramp every learning rate up over this many epochs (lr_warmup_steps); default 0",
+    )
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     system, seed = args.system, args.seed
@@ -111,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     c_max = c_max_for(stage1)
     base = {k: v for k, v in converged.items() if k not in (*FROM_START_FILE, "out_dir")}
     base["lr"] = lr
+    if args.warmup_epochs:
+        base["lr_warmup_steps"] = max(1, round(args.warmup_epochs * steps_per_epoch(base)))
     out = Path(args.configs)
     out = (out if out.is_absolute() else ROOT / out) / system
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ LATER_KEYS = frozenset(
         "pgs_calibrate",
         "pgs_calibrate_spread",
         "module_lr_scale",
+        "lr_warmup_steps",
         "pan_curvature_weight",
         # fine-tuning (pansim.training.finetune)
         "init_from",
@@ -79,6 +80,11 @@ class TrainConfig:
     lr: float = 1e-2
     #: learning rate of the added PAN / PGS parameters, as a multiple of ``lr``
     module_lr_scale: float = 1.0
+    #: optimizer steps over which every learning rate ramps linearly up to its scheduled
+    #: value (step k of the run uses (k + 1) / lr_warmup_steps of it; 0 = no warm-up).
+    #: A fresh Adam state moves every parameter by about lr on its first step, which
+    #: throws a converged (warm-started) model far off; the ramp avoids that
+    lr_warmup_steps: int = 0
     #: weight of the PAN curvature penalty (mean squared d2s/dc2 of every PAN layer, added
     #: to the training loss; 0 = off). See PANPooling.curvature and docs/science.md
     pan_curvature_weight: float = 0.0
@@ -127,6 +133,7 @@ class TrainConfig:
             _require(getattr(self, name) >= 1, f"{name} must be >= 1")
         _require(self.lr > 0, "lr must be > 0")
         _require(self.module_lr_scale > 0, "module_lr_scale must be > 0")
+        _require(self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0")
         _require(self.pan_curvature_weight >= 0, "pan_curvature_weight must be >= 0")
         _require(self.r_max > 0, "r_max must be > 0")
         _require(self.c_max_margin > 0, "c_max_margin must be > 0")

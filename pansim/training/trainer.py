@@ -344,12 +344,35 @@ class Trainer:
         # normalised by global counts, so scale by the world size to get their sum
         (loss * self.info.world_size).backward()
         self._clip(indices)
-        self.optimizer.step()
+        with self._warmup():
+            self.optimizer.step()
         if self.ema is not None:
             self.ema.update()
         if self.config.scheduler == "cosine":
             self.scheduler.step()
         return total
+
+    @contextlib.contextmanager
+    def _warmup(self) -> Iterator[None]:
+        """Scale every group's learning rate by the warm-up ramp for this step only.
+
+        The scheduled rates are restored afterwards, so schedulers, checkpoints and
+        ``metrics.csv`` see the schedule itself; the ramp depends only on the step count,
+        so a resumed run repeats it exactly.
+        """
+        steps = self.config.lr_warmup_steps
+        if self.state.step >= steps:
+            yield
+            return
+        groups = self.optimizer.param_groups
+        scheduled = [g["lr"] for g in groups]
+        for g, lr in zip(groups, scheduled, strict=True):
+            g["lr"] = lr * (self.state.step + 1) / steps
+        try:
+            yield
+        finally:
+            for g, lr in zip(groups, scheduled, strict=True):
+                g["lr"] = lr
 
     def _replay_loss(self, n: int) -> torch.Tensor:
         """Loss of ``n`` replay structures (seeded by the step: a resumed run repeats it)."""

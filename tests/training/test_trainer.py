@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from pansim.training.checkpoint import CheckpointError
+from pansim.training.config import ConfigError
 from pansim.training.data import file_sha256
 from pansim.training.trainer import CHECKPOINT, Trainer, TrainingDiverged, epoch_order, train
 
@@ -51,9 +52,16 @@ def test_training_writes_metrics_best_model_and_provenance(make_config):
     "schedule",
     [
         dict(scheduler="plateau", scheduler_patience=0, scheduler_factor=0.5),
-        dict(scheduler="cosine", optimizer="adam", clip_grad_norm=None, ema_decay=None),
+        # split at step 4, inside the warm-up ramp
+        dict(
+            scheduler="cosine",
+            optimizer="adam",
+            clip_grad_norm=None,
+            ema_decay=None,
+            lr_warmup_steps=5,
+        ),
     ],
-    ids=["plateau-adamw-ema", "cosine-adam"],
+    ids=["plateau-adamw-ema", "cosine-adam-warmup"],
 )
 def test_resume_continues_exactly(make_config, tmp_path, schedule):
     common = dict(max_epochs=2, **schedule)
@@ -262,3 +270,34 @@ def test_module_lr_scale_puts_added_modules_in_their_own_group(make_config):
 
     in_file_order = [id(p) for _, p in state_dict_parameters(plain.model)]
     assert [id(p) for p in plain.optimizer.param_groups[0]["params"]] == in_file_order
+
+
+def test_lr_warmup_ramps_every_group_then_leaves_the_schedule_alone(make_config):
+    config = make_config(
+        max_epochs=3, test_file=None, variant="pan+pgs", module_lr_scale=0.25, lr_warmup_steps=4
+    )
+    trainer = Trainer(config)
+    seen = []
+    step = trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        seen.append([g["lr"] for g in trainer.optimizer.param_groups])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recording_step
+    trainer.fit()
+    assert len(seen) == 9  # 3 epochs of 3 batches: past the ramp
+    for k, lrs in enumerate(seen[:4]):
+        expected = [config.lr * (k + 1) / 4, config.lr * 0.25 * (k + 1) / 4]
+        assert lrs == pytest.approx(expected)
+    assert all(lrs == pytest.approx([config.lr, config.lr * 0.25]) for lrs in seen[4:])
+    # between steps (schedulers, checkpoints, metrics.csv) the scheduled rates are in place
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [config.lr, config.lr * 0.25]
+
+
+def test_lr_warmup_default_keeps_the_fingerprint_of_older_runs(make_config):
+    plain = make_config(max_epochs=1)
+    assert make_config(max_epochs=1, lr_warmup_steps=0).fingerprint() == plain.fingerprint()
+    assert make_config(max_epochs=1, lr_warmup_steps=5).fingerprint() != plain.fingerprint()
+    with pytest.raises(ConfigError, match="lr_warmup_steps must be >= 0"):
+        make_config(max_epochs=1, lr_warmup_steps=-1)

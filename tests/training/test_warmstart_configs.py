@@ -93,3 +93,18 @@ def test_c_max_is_what_the_from_scratch_pan_run_got_from_the_same_data():
     c_max = script["c_max_for"](ROOT / "configs/converged/si/baseline-seed0.yaml")
     scratch = ROOT / "results/converged/si/pan+pgs-seed0/best_model.safetensors"
     assert c_max == pytest.approx(read_model_file(scratch)[0]["c_max"], rel=1e-12)
+
+
+def test_the_warm_up_option_ramps_every_run_over_whole_epochs(tmp_path):
+    script = runpy.run_path(str(ROOT / "scripts" / "warmstart_configs.py"))
+    argv = ["--system", "si", "--configs", str(tmp_path), "--no-graft", "--warmup-epochs", "2"]
+    assert script["main"](argv) == 0
+    frames = len(read(ROOT / "data/si/train.extxyz", index=":"))
+    for variant in ("baseline", *VARIANTS):
+        path = tmp_path / "si" / f"{variant}-seed0.yaml"
+        made = yaml.safe_load(path.read_text())
+        committed = yaml.safe_load((WARMSTART / "si" / f"{variant}-seed0.yaml").read_text())
+        # 2 epochs of ceil(frames / batch_size) steps; nothing else moves
+        assert made.pop("lr_warmup_steps") == 2 * -(-frames // committed["batch_size"])
+        assert made == committed, variant
+        assert "linear warm-up over the first 2 epoch(s)" in path.read_text()
