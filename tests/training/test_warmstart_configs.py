@@ -108,3 +108,21 @@ def test_the_warm_up_option_ramps_every_run_over_whole_epochs(tmp_path):
         assert made.pop("lr_warmup_steps") == 2 * -(-frames // committed["batch_size"])
         assert made == committed, variant
         assert "linear warm-up over the first 2 epoch(s)" in path.read_text()
+
+
+def test_the_first_steps_probe_compares_from_one_start_and_batch_order(make_config, tmp_path):
+    """scripts/warmstart_first_steps.py: plain and warmed-up epochs share start and batches."""
+    script = runpy.run_path(str(ROOT / "scripts" / "warmstart_first_steps.py"))
+    config = make_config(max_epochs=3, test_file=None, variant="pgs", lr=5e-2).to_dict()
+    path = tmp_path / "pgs-seed0.yaml"
+    path.write_text(yaml.safe_dump(config))
+    plain = script["one_epoch"](path, False, tmp_path / "plain")
+    ramped = script["one_epoch"](path, True, tmp_path / "ramped")
+    assert plain["valid_loss_start"] == ramped["valid_loss_start"]
+    # step 1 is taken before any update: the same loss; after it the runs differ
+    assert plain["train_losses"][0] == ramped["train_losses"][0]
+    assert len(plain["train_losses"]) == len(ramped["train_losses"]) == 3
+    assert plain["train_losses"][1:] != ramped["train_losses"][1:]
+    rows = {("pgs", False): plain, ("pgs", True): ramped}
+    text = script["table"]("emt", 0, rows)
+    assert "| pgs | none |" in text and "| pgs | one epoch |" in text
