@@ -94,16 +94,15 @@ def header(args, start: str, lr: float, c_max: float) -> str:
         "# or a zero-started graft of it (identical predictions), made by\n"
         f"{grafts}\n"
         "# (c_max as a from-scratch PAN run gets it from the same data). The stage-1\n"
-        f"# recipe at the learning rate the baseline had reached at its stop ({lr:g})"
+        f"# recipe at the learning rate the baseline had reached at its stop ({lr:g}).\n"
         + (
-            f", reached by a linear warm-up over the first {args.warmup_epochs:g} epoch(s)"
-            " (a fresh Adam state would otherwise move every parameter by about lr on\n"
-            "# step 1)"
+            f"# Every learning rate ramps up linearly over the first {args.warmup_epochs:g}"
+            " epoch(s)\n# (lr_warmup_steps: a fresh Adam state would otherwise move every"
+            " parameter by about lr on step 1).\n"
             if args.warmup_epochs
             else ""
         )
-        + ".\n"
-        f"# Run: python scripts/train_pretrained.py run --configs {args.configs} "
+        + f"# Run: python scripts/train_pretrained.py run --configs {args.configs} "
         f"--runs {args.runs} --systems {args.system} --jobs 2 --threads 1\n"
     )
 

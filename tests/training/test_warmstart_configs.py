@@ -15,6 +15,7 @@ WARMSTART = ROOT / "configs" / "warmstart"
 SETS = [
     ("configs/warmstart", "configs/converged", "results/warmstart"),
     ("configs/warmstart-grown", "configs/grown", "results/warmstart-grown"),
+    ("configs/warmstart-ramp", "configs/converged", "results/warmstart-ramp"),
 ]
 CASES = [
     (*case, path.name)
@@ -107,7 +108,7 @@ def test_the_warm_up_option_ramps_every_run_over_whole_epochs(tmp_path):
         # 2 epochs of ceil(frames / batch_size) steps; nothing else moves
         assert made.pop("lr_warmup_steps") == 2 * -(-frames // committed["batch_size"])
         assert made == committed, variant
-        assert "linear warm-up over the first 2 epoch(s)" in path.read_text()
+        assert "ramps up linearly over the first 2 epoch(s)" in path.read_text()
 
 
 def test_the_first_steps_probe_compares_from_one_start_and_batch_order(make_config, tmp_path):
