@@ -41,7 +41,10 @@ def one_epoch(config_path: Path, warmup: bool, scratch: Path) -> dict:
     batches = trainer._batches(0)
     assert not warmup or len(batches) == trainer.config.lr_warmup_steps
     start = trainer.evaluate(trainer.data.valid)["loss"]
-    losses = [trainer.train_step(b) for b in batches]
+    losses = []
+    for batch in batches:
+        losses.append(trainer.train_step(batch))
+        trainer.state.step += 1  # as the training loop counts: the warm-up ramp reads it
     return {"valid_loss_start": start, "train_losses": losses,
             "valid_loss_after": trainer.evaluate(trainer.data.valid)["loss"]}  # fmt: skip
 

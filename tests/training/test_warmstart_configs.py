@@ -124,6 +124,15 @@ def test_the_first_steps_probe_compares_from_one_start_and_batch_order(make_conf
     assert plain["train_losses"][0] == ramped["train_losses"][0]
     assert len(plain["train_losses"]) == len(ramped["train_losses"]) == 3
     assert plain["train_losses"][1:] != ramped["train_losses"][1:]
+    # each replays what the trainer does in the first epoch of a run, ramp included
+    from pansim.training.config import TrainConfig
+    from pansim.training.trainer import train
+
+    for warmup, probe in ((0, plain), (3, ramped)):
+        out = str(tmp_path / f"run-{warmup}")
+        train(TrainConfig(**{**config, "max_epochs": 1, "lr_warmup_steps": warmup, "out_dir": out}))
+        history = json.loads(Path(out, "metrics.json").read_text())
+        assert history[0]["valid_loss"] == pytest.approx(probe["valid_loss_after"], rel=1e-12)
     rows = {("pgs", False): plain, ("pgs", True): ramped}
     text = script["table"]("emt", 0, rows)
     assert "| pgs | none |" in text and "| pgs | one epoch |" in text
