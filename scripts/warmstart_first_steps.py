@@ -16,6 +16,7 @@ written into the runs' folders; the test split is not touched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -31,15 +32,10 @@ def one_epoch(config_path: Path, warmup: bool, scratch: Path) -> dict:
     from pansim.training.trainer import Trainer
 
     overrides = {"out_dir": str(scratch), "progress": False, "test_file": None}
-    if warmup:
-        from ase.io import iread
-
-        plain = load_config(config_path, overrides)
-        frames = sum(1 for _ in iread(ROOT / plain.train_file, index=":"))
-        overrides["lr_warmup_steps"] = -(-frames // plain.batch_size)
     trainer = Trainer(load_config(config_path, overrides))
     batches = trainer._batches(0)
-    assert not warmup or len(batches) == trainer.config.lr_warmup_steps
+    if warmup:  # one epoch of ramp; read at every step, nothing at construction uses it
+        trainer.config = dataclasses.replace(trainer.config, lr_warmup_steps=len(batches))
     start = trainer.evaluate(trainer.data.valid)["loss"]
     losses = []
     for batch in batches:
