@@ -9,19 +9,76 @@ pansim imports e3nn and mace only through :func:`import_mace`, which sets the
 flag for the duration of the import and then restores ``os.environ`` exactly,
 so the import works whatever the import order and leaves the environment as it
 found it.
+
+The same libraries talk to pansim's user about their own internals: e3nn scripts
+its generated code with TorchScript on every model build (a dozen warnings per
+model), the e3nn import warns about the flag above, and mace-torch prints a line
+about GPU acceleration to stdout at import, where it lands in front of the
+command line's output. :func:`quiet_library_noise` hides exactly those messages,
+and only for the duration of pansim's own calls (the warning filters are restored
+on exit; nothing is filtered for the user's code). They stay reachable: Python's
+own ``-W`` / ``PYTHONWARNINGS`` options, or the command line's ``-v``
+(:func:`show_library_noise`), turn the hiding off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
+import io
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 _FLAG = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+
+#: warnings of the libraries under pansim that say nothing to its user (regexes)
+LIBRARY_NOISE = (
+    r"The TorchScript type system doesn't support instance-level annotations",
+    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
+    r"`torch\.jit\.(script|save|load)` is deprecated",
+)
+
+#: lines mace-torch prints to stdout when imported
+_IMPORT_PRINTS = ("cuequivariance or cuequivariance_torch is not available",)
+
+_SHOW_NOISE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "pansim_show_library_noise", default=False
+)
+
+
+@contextlib.contextmanager
+def show_library_noise(show: bool = True) -> Iterator[None]:
+    """Let :func:`quiet_library_noise` show everything inside this block (``-v``)."""
+    token = _SHOW_NOISE.set(show)
+    try:
+        yield
+    finally:
+        _SHOW_NOISE.reset(token)
+
+
+def _noise_shown() -> bool:
+    return _SHOW_NOISE.get() or bool(sys.warnoptions)
+
+
+@contextlib.contextmanager
+def quiet_library_noise() -> Iterator[None]:
+    """Ignore :data:`LIBRARY_NOISE` inside the block; the filters are restored on exit.
+
+    Does nothing when the user asked to see warnings (``python -W ...``,
+    ``PYTHONWARNINGS``) or inside :func:`show_library_noise`.
+    """
+    if _noise_shown():
+        yield
+        return
+    with warnings.catch_warnings():
+        for message in LIBRARY_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 @contextlib.contextmanager
@@ -48,11 +105,17 @@ def import_mace() -> ModuleType:
     """
     if "mace" in sys.modules and "e3nn.o3" in sys.modules:
         return sys.modules["mace"]
-    with preserved_environ():
-        os.environ[_FLAG] = "1"
-        importlib.import_module("e3nn.o3")
-        mace = importlib.import_module("mace")
-        importlib.import_module("mace.modules")
+    printed = io.StringIO()
+    try:
+        with preserved_environ(), quiet_library_noise(), contextlib.redirect_stdout(printed):
+            os.environ[_FLAG] = "1"
+            importlib.import_module("e3nn.o3")
+            mace = importlib.import_module("mace")
+            importlib.import_module("mace.modules")
+    finally:
+        for line in printed.getvalue().splitlines(keepends=True):
+            if _noise_shown() or not line.startswith(_IMPORT_PRINTS):
+                sys.stdout.write(line)
     return mace
 
 

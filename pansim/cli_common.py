@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pansim._compat import LIBRARY_NOISE, show_library_noise
+
 T = TypeVar("T")
 
 #: the model ``--model`` defaults to (the shipped default of ``pansim.pretrained``)
@@ -37,14 +39,6 @@ DEFAULT_MODEL = "si"
 
 #: ``None``: tqdm decides (bars on a terminal only); ``False``: never (``-q``); ``True``: always
 PROGRESS: dict[str, bool | None] = {"enabled": None}
-
-
-#: warnings of the libraries under pansim that say nothing to a CLI user (shown with -v)
-LIBRARY_NOISE = (
-    r"The TorchScript type system doesn't support instance-level annotations",
-    r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
-    r"`torch\.jit\.(script|save|load)` is deprecated",
-)
 
 
 class CLIError(Exception):
@@ -360,8 +354,9 @@ def run_command(command: str, func: Callable[[argparse.Namespace], Any], args) -
         resolve_out(command, args)
         with open(os.devnull, "w") if quiet else contextlib.nullcontext() as sink:
             with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
-                with warnings.catch_warnings():
-                    if not getattr(args, "verbose", 0):
+                verbose = bool(getattr(args, "verbose", 0))
+                with warnings.catch_warnings(), show_library_noise(verbose):
+                    if not verbose:  # library noise shows with -v only
                         for message in LIBRARY_NOISE:
                             warnings.filterwarnings("ignore", message=message)
                     return int(func(args) or 0)

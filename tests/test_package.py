@@ -51,3 +51,37 @@ def test_thermalize_gives_the_same_momenta_on_ase_without_thermalize_momenta(mon
     thermalize(older, 500.0, rng=np.random.default_rng(3))
     assert calls == [500.0]
     np.testing.assert_allclose(older.get_momenta(), current, rtol=1e-14)
+
+
+_BUILD = (
+    "import warnings; from pansim.backbones import build_model;"
+    " build = lambda: build_model('mace', 'pan+pgs', elements=['Si'], r_max=4.0,"
+    " num_channels=8, max_L=1);"
+    " build(); before = list(warnings.filters); build();"  # first build: imports add filters
+    " assert warnings.filters == before, 'pansim changed the warning filters';"
+    " print('ok')"
+)
+
+
+def _run(*flags: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    return subprocess.run(
+        [sys.executable, *flags, "-c", _BUILD], env=env, capture_output=True, text=True
+    )
+
+
+def test_importing_and_building_a_model_is_quiet():
+    """e3nn's TorchScript warnings and mace's import-time print reach no one by default."""
+    out = _run()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "ok\n"  # mace's cuequivariance line stays off stdout
+    for noise in ("TorchScript", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "cuequivariance"):
+        assert noise not in out.stderr
+
+
+def test_library_noise_is_shown_when_the_user_asks_for_warnings():
+    out = _run("-W", "default")
+    assert out.returncode == 0, out.stderr
+    assert "cuequivariance" in out.stdout
+    assert "The TorchScript type system" in out.stderr
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected" in out.stderr

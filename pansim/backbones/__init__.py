@@ -50,6 +50,8 @@ from typing import Any
 
 import torch
 
+from pansim._compat import quiet_library_noise
+
 #: the ablation variants, always built from one code path (defined once, torch-free)
 from pansim.variants import VARIANTS
 
@@ -80,7 +82,10 @@ def build_model(
         raise ValueError(f"unknown variant {variant!r}; available: {list(VARIANTS)}")
     module_name, func_name = BACKBONES[backbone].split(":")
     builder = getattr(importlib.import_module(module_name), func_name)
-    return builder(variant=variant, elements=elements, r_max=r_max, seed=seed, **hyperparameters)
+    with quiet_library_noise():  # e3nn scripts its generated code on every build
+        return builder(
+            variant=variant, elements=elements, r_max=r_max, seed=seed, **hyperparameters
+        )
 
 
 def state_dict_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
