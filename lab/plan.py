@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import lzma
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from pansim.files import write_text_atomic
 from pansim.training.config import check_keys
 
 SEEDS = (0, 1, 2)
+#: a partial run's checkpoint as committed (``checkpoint.pt`` itself is git-ignored)
+SNAPSHOT = "checkpoint.pt.xz"
 #: keys a base file must not set (they are what the plan varies)
 VARIED = ("variant", "seed", "out_dir")
 
@@ -99,15 +104,88 @@ def jobs_in(
 
 
 def status(job: Job) -> str:
-    """``done`` (summary written after a full run), ``partial`` (checkpoint) or ``todo``."""
+    """``done`` (a full run's summary), ``partial`` (a checkpoint or its snapshot), ``todo``."""
     summary = job.out_dir / "summary.json"
     if summary.exists():
         reason = json.loads(summary.read_text()).get("stop_reason", "")
         if not reason.startswith("max_steps"):
             return "done"
-    if (job.out_dir / "checkpoint.pt").exists():
+    if (job.out_dir / "checkpoint.pt").exists() or (job.out_dir / SNAPSHOT).exists():
         return "partial"
     return "todo"
+
+
+def restore_checkpoint(job: Job) -> bool:
+    """Unpack ``job``'s committed :data:`SNAPSHOT` when ``checkpoint.pt`` is missing.
+
+    A fresh clone holds a partial run's metrics and best model and only the compressed
+    checkpoint; unpacked (atomically), the run resumes where the snapshot was taken.
+    Returns whether it unpacked.
+    """
+    target, packed = job.out_dir / "checkpoint.pt", job.out_dir / SNAPSHOT
+    if target.exists() or not packed.exists():
+        return False
+    partial = target.with_name(f".{target.name}.{os.getpid()}.unpack")
+    with lzma.open(packed) as src, open(partial, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(partial, target)
+    stamp = packed.stat()
+    os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # not newer than its snapshot
+    return True
+
+
+def snapshot_checkpoint(job: Job) -> bool:
+    """Write ``job``'s :data:`SNAPSHOT` (atomically) when ``checkpoint.pt`` is newer.
+
+    The copy to commit for a run that has not finished. Returns whether it wrote.
+    """
+    source, packed = job.out_dir / "checkpoint.pt", job.out_dir / SNAPSHOT
+    if not source.exists() or status(job) == "done":
+        return False
+    if packed.exists() and packed.stat().st_mtime >= source.stat().st_mtime:
+        return False
+    partial = packed.with_name(f".{packed.name}.{os.getpid()}.tmp")
+    with open(source, "rb") as src, lzma.open(partial, "wb", preset=6) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, packed)
+    return True
+
+
+def read_queue(path: str | Path, root: str | Path) -> list[list[Job]]:
+    """The stages of a queue file, each a list of jobs (in the file's order).
+
+    A queue file is a YAML list of stages, each a mapping with ``configs`` (a folder of
+    expanded configs, relative to ``root``) and optionally ``systems``, ``variants``,
+    ``seeds`` to select from it.
+    """
+    stages = yaml.safe_load(Path(path).read_text())
+    if not isinstance(stages, list) or not stages:
+        raise ValueError(f"{path}: a queue is a non-empty YAML list of stages")
+    known = {"configs", "systems", "variants", "seeds"}
+    out = []
+    for i, stage in enumerate(stages):
+        where = f"{path}: stage {i + 1}"
+        if not isinstance(stage, dict) or "configs" not in stage:
+            raise ValueError(f"{where}: a mapping with a 'configs' folder is required")
+        unknown = sorted(set(stage) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+        folder = Path(root) / stage["configs"]
+        if not folder.is_dir():
+            raise ValueError(f"{where}: no folder {folder}")
+        jobs = jobs_in(folder, stage.get("systems"), root=root)
+        if stage.get("variants"):
+            jobs = [j for j in jobs if j.variant in stage["variants"]]
+        if stage.get("seeds") is not None:
+            jobs = [j for j in jobs if j.seed in stage["seeds"]]
+        if not jobs:
+            raise ValueError(f"{where}: selects no config under {folder}")
+        out.append(jobs)
+    return out
 
 
 def command(job: Job, nproc: int = 1) -> list[str]:

@@ -12,6 +12,8 @@ Usage (from the repository root)::
     python scripts/train_pretrained.py run --systems si        # train (resumes partial runs)
     python scripts/train_pretrained.py run --nproc 2           # each job on 2 processes (torchrun)
     python scripts/train_pretrained.py run --jobs 2 --threads 1  # two 1-thread jobs side by side
+    python scripts/train_pretrained.py run --queue configs/queue.yaml --jobs 2 --threads 1
+    python scripts/train_pretrained.py snapshot --queue configs/queue.yaml  # xz copies to commit
     python scripts/train_pretrained.py cards                  # model cards of finished runs
     python scripts/train_pretrained.py ship --dest DIR        # shipped models + cards to DIR
     python scripts/train_pretrained.py ship --configs configs/converged --dest pansim/pretrained \
@@ -22,6 +24,12 @@ Usage (from the repository root)::
 
 Every job is exactly ``pansim train <config>`` (``--resume`` when a checkpoint
 exists), so each shipped model can also be rebuilt with that one call.
+
+Long campaigns outlive a session: ``--queue FILE`` takes the stages of a YAML queue
+(``configs/queue.yaml``: the remaining plan in priority order) as one list, so the
+``--jobs`` slots stay busy across stage boundaries. A partial run's ``checkpoint.pt`` is
+git-ignored; ``snapshot`` writes the ``checkpoint.pt.xz`` to commit, and ``run`` unpacks
+it again in a fresh clone before resuming (finished runs are skipped, nothing is redone).
 """
 
 from __future__ import annotations
@@ -54,13 +62,35 @@ def write_configs(args) -> int:
 
 
 def _selected(args):
-    jobs = _plan().jobs_in(args.configs, args.systems, root=ROOT)
-    return [
-        j
-        for j in jobs
-        if (not args.variants or j.variant in args.variants)
-        and (not args.seeds or j.seed in args.seeds)
-    ]
+    return [job for stage in _stages(args) for job in stage]
+
+
+def _stages(args):
+    """The selected jobs in stages: the queue file's, or one stage of ``--configs``."""
+    plan = _plan()
+    if getattr(args, "queue", None):
+        try:
+            stages = plan.read_queue(args.queue, root=ROOT)
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--queue: {err}") from None
+    else:
+        stages = [plan.jobs_in(args.configs, args.systems, root=ROOT)]
+    seen = set()
+    out = []
+    for stage in stages:
+        chosen = []
+        for j in stage:
+            if args.systems and j.system not in args.systems:
+                continue
+            if args.variants and j.variant not in args.variants:
+                continue
+            if args.seeds and j.seed not in args.seeds:
+                continue
+            if j.config.resolve() not in seen:
+                seen.add(j.config.resolve())
+                chosen.append(j)
+        out.append(chosen)
+    return out
 
 
 def list_jobs(args) -> int:
@@ -106,11 +136,15 @@ def run_jobs(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     plan = _plan()
-    todo = [job for job in _selected(args) if plan.status(job) != "done"]
-    # seed-major, shipped pair first: a run cut short still leaves whole seeds, and
-    # seed 0's baseline and pan+pgs (the shipped models) come first
+    # within a stage seed-major, shipped pair first: a run cut short still leaves whole
+    # seeds, and seed 0's baseline and pan+pgs (the shipped models) come first
     rank = {"baseline": 0, "pan+pgs": 1, "pan": 2, "pgs": 3}
-    todo.sort(key=lambda job: (job.seed, job.system, rank.get(job.variant, 4), job.variant))
+    todo = []
+    for stage in _stages(args):
+        stage = [job for job in stage if plan.status(job) != "done"]
+        todo += sorted(
+            stage, key=lambda job: (job.seed, job.system, rank.get(job.variant, 4), job.variant)
+        )
     if not getattr(args, "allow_incomplete_data", False):
         waiting = {job.system: unfinished_data(job) for job in todo}
         for system, why in sorted(waiting.items()):
@@ -127,6 +161,8 @@ def run_jobs(args) -> int:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
     def one(job) -> int:
+        if plan.restore_checkpoint(job):
+            print(f"unpacked {plan.relative_path(job.out_dir / plan.SNAPSHOT)}", flush=True)
         cmd = plan.command(job, args.nproc)
         print("+", " ".join(cmd), flush=True)
         if args.in_process and args.nproc == 1:
@@ -138,6 +174,15 @@ def run_jobs(args) -> int:
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         codes = list(pool.map(one, todo))
     return 1 if any(code != 0 for code in codes) else 0
+
+
+def snapshot(args) -> int:
+    """Write the ``checkpoint.pt.xz`` of every partial run (the copy to commit)."""
+    plan = _plan()
+    for job in _selected(args):
+        if plan.snapshot_checkpoint(job):
+            print("wrote", plan.relative_path(job.out_dir / plan.SNAPSHOT))
+    return 0
 
 
 def write_cards(args) -> int:
@@ -231,11 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
     actions = {"write-configs": write_configs, "list": list_jobs, "run": run_jobs,
-               "cards": write_cards, "ship": ship}  # fmt: skip
+               "snapshot": snapshot, "cards": write_cards, "ship": ship}  # fmt: skip
     for name, func in actions.items():
         p = sub.add_parser(name)
         p.set_defaults(func=func)
         p.add_argument("--configs", type=Path, default=CONFIGS)
+        p.add_argument(
+            "--queue", type=Path, metavar="FILE",
+            help="list/run/snapshot: the stages of a YAML queue instead of --configs",
+        )  # fmt: skip
         p.add_argument("--systems", nargs="*")
         p.add_argument("--variants", nargs="*")
         p.add_argument("--seeds", nargs="*", type=int)

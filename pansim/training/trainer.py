@@ -655,7 +655,13 @@ RUN_FINGERPRINT = "fingerprint.json"
 
 
 def _refuse_other_run(out: Path, fingerprint: str) -> None:
-    """A fresh run into a folder holding another run's results is refused."""
+    """A fresh run into a folder holding another run's results is refused.
+
+    So is a fresh run of the *same* inputs into a folder that holds its results but no
+    checkpoint (a finished run, or a partial one whose ``checkpoint.pt`` is not there, as
+    in a clone that keeps only a compressed copy): starting again from epoch 0 would
+    overwrite those results.
+    """
     path = out / RUN_FINGERPRINT
     if path.exists():
         try:
@@ -666,6 +672,17 @@ def _refuse_other_run(out: Path, fingerprint: str) -> None:
             raise ckpt.CheckpointError(
                 f"{out} holds a run with other inputs (config or data fingerprint differs, "
                 f"see {path}); choose another out_dir or remove that run"
+            )
+        if (out / "summary.json").exists():
+            raise ckpt.CheckpointError(
+                f"{out} holds a finished run of this config (summary.json); training it "
+                "again from scratch would overwrite it: choose another out_dir or remove it"
+            )
+        if (out / BEST_MODEL).exists():
+            raise ckpt.CheckpointError(
+                f"{out} holds a partial run of this config but no {CHECKPOINT} to resume "
+                f"from; restore it (a committed copy: xz -dk {out / CHECKPOINT}.xz) and pass "
+                "--resume, or choose another out_dir"
             )
     elif (out / BEST_MODEL).exists():
         raise ckpt.CheckpointError(

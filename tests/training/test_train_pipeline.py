@@ -265,3 +265,89 @@ def test_run_skips_systems_whose_data_is_still_being_labelled(tmp_path, monkeypa
     manifest.save()
     calls.clear()
     assert script["main"](argv) == 0 and len(calls) == 1
+
+
+def _queue(tmp_path, stages) -> Path:
+    path = tmp_path / "queue.yaml"
+    path.write_text(yaml.safe_dump(stages))
+    return path
+
+
+def test_queue_runs_its_stages_in_order_as_one_list(tmp_path, monkeypatch):
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    calls = []
+    monkeypatch.setattr(
+        script["subprocess"], "call", lambda cmd, cwd=None, env=None: calls.append(cmd) or 0
+    )
+    monkeypatch.setattr(plan, "status", lambda job: "todo")
+    queue = _queue(tmp_path, [
+        {"configs": "configs/converged", "systems": ["lif"], "variants": ["pan+pgs"],
+         "seeds": [0]},
+        {"configs": "configs/converged", "systems": ["si"], "seeds": [1]},
+        {"configs": "configs/converged", "systems": ["lif"], "seeds": [0]},  # pan+pgs again
+    ])  # fmt: skip
+    assert script["main"](["run", "--queue", str(queue), "--jobs", "1"]) == 0
+    names = [
+        Path(next(a for a in cmd if a.endswith(".yaml"))).resolve().relative_to(ROOT / "configs")
+        for cmd in calls
+    ]
+    assert [str(n) for n in names] == [
+        "converged/lif/pan+pgs-seed0.yaml",
+        "converged/si/baseline-seed1.yaml", "converged/si/pan+pgs-seed1.yaml",
+        "converged/si/pan-seed1.yaml", "converged/si/pgs-seed1.yaml",
+        "converged/lif/baseline-seed0.yaml", "converged/lif/pan-seed0.yaml",
+        "converged/lif/pgs-seed0.yaml",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ([], "non-empty YAML list"),
+        ([{"systems": ["si"]}], "'configs' folder is required"),
+        ([{"configs": "configs/converged", "seed": [0]}], r"unknown keys \['seed'\]"),
+        ([{"configs": "configs/nowhere"}], "no folder"),
+        ([{"configs": "configs/converged", "systems": ["xx"]}], "selects no config"),
+    ],
+)
+def test_bad_queue_is_a_clear_error(tmp_path, stages, message):
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    with pytest.raises(SystemExit, match=message):
+        script["main"](["list", "--queue", str(_queue(tmp_path, stages))])
+
+
+def test_committed_queue_names_existing_configs():
+    stages = plan.read_queue(ROOT / "configs" / "queue.yaml", root=ROOT)
+    assert all(stages)
+
+
+def test_snapshot_and_restore_of_a_partial_run(tmp_path, monkeypatch):
+    """A clone has ``checkpoint.pt.xz`` only; ``run`` unpacks it and resumes."""
+    base = yaml.safe_load((ROOT / "configs" / "converged" / "si" / "pan-seed0.yaml").read_text())
+    out = tmp_path / "runs" / "si" / "pan-seed0"
+    config = tmp_path / "configs" / "si" / "pan-seed0.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(yaml.safe_dump({**base, "out_dir": str(out)}))
+    (job,) = plan.jobs_in(tmp_path / "configs")
+    assert plan.status(job) == "todo" and not plan.snapshot_checkpoint(job)
+    out.mkdir(parents=True)
+    payload = bytes(range(256)) * 1000
+    (out / "checkpoint.pt").write_bytes(payload)
+    assert plan.snapshot_checkpoint(job) and (out / plan.SNAPSHOT).exists()
+    assert not plan.snapshot_checkpoint(job)  # the snapshot is up to date
+    (out / "checkpoint.pt").unlink()  # what a clone has
+    assert plan.status(job) == "partial"
+
+    script = runpy.run_path(str(ROOT / "scripts" / "train_pretrained.py"))
+    calls = []
+    monkeypatch.setattr(
+        script["subprocess"], "call",
+        lambda cmd, cwd=None, env=None: calls.append((cmd, (out / "checkpoint.pt").exists())) or 0,
+    )  # fmt: skip
+    assert script["main"](["run", "--configs", str(tmp_path / "configs")]) == 0
+    ((cmd, unpacked),) = calls
+    assert unpacked and cmd[-1] == "--resume"
+    assert (out / "checkpoint.pt").read_bytes() == payload
+    assert not plan.snapshot_checkpoint(job)  # unpacked copy is not newer than its source
+    (out / "summary.json").write_text(json.dumps({"stop_reason": "early_stopping"}))
+    assert plan.status(job) == "done" and not plan.snapshot_checkpoint(job)

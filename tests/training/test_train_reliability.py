@@ -106,3 +106,20 @@ def test_checkpoint_is_fsynced_before_it_replaces_the_old_one(tmp_path, monkeypa
     ckpt.save_atomic({"w": torch.ones(3)}, tmp_path / "checkpoint.pt")
     assert events == ["fsync", "replace"]
     assert torch.equal(ckpt.load(tmp_path / "checkpoint.pt")["w"], torch.ones(3))
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_fresh_run_of_the_same_config_never_overwrites_its_results(make_config, finished):
+    """A clone keeps a run's results but not its checkpoint.pt (git-ignored): ``pansim
+    train`` without ``--resume`` must not start that run again over them."""
+    config = make_config(max_epochs=1, test_file=None)
+    train(config)
+    out = Path(config.out_dir)
+    (out / CHECKPOINT).unlink()
+    if not finished:
+        (out / "summary.json").unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    match = "finished run of this config" if finished else "partial run of this config"
+    with pytest.raises(CheckpointError, match=match):
+        train(make_config(max_epochs=1, test_file=None))
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
