@@ -180,8 +180,8 @@ def choose(
     if best is not None and eligible[best]["valid_loss"] <= base:
         served = best
         reason = (
-            f"{best} has the lowest mean validation loss ({eligible[best]['valid_loss']:.4f}) "
-            f"among the variants that pass the E(V) check, at most the baseline's ({base:.4f})"
+            f"{best} has the lowest mean validation loss ({eligible[best]['valid_loss']:#.4g}) "
+            f"among the variants that pass the E(V) check, at most the baseline's ({base:#.4g})"
         )
         if excluded:
             reason += "; not eligible: " + "; ".join(excluded)
@@ -191,7 +191,7 @@ def choose(
         if best is not None:
             parts.append(
                 f"the best eligible PAN/PGS variant ({best}, mean validation loss "
-                f"{eligible[best]['valid_loss']:.4f}) is above the baseline's ({base:.4f})"
+                f"{eligible[best]['valid_loss']:#.4g}) is above the baseline's ({base:#.4g})"
             )
         parts += excluded
         if not table.keys() - set(baselines):
@@ -199,7 +199,8 @@ def choose(
         reason = "no PAN/PGS variant won: " + "; ".join(parts)
     if unfinished:
         reason += "; not counted, still training: " + ", ".join(
-            f"{v} (epoch {r.get('epochs')}, best validation loss so far {r['best_valid_loss']:.4f})"
+            f"{v} (epoch {r.get('epochs')}, best validation loss so far "
+            f"{r['best_valid_loss']:#.4g})"
             for v, r in sorted(unfinished.items())
         )
     if twin != "baseline":
@@ -249,7 +250,7 @@ def variant_rows(decision: Mapping[str, Any]) -> list[str]:
         eos = {None: "-", True: "pass", False: "**fail**"}[row["eos_ok"]]
         mark = " (served)" if variant == decision["served"] else ""
         rows.append(
-            f"| {variant}{mark} | {row['valid_loss']:.4f} | {fmt(row['valid_energy_mae'])} "
+            f"| {variant}{mark} | {row['valid_loss']:#.4g} | {fmt(row['valid_energy_mae'])} "
             f"| {fmt(row['valid_forces_mae'])} | {fmt(row['valid_stress_mae'])} | {eos} "
             f"| {fmt(row['test_energy_per_atom_mae'])} | {fmt(row['test_forces_mae'])} "
             f"| {fmt(row['test_stress_mae'])} |"
@@ -277,9 +278,9 @@ def markdown(decision: Mapping[str, Any]) -> str:
     lines = [
         f"# Shipping decision, {decision['system']}",
         "",
-        f"Seeds counted: {decision['seeds']} (finished by every variant). Chosen on the "
-        "validation split only; test errors are listed, not used. MAEs: E meV/atom, "
-        "F meV/A, S GPa; valid loss: mean over the seeds.",
+        f"Seeds counted: {decision['seeds']} (finished by every variant with a finished run). "
+        "Chosen on the validation split only; test errors are listed, not used. MAEs: "
+        "E meV/atom, F meV/A, S GPa; valid loss: mean over the seeds.",
         "",
         *TABLE_HEAD,
         *variant_rows(decision),

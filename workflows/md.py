@@ -354,6 +354,37 @@ class _Run:
         self.step = 0
         self.restarted_from: int | None = None
         self.rng = np.random.default_rng(cfg.seed)
+        #: out-of-training-domain findings of the model (PANCalculator results["warnings"]):
+        #: per kind ("distance Li-Li", "coordination of F", ...) the first step and line,
+        #: the number of steps it held, and the extreme line (the shortest distance)
+        self.domain: dict[str, dict[str, Any]] = {}
+
+    def note_domain(self) -> None:
+        """Record the model's out-of-domain findings for the current step."""
+        results = getattr(self.atoms.calc, "results", None) or {}
+        for line in results.get("warnings") or []:
+            kind = _domain_kind(line)
+            note = self.domain.get(kind)
+            if note is None:
+                self.domain[kind] = {"first_step": self.step, "first": line, "steps": 1,
+                                     "worst": line}  # fmt: skip
+                continue
+            note["steps"] += 1
+            if _domain_value(line) < _domain_value(note["worst"]):
+                note["worst"] = line
+
+    def domain_warnings(self) -> list[str]:
+        """One line per kind of out-of-domain finding (empty inside the training domain)."""
+        out = []
+        for kind, note in sorted(self.domain.items()):
+            line = (
+                f"outside the model's training data ({kind}) on {note['steps']} of "
+                f"{self.step} steps, first at step {note['first_step']}: {note['first']}"
+            )
+            if note["worst"] != note["first"] and kind.startswith("distance"):
+                line += f"; closest: {note['worst']}"
+            out.append(line + "; results there are extrapolations")
+        return out
 
     # files
     def path(self, name: str) -> Path | None:
@@ -376,6 +407,7 @@ class _Run:
         self.step = self.restarted_from = int(state["step"])
         self.samples = state["samples"]
         self.n_frames = int(state["n_frames"])
+        self.domain = state.get("domain", {})
         self._truncate_trajectory()
         self._rewrite_log()
         return state
@@ -419,6 +451,7 @@ class _Run:
             "momenta": a.get_momenta(),
             "samples": self.samples,
             "n_frames": self.n_frames,
+            "domain": self.domain,
             "integrator": integrator_state(dyn),
         }
         atomic_write_text(path, json.dumps(to_jsonable(state)))
@@ -463,6 +496,25 @@ class _Run:
                 f"{self.cfg.min_distance_A:g} A"
             )
         return ""
+
+
+def _domain_kind(line: str) -> str:
+    """``"distance Li-Li"``, ``"coordination of F"``, ``"element combination"`` of a finding."""
+    words = line.split(" ")
+    return (
+        " ".join(words[:2])
+        if words[0] == "distance"
+        else " ".join(words[: 3 if words[0] == "coordination" else 2])
+    )
+
+
+def _domain_value(line: str) -> float:
+    """The distance of a ``distance ...`` finding (inf for the other kinds)."""
+    words = line.split(" ")
+    try:
+        return float(words[2]) if words[0] == "distance" else float("inf")
+    except (IndexError, ValueError):
+        return float("inf")
 
 
 def _initial_velocities(run: _Run) -> None:
@@ -598,6 +650,7 @@ def _steps(run: _Run, dyn: Any, traj, log, t_ref: float, bar) -> str:
             return f"step {run.step + 1} raised {type(err).__name__}: {err}"
         run.step += 1
         bar.update(1)
+        run.note_domain()
         reason = run.blown_up(t_ref)
         if reason:
             run.write_frame(traj)
@@ -638,6 +691,7 @@ def _result(run: _Run, atoms: Atoms, calc: Any, reason: str, timings: dict) -> M
     temps = np.array(s["T"])
     warnings = [f"MD stopped at step {run.step}: {reason}"] if reason else []
     warnings += [cap_warning] if cap_warning else []
+    warnings += run.domain_warnings()
     files = (
         {}
         if run.outdir is None

@@ -147,3 +147,33 @@ def test_nan_and_calculator_errors_stop_the_run(tmp_path):
     assert np.all(np.isfinite(res.etot_eV_per_atom))
     res = run_md(cu(1), RaisesAfter(6), steps=50, outdir=tmp_path / "err")
     assert res.status == "blown_up" and "RuntimeError" in res.stop_reason and res.steps_done == 4
+
+
+class _DomainEMT(EMT):
+    """EMT that reports, as PANCalculator does, pair distances below 2.45 A as findings."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        super().calculate(atoms, properties, system_changes or [])
+        d = self.atoms.get_all_distances(mic=True)
+        np.fill_diagonal(d, np.inf)
+        closest = d.min()
+        self.results["warnings"] = (
+            [f"distance Cu-Cu {closest:.3f} A below the shortest in training (2.450 A)"]
+            if closest < 2.45
+            else []
+        )
+
+
+def test_out_of_domain_steps_are_reported_and_survive_a_restart(tmp_path):
+    opts = dict(ensemble="langevin", temperature_K=900, checkpoint_every=10, seed=3)
+    full = run_md(cu(), _DomainEMT(), steps=40, outdir=tmp_path / "full", **opts)
+    (line,) = [w for w in full.warnings if "training data" in w]
+    assert line.startswith("outside the model's training data (distance Cu-Cu) on ")
+    steps = int(line.split(" on ")[1].split(" of ")[0])
+    assert 0 < steps <= 40 and "first at step" in line and "extrapolations" in line
+    run_md(cu(), _DomainEMT(), steps=20, outdir=tmp_path / "cut", **opts)
+    resumed = run_md(cu(), _DomainEMT(), steps=40, outdir=tmp_path / "cut", **opts)
+    assert resumed.restarted_from_step == 20
+    assert [w for w in resumed.warnings if "training data" in w] == [line]
+    inside = run_md(cu(), EMT(), steps=10, **{**opts, "checkpoint_every": 100})
+    assert not [w for w in inside.warnings if "training data" in w]
