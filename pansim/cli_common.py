@@ -320,6 +320,11 @@ def resolve_out(command: str, args: argparse.Namespace) -> None:
     """
     if not getattr(args, "run_folder", False):
         return
+    if getattr(args, "out", None) == "-":
+        raise CLIError(
+            "--out names an output folder (result files and plots); '-' (standard output) "
+            "is not one: give a folder, or leave --out out for a new run folder"
+        )
     if getattr(args, "out", None) is None:
         args.out = str(default_out(command, getattr(args, "model", None)))
         args.out_is_new = True

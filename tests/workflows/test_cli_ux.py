@@ -106,6 +106,13 @@ def test_out_is_a_file(capsys, cu, tmp_path):
     assert "not a folder" in line
 
 
+def test_out_dash_is_refused_not_made_a_folder(capsys, cu, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = error_of(capsys, ["single", "--model", "emt", "--structure", cu, "--out", "-"])
+    assert "'-' (standard output) is not one" in line
+    assert not (tmp_path / "-").exists()
+
+
 def test_out_below_a_file_is_not_writable(capsys, cu, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
