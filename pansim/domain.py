@@ -185,6 +185,21 @@ def domain_findings(
     return found
 
 
+def finding_kind(line: str) -> str:
+    """The subject of a :func:`domain_findings` line, e.g. ``"distance Li-Li"``."""
+    words = line.split(" ")
+    return " ".join(words[: 3 if words[0] == "coordination" else 2])
+
+
+def finding_distance(line: str) -> float:
+    """The distance (A) of a ``distance ...`` line of :func:`domain_findings`; inf otherwise."""
+    words = line.split(" ")
+    try:
+        return float(words[2]) if words[0] == "distance" else float("inf")
+    except (IndexError, ValueError):
+        return float("inf")
+
+
 def model_domain(model: Any) -> dict | None:
     """The domain statistics a loaded model file carried (None if it had none)."""
     meta = getattr(model, "pansim_metadata", None) or {}

@@ -49,6 +49,7 @@ from pansim.cli_common import (
     positive_int,
     progress_bar,
 )
+from pansim.domain import finding_distance, finding_kind
 from pansim.provenance import calculator_provenance
 from workflows._common import (
     WorkflowResult,
@@ -363,14 +364,14 @@ class _Run:
         """Record the model's out-of-domain findings for the current step."""
         results = getattr(self.atoms.calc, "results", None) or {}
         for line in results.get("warnings") or []:
-            kind = _domain_kind(line)
+            kind = finding_kind(line)
             note = self.domain.get(kind)
             if note is None:
                 self.domain[kind] = {"first_step": self.step, "first": line, "steps": 1,
                                      "worst": line}  # fmt: skip
                 continue
             note["steps"] += 1
-            if _domain_value(line) < _domain_value(note["worst"]):
+            if finding_distance(line) < finding_distance(note["worst"]):
                 note["worst"] = line
 
     def domain_warnings(self) -> list[str]:
@@ -496,25 +497,6 @@ class _Run:
                 f"{self.cfg.min_distance_A:g} A"
             )
         return ""
-
-
-def _domain_kind(line: str) -> str:
-    """``"distance Li-Li"``, ``"coordination of F"``, ``"element combination"`` of a finding."""
-    words = line.split(" ")
-    return (
-        " ".join(words[:2])
-        if words[0] == "distance"
-        else " ".join(words[: 3 if words[0] == "coordination" else 2])
-    )
-
-
-def _domain_value(line: str) -> float:
-    """The distance of a ``distance ...`` finding (inf for the other kinds)."""
-    words = line.split(" ")
-    try:
-        return float(words[2]) if words[0] == "distance" else float("inf")
-    except (IndexError, ValueError):
-        return float("inf")
 
 
 def _initial_velocities(run: _Run) -> None:

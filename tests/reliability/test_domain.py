@@ -96,3 +96,14 @@ def test_models_without_statistics_are_not_checked(tiny_model_factory):
     atoms.calc = calc
     atoms.get_potential_energy()
     assert "warnings" not in calc.results
+
+
+def test_finding_kind_and_distance_read_the_lines_domain_findings_writes():
+    from pansim.domain import domain_findings, finding_distance, finding_kind
+
+    stats = {"combinations": [["F", "Li"]], "min_distance": {"Li-Li": 2.1, "*": 1.2},
+             "coordination": {"F": [4, 8]}, "r_max": 5.0}  # fmt: skip
+    lines = domain_findings([3, 3, 9, 1], {"Li-Li": 0.514}, np.array([6, 6, 9, 6]), stats)
+    kinds = [finding_kind(line) for line in lines]
+    assert kinds == ["element combination", "distance Li-Li", "coordination of F"]
+    assert [finding_distance(line) for line in lines] == [np.inf, 0.514, np.inf]
