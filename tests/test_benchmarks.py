@@ -394,3 +394,16 @@ def test_profile_scaling_splits_each_sizes_ops_into_forward_and_backward(benchma
         assert totals["backward"] == pytest.approx(backward)
         assert "backward autograd::engine::evaluate_function: MulBackward0" in ops
     assert "| op | us/atom at 8 | us/atom at 16 |" in capsys.readouterr().out
+
+
+def test_training_step_benchmark_times_both_precisions(benchmarks, tmp_path):
+    module = importlib.import_module("benchmarks.training_step")
+    argv = ["--system", "si", "--variants", "baseline", "--repeats", "1",
+            "--out-dir", str(tmp_path)]  # fmt: skip
+    assert module.main(argv) == 0
+    result = json.loads((tmp_path / "training_step_si.json").read_text())
+    (row,) = result["rows"]
+    assert row["variant"] == "baseline"
+    assert set(row["median_s"]) == {"float64", "float32"}
+    assert all(v["cpu"] > 0 for v in row["median_s"].values())
+    assert "| baseline |" in (tmp_path / "training_step_si.md").read_text()
