@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from pansim.backbones import VARIANTS
-from pansim.files import write_text_atomic
+from pansim.files import atomic_path, write_text_atomic
 from pansim.training.config import check_keys
 
 SEEDS = (0, 1, 2)
@@ -125,12 +125,10 @@ def restore_checkpoint(job: Job) -> bool:
     target, packed = job.out_dir / "checkpoint.pt", job.out_dir / SNAPSHOT
     if target.exists() or not packed.exists():
         return False
-    partial = target.with_name(f".{target.name}.{os.getpid()}.unpack")
-    with lzma.open(packed) as src, open(partial, "wb") as dst:
+    with atomic_path(target) as partial, lzma.open(packed) as src, open(partial, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())
-    os.replace(partial, target)
     stamp = packed.stat()
     os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # not newer than its snapshot
     return True
@@ -146,13 +144,28 @@ def snapshot_checkpoint(job: Job) -> bool:
         return False
     if packed.exists() and packed.stat().st_mtime >= source.stat().st_mtime:
         return False
-    partial = packed.with_name(f".{packed.name}.{os.getpid()}.tmp")
-    with open(source, "rb") as src, lzma.open(partial, "wb", preset=6) as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, packed)
+    with atomic_path(packed) as partial:
+        with open(source, "rb") as src, lzma.open(partial, "wb", preset=6) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
     return True
+
+
+def select(
+    jobs: Sequence[Job],
+    systems: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[Job]:
+    """The jobs of the given systems, variants and seeds (``None`` or empty: all)."""
+    return [
+        j
+        for j in jobs
+        if (not systems or j.system in systems)
+        and (not variants or j.variant in variants)
+        and (not seeds or j.seed in seeds)
+    ]
 
 
 def read_queue(path: str | Path, root: str | Path) -> list[list[Job]]:
@@ -177,11 +190,8 @@ def read_queue(path: str | Path, root: str | Path) -> list[list[Job]]:
         folder = Path(root) / stage["configs"]
         if not folder.is_dir():
             raise ValueError(f"{where}: no folder {folder}")
-        jobs = jobs_in(folder, stage.get("systems"), root=root)
-        if stage.get("variants"):
-            jobs = [j for j in jobs if j.variant in stage["variants"]]
-        if stage.get("seeds") is not None:
-            jobs = [j for j in jobs if j.seed in stage["seeds"]]
+        jobs = select(jobs_in(folder, root=root), stage.get("systems"), stage.get("variants"),
+                      stage.get("seeds"))  # fmt: skip
         if not jobs:
             raise ValueError(f"{where}: selects no config under {folder}")
         out.append(jobs)

@@ -75,20 +75,14 @@ def _stages(args):
             raise SystemExit(f"--queue: {err}") from None
     else:
         stages = [plan.jobs_in(args.configs, args.systems, root=ROOT)]
-    seen = set()
+    seen: set[Path] = set()
     out = []
     for stage in stages:
         chosen = []
-        for j in stage:
-            if args.systems and j.system not in args.systems:
-                continue
-            if args.variants and j.variant not in args.variants:
-                continue
-            if args.seeds and j.seed not in args.seeds:
-                continue
-            if j.config.resolve() not in seen:
-                seen.add(j.config.resolve())
-                chosen.append(j)
+        for job in plan.select(stage, args.systems, args.variants, args.seeds):
+            if job.config.resolve() not in seen:
+                seen.add(job.config.resolve())
+                chosen.append(job)
         out.append(chosen)
     return out
 
